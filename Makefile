@@ -1,0 +1,45 @@
+# c360 — every target sets itself up first (virtualenv, Python packages, JVM jars).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.c360-installed
+JAR_STAMP := .jars/.resolved
+RUN_DATE ?= $(shell date -u +%F)
+SAMPLE := data/sample
+SCALE ?= S
+export PYSPARK_PYTHON := $(abspath $(BIN)/python)
+
+.PHONY: setup run test bench dist lock clean
+
+setup: $(PY_STAMP) $(JAR_STAMP)
+
+$(PY_STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+$(JAR_STAMP): jvm/jars.lock jvm/resolve.sh
+	bash jvm/resolve.sh
+
+# Small deterministic sample, then the whole nightly on the embedded warehouse (./warehouse).
+run: setup
+	$(BIN)/c360 generate --out $(SAMPLE) --profiles 2000 --days 120 --seed 7 --run-date $(RUN_DATE)
+	$(BIN)/c360 nightly --input $(SAMPLE) --run-date $(RUN_DATE)
+
+test: setup
+	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/python -m bench.run --scale $(SCALE)
+
+# Source archive for spark-submit --py-files (see README).
+dist: setup
+	$(BIN)/python -m jobs.dist dist/c360.zip
+
+lock:
+	$(BIN)/pip freeze --exclude-editable | sed '1i # Exact versions installed by `make setup` (pip freeze of a working venv). Regenerate with `make lock`.' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .jars warehouse data/sample dist

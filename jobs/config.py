@@ -1,0 +1,179 @@
+"""Configuration: YAML under conf/, validated at load into frozen dataclasses.
+
+Every section is a dataclass; `load_config` walks the YAML against the dataclass fields, so an
+unknown or mistyped key, or a value of the wrong type, is a ConfigError that names the file and the
+dotted key (with a suggestion for typos). Environment differences (local vs cluster) are config.
+A section may define `validate(self, key: str) -> None` for checks beyond types.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jobs.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "conf" / "local.yml"
+
+
+# ----------------------------------------------------------------------------------------------
+# Sections. Each stage owns its section; keep defaults usable so a minimal file works.
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """How to build the SparkSession. `master: null` leaves it to spark-submit."""
+
+    master: str | None = "local[*]"
+    app_name: str = "c360"
+    shuffle_partitions: int = 4
+    driver_memory: str | None = None
+    # Folder of jars resolved at set-up (jvm/jars.lock); relative paths are under the repo.
+    jars_dir: str | None = ".jars"
+    # Opt-in for cluster users: Maven coordinates resolved by Spark at session start (needs network).
+    packages: list[str] = field(default_factory=list)
+    # Any other Spark property, passed through as is.
+    conf: dict[str, str] = field(default_factory=dict)
+
+    def validate(self, key: str) -> None:
+        if self.shuffle_partitions < 1:
+            raise ValueError(f"'{key}.shuffle_partitions' must be at least 1")
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Where raw input lives below `--input DIR`, and how much bad input is tolerable."""
+
+    events_glob: str = "events"
+    customers_glob: str = "customers"
+    # Share of quarantined lines above which the run still completes but the summary warns.
+    warn_quarantine_ratio: float = 0.05
+
+
+@dataclass(frozen=True)
+class Config:
+    warehouse: str = "warehouse"
+    spark: SparkSettings = field(default_factory=SparkSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    # Sections owned by later stages; their schemas live in the stage modules' config classes.
+    identity: dict[str, Any] = field(default_factory=dict)
+    activities: dict[str, Any] = field(default_factory=dict)
+    lens: dict[str, Any] = field(default_factory=dict)
+    source: str = "<defaults>"
+
+    def warehouse_path(self) -> Path:
+        return resolve_path(self.warehouse)
+
+
+def resolve_path(value: str | Path) -> Path:
+    """Relative paths in config are relative to the repo root, so commands work from any cwd."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (Path.cwd() / path).resolve()
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading and validation
+# ----------------------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path | None = None, *, overrides: dict[str, Any] | None = None) -> Config:
+    """Load and validate a config file; `overrides` replace top-level keys (e.g. warehouse)."""
+    file = Path(path) if path is not None else DEFAULT_CONFIG
+    if not file.is_file():
+        raise ConfigError(f"configuration file {file} does not exist (pass --config FILE)")
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{file}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot be read: {exc.strerror}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping of sections")
+    data = {**data, **(overrides or {})}
+    data.pop("source", None)
+    cfg = build_section(Config, data, key="", file=str(file))
+    return dataclasses.replace(cfg, source=str(file))
+
+
+def build_section(cls: type, data: Any, *, key: str, file: str) -> Any:
+    """Build dataclass `cls` from `data`, naming `file` and the dotted `key` in every error."""
+    where = f"'{key}'" if key else "the top level"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: {where} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init and f.name != "source"]
+    for name in data:
+        if name not in names:
+            near = difflib.get_close_matches(str(name), names, n=1)
+            hint = f" (did you mean '{_join(key, near[0])}'?)" if near else f" (known keys: {', '.join(names)})"
+            raise ConfigError(f"{file}: unknown key '{_join(key, name)}'{hint}")
+    kwargs = {name: _coerce(hints[name], data[name], key=_join(key, name), file=file) for name in names if name in data}
+    try:
+        obj = cls(**kwargs)
+        if hasattr(obj, "validate"):
+            obj.validate(key or cls.__name__)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{file}: {exc}") from None
+    return obj
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else str(name)
+
+
+def _coerce(tp: Any, value: Any, *, key: str, file: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key=key, file=file)
+    if dataclasses.is_dataclass(tp):
+        return build_section(tp, value, key=key, file=file)
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{file}: '{key}' must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{file}: '{key}' must be a list, got {type(value).__name__}")
+        return [_coerce(args[0], v, key=f"{key}[{i}]", file=file) for i, v in enumerate(value)] if args else value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{file}: '{key}' must be a mapping, got {type(value).__name__}")
+        if not args:
+            return value
+        return {str(k): _coerce(args[1], v, key=f"{key}.{k}", file=file) for k, v in value.items()}
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{file}: '{key}' must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{file}: '{key}' must be a whole number, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{file}: '{key}' must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        # Spark properties are often written as numbers or booleans in YAML; keep them as text.
+        if isinstance(value, (str, int, float, bool)):
+            return str(value).lower() if isinstance(value, bool) else str(value)
+        raise ConfigError(f"{file}: '{key}' must be text, got {type(value).__name__}")
+    return value

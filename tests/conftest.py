@@ -1,0 +1,50 @@
+"""One SparkSession for the whole suite (local[2], 2 shuffle partitions), and a temp warehouse."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from jobs.config import Config, SparkSettings
+from jobs.context import JobContext
+
+TEST_SPARK = SparkSettings(
+    master="local[2]",
+    app_name="c360-tests",
+    shuffle_partitions=2,
+    driver_memory="2g",
+    conf={
+        "spark.sql.adaptive.coalescePartitions.enabled": "true",
+        "spark.default.parallelism": "2",
+        "spark.rdd.compress": "false",
+        "spark.databricks.delta.snapshotPartitions": "1",
+        "spark.databricks.delta.properties.defaults.checkpointInterval": "100",
+        "spark.ui.enabled": "false",
+    },
+)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from jobs.session import build_spark
+
+    session = build_spark(TEST_SPARK)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def warehouse_dir(tmp_path):
+    return tmp_path / "warehouse"
+
+
+@pytest.fixture
+def make_ctx(spark, warehouse_dir):
+    """A JobContext bound to the shared session and a fresh warehouse: make_ctx('2026-01-31')."""
+
+    def factory(run_date: str | dt.date = "2026-01-31", **config_fields) -> JobContext:
+        date = dt.date.fromisoformat(run_date) if isinstance(run_date, str) else run_date
+        config = Config(warehouse=str(warehouse_dir), spark=TEST_SPARK, **config_fields)
+        return JobContext(config=config, run_date=date, _spark=spark)
+
+    return factory
