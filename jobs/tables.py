@@ -58,11 +58,24 @@ class Warehouse:
         if not self.exists(spark, table):
             self.overwrite(spark.createDataFrame([], schema), table, partition_by=partition_by)
 
-    def last_operation_metrics(self, spark: SparkSession, table: str) -> dict[str, int]:
-        """Row counts Delta recorded for the latest commit (no extra pass over the data)."""
-        row = self.delta(spark, table).history(1).select("operationMetrics").first()
-        metrics = (row["operationMetrics"] or {}) if row else {}
-        return {k: int(v) for k, v in metrics.items() if str(v).isdigit()}
+    def version(self, spark: SparkSession, table: str) -> int:
+        """Current Delta version, -1 for a table that does not exist yet."""
+        if not self.exists(spark, table):
+            return -1
+        return self.delta(spark, table).history(1).first()["version"]
+
+    def operation_metrics_since(self, spark: SparkSession, table: str, version: int) -> dict[str, int]:
+        """Row counts Delta recorded for commits after `version` (no extra pass over the data).
+
+        A write of zero rows may not commit at all, so a caller that compares versions gets {} then.
+        """
+        history = self.delta(spark, table).history().filter(f"version > {version}").select("operationMetrics")
+        totals: dict[str, int] = {}
+        for row in history.collect():  # one row per commit of this run: a handful
+            for key, value in (row["operationMetrics"] or {}).items():
+                if str(value).isdigit():
+                    totals[key] = totals.get(key, 0) + int(value)
+        return totals
 
     def row_count(self, spark: SparkSession, table: str) -> int:
         return self.read(spark, table).count() if self.exists(spark, table) else 0

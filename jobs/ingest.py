@@ -1,0 +1,376 @@
+"""`c360 ingest --input DIR`: raw files -> bronze/events, bronze/customers, quarantine/events.
+
+Events: DIR/events/**/*.jsonl(.gz), one Segment message per line, parsed with an explicit schema.
+Customers: DIR/customers/**/*.csv with a header row (interface §3).
+
+Nothing is lost: a line that fails a check goes to quarantine/events with the first failing reason,
+and for every run  lines read = accepted + duplicates + quarantined  (likewise for customer rows).
+A messageId seen before (in this batch or an earlier run) is a replay and is kept once; a customer
+row identical to one seen before is kept once. Re-running the same input changes no table.
+Blank lines are not messages and are not counted.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+from jobs import tables
+from jobs.context import JobContext, StageResult
+from jobs.errors import InputError
+from jobs.identifiers import normalize_email, normalize_id, normalize_phone
+from jobs.schemas import (
+    BRONZE_CUSTOMERS_SCHEMA,
+    BRONZE_EVENTS_SCHEMA,
+    CUSTOMER_COLUMNS,
+    EVENT_TYPES,
+    QUARANTINE_SCHEMA,
+    RAW_EVENT_SCHEMA,
+)
+
+HELP = "read raw events and customer files into bronze Delta tables; bad lines go to quarantine"
+NEEDS_SPARK = True
+
+EVENT_FILE_GLOB = "*.{jsonl,jsonl.gz}"
+CUSTOMER_FILE_GLOB = "*.csv"
+GZIP_MAGIC = b"\x1f\x8b"
+KIND_EVENT = "event"
+KIND_CUSTOMER = "customer"
+
+# Quarantine reasons, in the order they are checked (the first failing check is the reason).
+INVALID_JSON = "invalid_json"
+NOT_AN_OBJECT = "not_an_object"
+MISSING_MESSAGE_ID = "missing_message_id"
+MISSING_TYPE = "missing_type"
+UNKNOWN_TYPE = "unknown_type"
+MISSING_TIMESTAMP = "missing_timestamp"
+BAD_TIMESTAMP = "bad_timestamp"
+MISSING_IDENTITY = "missing_identity"
+MISSING_EVENT = "missing_event"
+MISSING_GROUP_ID = "missing_group_id"
+MISSING_PREVIOUS_ID = "missing_previous_id"
+MISSING_CUSTOMER_ID = "missing_customer_id"
+EVENT_REASONS = (
+    INVALID_JSON, NOT_AN_OBJECT, MISSING_MESSAGE_ID, MISSING_TYPE, UNKNOWN_TYPE, MISSING_TIMESTAMP,
+    BAD_TIMESTAMP, MISSING_IDENTITY, MISSING_EVENT, MISSING_GROUP_ID, MISSING_PREVIOUS_ID,
+)
+
+# ISO-8601 with an explicit zone: `Z` or an offset (+05:30, -0400). A timestamp without a zone is
+# ambiguous and is quarantined rather than guessed.
+ISO_TIMESTAMP_WITH_ZONE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$"
+FIELD_SEPARATOR = "\u0001"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="raw input folder with events/ and customers/")
+
+
+# ----------------------------------------------------------------------------------------------
+# Input discovery (driver side: file names only, never file contents beyond a header line)
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputFiles:
+    events_dir: Path
+    customers_dir: Path
+    event_files: list[Path]
+    customer_files: list[Path]
+
+
+def discover_inputs(root: Path, events_glob: str = "events", customers_glob: str = "customers") -> InputFiles:
+    if not root.exists():
+        raise InputError(f"input folder {root} does not exist")
+    if not root.is_dir():
+        raise InputError(f"input {root} is not a folder (expected events/ and customers/ inside it)")
+    events_dir, customers_dir = root / events_glob, root / customers_glob
+    event_files = sorted(p for p in events_dir.rglob("*") if p.is_file() and p.name.endswith((".jsonl", ".jsonl.gz")))
+    customer_files = sorted(p for p in customers_dir.rglob("*") if p.is_file() and p.name.endswith(".csv"))
+    if not event_files and not customer_files:
+        raise InputError(
+            f"input folder {root} has no *.jsonl / *.jsonl.gz under {events_glob}/ and no *.csv under {customers_glob}/"
+        )
+    for path in event_files + customer_files:
+        _check_readable(path)
+    return InputFiles(events_dir, customers_dir, event_files, customer_files)
+
+
+def _check_readable(path: Path) -> None:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError as exc:
+        raise InputError(f"input file {path} cannot be read: {exc.strerror}") from None
+    if path.name.endswith(".gz") and head and head != GZIP_MAGIC:
+        raise InputError(f"input file {path} is named .gz but is not gzip-compressed")
+
+
+def read_csv_header(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh), None)
+    if not header:
+        raise InputError(f"customer file {path} is empty (a header row is required)")
+    names = [h.strip() for h in header]
+    if "customer_id" not in names:
+        raise InputError(f"customer file {path}: header has no customer_id column (found: {', '.join(names)})")
+    return names
+
+
+# ----------------------------------------------------------------------------------------------
+# Events: pure transformations
+# ----------------------------------------------------------------------------------------------
+
+
+def _blank(col: Column) -> Column:
+    return col.isNull() | (F.trim(col) == "")
+
+
+def parse_event_lines(lines: DataFrame) -> DataFrame:
+    """[raw, source_file] -> raw, source_file and the parsed message fields (`m.*`)."""
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"}
+    return lines.select(
+        "raw",
+        "source_file",
+        F.from_json("raw", RAW_EVENT_SCHEMA, options).alias("m"),
+        F.get_json_object("raw", "$").isNotNull().alias("is_json"),
+    )
+
+
+def event_rejection_reason(df: DataFrame) -> DataFrame:
+    """Adds `reason`: the first failing check, or null for an acceptable message."""
+    m = F.col("m")
+    msg_type = F.lower(F.trim(m["type"]))
+    has_identity = ~_blank(m["userId"]) | ~_blank(m["anonymousId"])
+    reason = (
+        F.when(~F.col("is_json"), F.lit(INVALID_JSON))
+        .when(~F.ltrim("raw").startswith("{"), F.lit(NOT_AN_OBJECT))
+        .when(m["_corrupt_record"].isNotNull(), F.lit(INVALID_JSON))
+        .when(_blank(m["messageId"]), F.lit(MISSING_MESSAGE_ID))
+        .when(_blank(m["type"]), F.lit(MISSING_TYPE))
+        .when(~msg_type.isin(*EVENT_TYPES), F.lit(UNKNOWN_TYPE))
+        .when(_blank(m["timestamp"]), F.lit(MISSING_TIMESTAMP))
+        .when(
+            ~F.trim(m["timestamp"]).rlike(ISO_TIMESTAMP_WITH_ZONE) | F.col("parsed_ts").isNull(),
+            F.lit(BAD_TIMESTAMP),
+        )
+        .when((msg_type == "alias") & _blank(m["userId"]), F.lit(MISSING_IDENTITY))
+        .when(~has_identity, F.lit(MISSING_IDENTITY))
+        .when((msg_type == "track") & _blank(m["event"]), F.lit(MISSING_EVENT))
+        .when((msg_type == "group") & _blank(m["groupId"]), F.lit(MISSING_GROUP_ID))
+        .when((msg_type == "alias") & _blank(m["previousId"]), F.lit(MISSING_PREVIOUS_ID))
+    )
+    return df.withColumn("parsed_ts", F.expr("try_cast(trim(m.timestamp) AS TIMESTAMP)")).withColumn("reason", reason)
+
+
+def to_bronze_events(df: DataFrame, run_date) -> DataFrame:
+    """Accepted messages -> the bronze/events schema (identifiers normalized, UTC timestamp)."""
+    m = F.col("m")
+    msg_type = F.lower(F.trim(m["type"]))
+    ctx_group = F.get_json_object(m["context"], "$.groupId")
+    # A group call's traits describe the group, not the caller: only identify traits (and any
+    # message's context.traits) carry the user's own email and phone.
+    own_traits = F.when(msg_type == "identify", m["traits"])
+
+    def trait(name: str) -> Column:
+        return F.coalesce(
+            F.get_json_object(own_traits, f"$.{name}"), F.get_json_object(m["context"], f"$.traits.{name}")
+        )
+
+    return df.select(
+        F.trim(m["messageId"]).alias("message_id"),
+        msg_type.alias("type"),
+        F.trim(m["event"]).alias("event"),
+        normalize_id(m["userId"]).alias("user_id"),
+        normalize_id(m["anonymousId"]).alias("anonymous_id"),
+        normalize_id(m["previousId"]).alias("previous_id"),
+        normalize_id(F.coalesce(m["groupId"], ctx_group)).alias("group_id"),
+        F.col("parsed_ts").alias("timestamp"),
+        normalize_email(trait("email")).alias("email"),
+        normalize_phone(trait("phone")).alias("phone"),
+        m["traits"].alias("traits"),
+        m["properties"].alias("properties"),
+        m["context"].alias("context"),
+        "raw",
+        "source_file",
+        F.lit(run_date).cast("date").alias("run_date"),
+    )
+
+
+def keep_first_per_key(df: DataFrame, key: str) -> DataFrame:
+    """One row per key: a replay keeps its first copy, by (source_file, raw) so the pick is stable."""
+    first = Window.partitionBy(key).orderBy("source_file", "raw")
+    return df.withColumn("_rank", F.row_number().over(first)).filter("_rank = 1").drop("_rank")
+
+
+def to_quarantine(df: DataFrame, kind: str, run_date) -> DataFrame:
+    return df.select(
+        F.lit(kind).alias("kind"),
+        "raw",
+        "reason",
+        "source_file",
+        F.sha2(F.concat_ws(FIELD_SEPARATOR, "source_file", "raw"), 256).alias("line_hash"),
+        F.lit(run_date).cast("date").alias("run_date"),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Customers: pure transformations
+# ----------------------------------------------------------------------------------------------
+
+
+def to_bronze_customers(df: DataFrame, run_date) -> DataFrame:
+    """Rows with the customer columns (strings) -> bronze/customers; `reason` set for bad rows."""
+    values = [F.trim(F.col(c)).alias(c) for c in CUSTOMER_COLUMNS]
+    trimmed = df.select(*values, "source_file", "raw")
+    row_hash = F.sha2(F.concat_ws(FIELD_SEPARATOR, *[F.coalesce(F.col(c), F.lit("")) for c in CUSTOMER_COLUMNS]), 256)
+    return trimmed.select(
+        *[F.when(F.col(c) != "", F.col(c)).alias(c) for c in CUSTOMER_COLUMNS],
+        row_hash.alias("row_hash"),
+        "source_file",
+        F.lit(run_date).cast("date").alias("run_date"),
+        "raw",
+        F.when(_blank(F.col("customer_id")), F.lit(MISSING_CUSTOMER_ID)).alias("reason"),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# The stage
+# ----------------------------------------------------------------------------------------------
+
+
+def read_event_lines(spark: SparkSession, events_dir: Path) -> DataFrame:
+    lines = (
+        spark.read.option("recursiveFileLookup", "true")
+        .option("pathGlobFilter", EVENT_FILE_GLOB)
+        .text(str(events_dir))
+    )
+    return lines.select(F.col("value").alias("raw"), F.col("_metadata.file_path").alias("source_file")).filter(
+        F.trim("raw") != ""
+    )
+
+
+def read_customer_rows(spark: SparkSession, files: list[Path]) -> DataFrame | None:
+    """All customer CSVs as string columns in CUSTOMER_COLUMNS order, whatever each file's column order."""
+    by_header: dict[tuple[str, ...], list[str]] = {}
+    for path in files:
+        by_header.setdefault(tuple(read_csv_header(path)), []).append(str(path))
+    frames = []
+    for header, paths in sorted(by_header.items()):
+        schema = StructType([StructField(h, StringType()) for h in header])
+        df = spark.read.csv(paths, header=True, schema=schema, mode="PERMISSIVE", multiLine=True, escape='"')
+        present = [c for c in header]
+        frames.append(
+            df.select(
+                *[(F.col(f"`{c}`") if c in present else F.lit(None).cast("string")).alias(c) for c in CUSTOMER_COLUMNS],
+                F.col("_metadata.file_path").alias("source_file"),
+                F.to_json(F.struct(*[F.col(f"`{h}`") for h in header])).alias("raw"),
+            )
+        )
+    if not frames:
+        return None
+    out = frames[0]
+    for frame in frames[1:]:
+        out = out.unionByName(frame)
+    return out
+
+
+def append_new(spark: SparkSession, wh, rows: DataFrame, table: str, key: str, schema) -> int:
+    """Append rows whose `key` the table has not seen; returns how many were written."""
+    wh.ensure(spark, table, schema, partition_by=["run_date"])
+    before = wh.version(spark, table)
+    new_rows = rows.join(wh.read(spark, table).select(key), on=key, how="left_anti")
+    wh.append(new_rows.select(*[f.name for f in schema.fields]), table, partition_by=["run_date"])
+    return wh.operation_metrics_since(spark, table, before).get("numOutputRows", 0)
+
+
+def quarantine_new(spark: SparkSession, wh, rows: DataFrame) -> None:
+    """Insert quarantined lines not quarantined before (keyed on source file + line)."""
+    wh.ensure(spark, tables.QUARANTINE_EVENTS, QUARANTINE_SCHEMA, partition_by=["run_date"])
+    target = wh.delta(spark, tables.QUARANTINE_EVENTS)
+    (
+        target.alias("t")
+        .merge(rows.dropDuplicates(["line_hash"]).alias("s"), "t.line_hash = s.line_hash")
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def _reason_counts(df: DataFrame) -> dict[str | None, int]:
+    # At most one row per reason: a handful of rows, whatever the input size.
+    return {row["reason"]: row["count"] for row in df.groupBy("reason").count().collect()}
+
+
+def ingest_events(spark: SparkSession, wh, events_dir: Path, run_date) -> dict[str, int]:
+    classified = (
+        read_event_lines(spark, events_dir)
+        .transform(parse_event_lines)
+        .transform(event_rejection_reason)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    try:
+        by_reason = _reason_counts(classified)
+        valid = by_reason.pop(None, 0)
+        quarantined = sum(by_reason.values())
+        if quarantined:
+            quarantine_new(spark, wh, to_quarantine(classified.filter("reason IS NOT NULL"), KIND_EVENT, run_date))
+        accepted_rows = (
+            classified.filter("reason IS NULL")
+            .transform(lambda df: to_bronze_events(df, run_date))
+            .transform(lambda df: keep_first_per_key(df, "message_id"))
+        )
+        accepted = append_new(spark, wh, accepted_rows, tables.BRONZE_EVENTS, "message_id", BRONZE_EVENTS_SCHEMA)
+    finally:
+        classified.unpersist()
+    return {
+        "lines_read": valid + quarantined,
+        "accepted": accepted,
+        "duplicates": valid - accepted,
+        "quarantined": quarantined,
+        **{f"quarantined_{reason}": n for reason, n in sorted(by_reason.items())},
+    }
+
+
+def ingest_customers(spark: SparkSession, wh, files: list[Path], run_date) -> dict[str, int]:
+    rows = read_customer_rows(spark, files)
+    if rows is None:
+        return {}
+    classified = rows.transform(lambda df: to_bronze_customers(df, run_date)).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        by_reason = _reason_counts(classified)
+        valid = by_reason.pop(None, 0)
+        quarantined = sum(by_reason.values())
+        if quarantined:
+            quarantine_new(spark, wh, to_quarantine(classified.filter("reason IS NOT NULL"), KIND_CUSTOMER, run_date))
+        accepted_rows = classified.filter("reason IS NULL").transform(lambda df: keep_first_per_key(df, "row_hash"))
+        accepted = append_new(spark, wh, accepted_rows, tables.BRONZE_CUSTOMERS, "row_hash", BRONZE_CUSTOMERS_SCHEMA)
+    finally:
+        classified.unpersist()
+    return {
+        "customer_rows_read": valid + quarantined,
+        "customer_rows_accepted": accepted,
+        "customer_rows_duplicates": valid - accepted,
+        "customer_rows_quarantined": quarantined,
+    }
+
+
+def run(ctx: JobContext, args: argparse.Namespace) -> StageResult:
+    settings = ctx.config.ingest
+    inputs = discover_inputs(Path(args.input), settings.events_glob, settings.customers_glob)
+    spark, wh = ctx.spark, ctx.warehouse
+    metrics: dict[str, int] = {"lines_read": 0, "accepted": 0, "duplicates": 0, "quarantined": 0}
+    if inputs.event_files:
+        metrics.update(ingest_events(spark, wh, inputs.events_dir, ctx.run_date))
+    metrics.update(ingest_customers(spark, wh, inputs.customer_files, ctx.run_date))
+    result = StageResult(metrics=metrics)
+    if metrics["lines_read"] and metrics["quarantined"] / metrics["lines_read"] > settings.warn_quarantine_ratio:
+        result.notes.append(
+            f"{metrics['quarantined']:,} of {metrics['lines_read']:,} event lines were quarantined; "
+            f"see {wh.path(tables.QUARANTINE_EVENTS)}"
+        )
+    return result

@@ -1,0 +1,199 @@
+"""ingest: every quarantine reason, replay dedup within and across runs, idempotent re-runs,
+timestamp offsets to UTC, count conservation, customers, and errors a person can act on."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+
+from jobs import ingest, tables
+from jobs.errors import InputError
+
+UTC = dt.timezone.utc
+
+
+def _msg(mid, type_="track", **fields):
+    base = {"messageId": mid, "type": type_, "timestamp": "2026-01-10T08:00:00Z", "userId": "u1"}
+    if type_ == "track":
+        base["event"] = "Product Viewed"
+    base.update(fields)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+# One bad line per reason, each failing only that check.
+BAD_LINES = {
+    ingest.INVALID_JSON: '{"messageId": "bad-1", "type": "track"',
+    ingest.NOT_AN_OBJECT: "[1, 2, 3]",
+    ingest.MISSING_MESSAGE_ID: json.dumps(_msg(None)),
+    ingest.MISSING_TYPE: json.dumps(_msg("bad-4", type_=None)),
+    ingest.UNKNOWN_TYPE: json.dumps(_msg("bad-5", type_="purchase")),
+    ingest.MISSING_TIMESTAMP: json.dumps(_msg("bad-6", timestamp=None)),
+    ingest.BAD_TIMESTAMP: json.dumps(_msg("bad-7", timestamp="10/01/2026 08:00")),
+    ingest.MISSING_IDENTITY: json.dumps(_msg("bad-8", userId=None)),
+    ingest.MISSING_EVENT: json.dumps(_msg("bad-9", event=None)),
+    ingest.MISSING_GROUP_ID: json.dumps(_msg("bad-10", type_="group")),
+    ingest.MISSING_PREVIOUS_ID: json.dumps(_msg("bad-11", type_="alias")),
+}
+
+GOOD_MESSAGES = [
+    _msg("m1", timestamp="2026-01-10T10:00:00+05:30", properties={"order_id": "O1-1", "order_value": 12.5}),
+    _msg("m2", type_="identify", userId=" u2 ", anonymousId="a2",
+         traits={"email": "  Jane.Doe@Example.COM ", "phone": "(555) 123-4567"}),
+    _msg("m3", type_="page", userId=None, anonymousId="a3", timestamp="2026-01-09T23:30:00-04:00"),
+    _msg("m4", type_="group", groupId="g1", traits={"email": "house@example.com", "name": "Doe household"}),
+    _msg("m5", type_="alias", previousId="a2", userId="u2"),
+    _msg("m6", event="Order Placed", context={"groupId": "g1", "traits": {"email": "CTX@Example.com"}}),
+    _msg("m7", type_="screen", timestamp="2026-01-10T08:00:00.123Z"),
+]
+
+CUSTOMER_HEADER = ["customer_id", "customer_name", "email", "phone_number", "state", "consent"]
+
+
+def write_input(root: Path, events: dict[str, list[str]], customers: dict[str, list[list[str]]] | None = None) -> Path:
+    for name, lines in events.items():
+        path = root / "events" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = ("\n".join(lines) + "\n").encode()
+        path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    for name, rows in (customers or {}).items():
+        path = root / "customers" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    return root
+
+
+def run_ingest(make_ctx, input_dir: Path, run_date: str):
+    ctx = make_ctx(run_date)
+    return ctx, ingest.run(ctx, argparse.Namespace(input=str(input_dir)))
+
+
+@pytest.fixture
+def first_batch(tmp_path):
+    good = [json.dumps(m) for m in GOOD_MESSAGES]
+    # m1 replayed in the same file and m2 in another file: kept once.
+    return write_input(
+        tmp_path / "in1",
+        {
+            "day1/a.jsonl": good[:4] + [good[0]] + list(BAD_LINES.values()) + ["", "   "],
+            "day1/b.jsonl.gz": good[4:] + [good[1]],
+            "ignored.txt": ['{"messageId": "not-read"}'],
+        },
+        {
+            "c1.csv": [CUSTOMER_HEADER, ["u1", "Acme Liquor", "A@X.com", "555-000-1111", "CA", "yes"],
+                       ["", "No Id Store", "n@x.com", "", "NV", "no"],
+                       ["u2", "Doe Wines", "jane.doe@example.com", "", "OR", "no"],
+                       ["u1", "Acme Liquor", "A@X.com", "555-000-1111", "CA", "yes"]],
+            "c2.csv": [["state", "customer_id", "customer_name"], ["WA", "u3", "Third Shop"],
+                       ["CA", "u1", "Acme Liquor"]],
+        },
+    )
+
+
+def test_counts_add_up_and_every_reason_is_quarantined(make_ctx, spark, first_batch):
+    ctx, result = run_ingest(make_ctx, first_batch, "2026-01-10")
+    m = result.metrics
+    n_good, n_bad = len(GOOD_MESSAGES), len(BAD_LINES)
+    assert (m["lines_read"], m["accepted"], m["duplicates"], m["quarantined"]) == (n_good + 2 + n_bad, n_good, 2, n_bad)
+    assert m["lines_read"] == m["accepted"] + m["duplicates"] + m["quarantined"]
+    assert {k: v for k, v in m.items() if k.startswith("quarantined_")} == {f"quarantined_{r}": 1 for r in BAD_LINES}
+
+    wh = ctx.warehouse
+    quarantine = wh.read(spark, tables.QUARANTINE_EVENTS)
+    got = {(r["kind"], r["reason"], r["raw"]) for r in quarantine.collect()}
+    expected = {("event", reason, line) for reason, line in BAD_LINES.items()}
+    assert {g for g in got if g[0] == "event"} == expected
+    assert [r["reason"] for r in quarantine.filter("kind = 'customer'").collect()] == [ingest.MISSING_CUSTOMER_ID]
+    assert all(r["source_file"].endswith("day1/a.jsonl") for r in quarantine.filter("kind = 'event'").collect())
+
+    # customers: 6 rows read, 1 without id, u1's first row repeated identically (kept once); c2's u1
+    # row has other values, so it is a second version, not a duplicate.
+    assert (m["customer_rows_read"], m["customer_rows_accepted"], m["customer_rows_duplicates"],
+            m["customer_rows_quarantined"]) == (6, 4, 1, 1)
+    assert m["customer_rows_read"] == m["customer_rows_accepted"] + m["customer_rows_duplicates"] + m["customer_rows_quarantined"]
+
+
+def test_bronze_rows_are_normalized_and_utc(make_ctx, spark, first_batch):
+    ctx, _ = run_ingest(make_ctx, first_batch, "2026-01-10")
+    bronze = ctx.warehouse.read(spark, tables.BRONZE_EVENTS).select(
+        "message_id", "type", "event", "user_id", "anonymous_id", "previous_id", "group_id", "timestamp", "email", "phone"
+    )
+    day = dt.datetime
+    expected = spark.createDataFrame(
+        [
+            ("m1", "track", "Product Viewed", "u1", None, None, None, day(2026, 1, 10, 4, 30), None, None),
+            ("m2", "identify", None, "u2", "a2", None, None, day(2026, 1, 10, 8, 0), "jane.doe@example.com", "+5551234567"),
+            ("m3", "page", None, None, "a3", None, None, day(2026, 1, 10, 3, 30), None, None),
+            # a group call's traits describe the group: no user email from them
+            ("m4", "group", None, "u1", None, None, "g1", day(2026, 1, 10, 8, 0), None, None),
+            ("m5", "alias", None, "u2", None, "a2", None, day(2026, 1, 10, 8, 0), None, None),
+            ("m6", "track", "Order Placed", "u1", None, None, "g1", day(2026, 1, 10, 8, 0), "ctx@example.com", None),
+            ("m7", "screen", None, "u1", None, None, None, day(2026, 1, 10, 8, 0, 0, 123000), None, None),
+        ],
+        "message_id string, type string, event string, user_id string, anonymous_id string, previous_id string, "
+        "group_id string, timestamp timestamp, email string, phone string",
+    )
+    assert_df_equality(bronze, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_rerun_changes_nothing_and_replays_across_runs_are_kept_once(make_ctx, spark, first_batch, tmp_path):
+    ctx, _ = run_ingest(make_ctx, first_batch, "2026-01-10")
+    wh = ctx.warehouse
+    snapshot = {t: wh.delta(spark, t).history(1).first()["version"]
+                for t in (tables.BRONZE_EVENTS, tables.BRONZE_CUSTOMERS, tables.QUARANTINE_EVENTS)}
+
+    _, again = run_ingest(make_ctx, first_batch, "2026-01-10")
+    assert (again.metrics["accepted"], again.metrics["duplicates"]) == (0, len(GOOD_MESSAGES) + 2)
+    assert again.metrics["customer_rows_accepted"] == 0
+    for t, version in snapshot.items():
+        before = spark.read.format("delta").option("versionAsOf", version).load(wh.path(t))
+        assert_df_equality(wh.read(spark, t), before, ignore_row_order=True)
+
+    # Next day: one replay of m3 (from another file, another day) and one new message.
+    second = write_input(tmp_path / "in2", {"x.jsonl": [json.dumps(GOOD_MESSAGES[2]), json.dumps(_msg("m8"))]})
+    _, next_day = run_ingest(make_ctx, second, "2026-01-11")
+    assert (next_day.metrics["lines_read"], next_day.metrics["accepted"], next_day.metrics["duplicates"]) == (2, 1, 1)
+    bronze = wh.read(spark, tables.BRONZE_EVENTS)
+    assert bronze.count() == len(GOOD_MESSAGES) + 1
+    assert [r["run_date"] for r in bronze.filter("message_id = 'm8'").collect()] == [dt.date(2026, 1, 11)]
+    assert [r["run_date"] for r in bronze.filter("message_id = 'm3'").collect()] == [dt.date(2026, 1, 10)]
+
+
+def test_customer_rows_keep_columns_whatever_the_header_order(make_ctx, spark, first_batch):
+    ctx, _ = run_ingest(make_ctx, first_batch, "2026-01-10")
+    got = ctx.warehouse.read(spark, tables.BRONZE_CUSTOMERS).select("customer_id", "customer_name", "email", "state", "consent")
+    expected = spark.createDataFrame(
+        [("u1", "Acme Liquor", "A@X.com", "CA", "yes"), ("u2", "Doe Wines", "jane.doe@example.com", "OR", "no"),
+         ("u3", "Third Shop", None, "WA", None), ("u1", "Acme Liquor", None, "CA", None)],
+        "customer_id string, customer_name string, email string, state string, consent string",
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_tables_are_readable_by_another_delta_reader(make_ctx, first_batch):
+    from deltalake import DeltaTable
+
+    ctx, result = run_ingest(make_ctx, first_batch, "2026-01-10")
+    bronze = DeltaTable(ctx.warehouse.path(tables.BRONZE_EVENTS)).to_pyarrow_table()
+    assert sorted(bronze.column("message_id").to_pylist()) == sorted(m["messageId"] for m in GOOD_MESSAGES)
+    quarantine = DeltaTable(ctx.warehouse.path(tables.QUARANTINE_EVENTS)).to_pyarrow_table()
+    assert quarantine.num_rows == result.metrics["quarantined"] + result.metrics["customer_rows_quarantined"]
+
+
+def test_input_errors_name_the_problem(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        ingest.discover_inputs(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="has no"):
+        ingest.discover_inputs(tmp_path / "empty")
+    bad_gz = write_input(tmp_path / "gz", {"a.jsonl.gz": []})
+    (bad_gz / "events" / "a.jsonl.gz").write_text("not gzip")
+    with pytest.raises(InputError, match=r"a\.jsonl\.gz is named \.gz but is not gzip"):
+        ingest.discover_inputs(bad_gz)
+    no_id = write_input(tmp_path / "noid", {}, {"c.csv": [["name", "email"], ["x", "y"]]})
+    with pytest.raises(InputError, match=r"c\.csv: header has no customer_id"):
+        ingest.read_csv_header(no_id / "customers" / "c.csv")
