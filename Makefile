@@ -25,7 +25,7 @@ $(JAR_STAMP): jvm/jars.lock jvm/resolve.sh
 
 # Small deterministic sample, then the whole nightly on the embedded warehouse (./warehouse).
 run: setup
-	$(BIN)/c360 generate --out $(SAMPLE) --profiles 2000 --days 120 --seed 7 --run-date $(RUN_DATE)
+	$(BIN)/c360 generate --out $(SAMPLE) --profiles 2000 --days 120 --seed 7 --run-date $(RUN_DATE) --force
 	$(BIN)/c360 nightly --input $(SAMPLE) --run-date $(RUN_DATE)
 
 test: setup

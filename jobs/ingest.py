@@ -133,7 +133,8 @@ def _blank(col: Column) -> Column:
 
 def parse_event_lines(lines: DataFrame) -> DataFrame:
     """[raw, source_file] -> raw, source_file and the parsed message fields (`m.*`)."""
-    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"}
+    # Strict JSON: Spark's parser accepts single-quoted strings by default, JSONL producers do not.
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record", "allowSingleQuotes": "false"}
     return lines.select(
         "raw",
         "source_file",
@@ -147,10 +148,11 @@ def event_rejection_reason(df: DataFrame) -> DataFrame:
     m = F.col("m")
     msg_type = F.lower(F.trim(m["type"]))
     has_identity = ~_blank(m["userId"]) | ~_blank(m["anonymousId"])
+    starts_as_object = F.ltrim("raw").startswith("{")
     reason = (
-        F.when(~F.col("is_json"), F.lit(INVALID_JSON))
-        .when(~F.ltrim("raw").startswith("{"), F.lit(NOT_AN_OBJECT))
-        .when(m["_corrupt_record"].isNotNull(), F.lit(INVALID_JSON))
+        F.when(starts_as_object & (m.isNull() | m["_corrupt_record"].isNotNull()), F.lit(INVALID_JSON))
+        .when(~starts_as_object & F.col("is_json"), F.lit(NOT_AN_OBJECT))
+        .when(~starts_as_object, F.lit(INVALID_JSON))
         .when(_blank(m["messageId"]), F.lit(MISSING_MESSAGE_ID))
         .when(_blank(m["type"]), F.lit(MISSING_TYPE))
         .when(~msg_type.isin(*EVENT_TYPES), F.lit(UNKNOWN_TYPE))

@@ -197,3 +197,21 @@ def test_input_errors_name_the_problem(tmp_path):
     no_id = write_input(tmp_path / "noid", {}, {"c.csv": [["name", "email"], ["x", "y"]]})
     with pytest.raises(InputError, match=r"c\.csv: header has no customer_id"):
         ingest.read_csv_header(no_id / "customers" / "c.csv")
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        ("{'messageId': 'x', 'type': 'track'}", ingest.INVALID_JSON),  # single quotes are not JSON
+        ("not json at all", ingest.INVALID_JSON),
+        ('"just a string"', ingest.NOT_AN_OBJECT),
+        ("42", ingest.NOT_AN_OBJECT),
+        (json.dumps(_msg("ok", timestamp="2026-01-10T08:00:00")), ingest.BAD_TIMESTAMP),  # no zone: ambiguous
+        (json.dumps(_msg("ok", timestamp="2026-01-10T08:00:00+0530")), None),
+        (json.dumps(_msg("ok", type_="alias", previousId="a1", userId=None, anonymousId="a2")), ingest.MISSING_IDENTITY),
+    ],
+)
+def test_rejection_reason_of_single_lines(spark, raw, reason):
+    lines = spark.createDataFrame([(raw, "f.jsonl")], "raw string, source_file string")
+    got = lines.transform(ingest.parse_event_lines).transform(ingest.event_rejection_reason).select("reason").first()
+    assert got["reason"] == reason

@@ -1,0 +1,1 @@
+"""`make bench`: speed and memory measured as paired ratios (see ../shared/spec/benchmarks.md)."""

@@ -1,0 +1,102 @@
+"""Paired measurement: A, B, A, B, ... in one session; report the median of the paired ratios A/B.
+
+These machines are shared and noisy, so an absolute time alone proves nothing: each pair runs back
+to back under the same conditions and only their ratio is compared.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+RESULTS = Path(__file__).resolve().parent / "results"
+WORK = Path(__file__).resolve().parent / "work"
+
+
+@dataclass
+class Comparison:
+    id: str
+    name: str
+    a_label: str
+    b_label: str
+    a_seconds: list[float] = field(default_factory=list)
+    b_seconds: list[float] = field(default_factory=list)
+    target: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ratios(self) -> list[float]:
+        return [a / b for a, b in zip(self.a_seconds, self.b_seconds) if b > 0]
+
+    @property
+    def median_ratio(self) -> float:
+        return statistics.median(self.ratios) if self.ratios else float("nan")
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "ratios": [round(r, 3) for r in self.ratios], "median_ratio": round(self.median_ratio, 3)}
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def paired(cmp: Comparison, run_a: Callable[[], object], run_b: Callable[[], object], pairs: int,
+           check: Callable[[object, object], None] | None = None) -> Comparison:
+    """Run A then B `pairs` times, recording seconds; `check(a_value, b_value)` guards correctness."""
+    for _ in range(pairs):
+        seconds_a, value_a = timed(run_a)
+        seconds_b, value_b = timed(run_b)
+        if check is not None:
+            check(value_a, value_b)
+        cmp.a_seconds.append(round(seconds_a, 3))
+        cmp.b_seconds.append(round(seconds_b, 3))
+        print(f"  {cmp.id} pair: {cmp.a_label} {seconds_a:.2f}s vs {cmp.b_label} {seconds_b:.2f}s", flush=True)
+    return cmp
+
+
+def driver_peak_rss_mb() -> float:
+    """Peak resident memory of this Python driver process and its children (the JVM), in MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) / 1024, 1)
+
+
+def jvm_peak_rss_mb(pid: int) -> float | None:
+    """VmHWM (peak resident set) of a live process, from /proc; None when unavailable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def write_results(scale: str, comparisons: list[Comparison], meta: dict) -> tuple[Path, Path]:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    json_path = RESULTS / f"{scale}.json"
+    md_path = RESULTS / f"{scale}.md"
+    json_path.write_text(json.dumps({"scale": scale, **meta, "comparisons": [c.to_json() for c in comparisons]}, indent=2))
+    lines = [
+        f"# c360 bench — scale {scale}",
+        "",
+        ", ".join(f"{k}: {v}" for k, v in meta.items()),
+        "",
+        "| id | measurement | A | B | A seconds | B seconds | median A/B | target |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in comparisons:
+        lines.append(
+            f"| {c.id} | {c.name} | {c.a_label} | {c.b_label} | {', '.join(f'{s:.2f}' for s in c.a_seconds)} | "
+            f"{', '.join(f'{s:.2f}' for s in c.b_seconds)} | **{c.median_ratio:.2f}** | {c.target} |"
+        )
+        for key, value in c.extra.items():
+            lines.append(f"|  | {key}: {value} |  |  |  |  |  |  |")
+    md_path.write_text("\n".join(lines) + "\n")
+    return json_path, md_path

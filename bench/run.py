@@ -1,0 +1,116 @@
+"""`make bench SCALE=S|M|L`: generate the scale's data once (cached under bench/work/), then run the
+paired measurements in one SparkSession and write bench/results/<scale>.{json,md}."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.harness import WORK, Comparison, driver_peak_rss_mb, jvm_peak_rss_mb, paired, write_results
+
+# benchmarks.md: customers per scale; ~20 events per customer.
+SCALES = {"S": 10_000, "M": 200_000, "L": 1_000_000}
+PAIRS = {"S": 5, "M": 3, "L": 2}
+SEED = 42
+DAYS = 180
+RUN_DATE = dt.date(2026, 6, 30)
+
+
+def generated_input(scale: str) -> Path:
+    """The scale's raw input, generated once with a fixed seed and reused by later bench runs."""
+    out = WORK / f"data-{scale}"
+    if (out / "_manifest.json").is_file():
+        return out
+    c360 = Path(sys.executable).parent / "c360"
+    cmd = [str(c360), "generate", "--out", str(out), "--profiles", str(SCALES[scale]), "--days", str(DAYS),
+           "--seed", str(SEED), "--run-date", str(RUN_DATE), "--force"]
+    print("generating:", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def bench_spark():
+    from jobs.config import SparkSettings
+    from jobs.session import build_spark
+
+    settings = SparkSettings(master="local[2]", app_name="c360-bench", shuffle_partitions=4, driver_memory="8g",
+                             conf={"spark.ui.enabled": "false"})
+    return build_spark(settings)
+
+
+def b4_ingest(spark, data: Path, pairs: int) -> Comparison:
+    """B4: our ingest of the raw JSON vs a bare spark.read.json + count of the same files."""
+    from jobs import ingest
+    from jobs.tables import Warehouse
+
+    target = WORK / "b4-warehouse"
+    events_dir = data / "events"
+    counts: dict = {}
+
+    def run_ingest():
+        shutil.rmtree(target, ignore_errors=True)
+        metrics = ingest.ingest_events(spark, Warehouse(target), events_dir, RUN_DATE)
+        counts.update(metrics)
+        return metrics["lines_read"]
+
+    def bare_read():
+        return spark.read.json(str(events_dir)).count()
+
+    planted = json.loads((data / "_manifest.json").read_text())["events"]["lines"]
+
+    def same_lines(ours, _bare):
+        # spark.read.json's count is not a line count (a top-level JSON array becomes one row per
+        # element), so ingest is checked against the generator's manifest instead.
+        if ours != planted:
+            raise AssertionError(f"ingest read {ours} lines, the generator wrote {planted}")
+
+    cmp = Comparison("B4", "ingest raw JSON → bronze + quarantine", "c360 ingest", "spark.read.json + count",
+                     target="≤ 1.5")
+    paired(cmp, run_ingest, bare_read, pairs, check=same_lines)
+    lines = counts["lines_read"]
+    cores = 2
+    cmp.extra["lines"] = f"{lines:,} (accepted {counts['accepted']:,}, duplicates {counts['duplicates']:,}, quarantined {counts['quarantined']:,})"
+    best = min(cmp.a_seconds)
+    cmp.extra["ingest events/s per core"] = f"{lines / best / cores:,.0f}"
+    return cmp
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", choices=sorted(SCALES), default="S")
+    parser.add_argument("--pairs", type=int, default=None)
+    parser.add_argument("--only", nargs="*", help="measurement ids to run (default: all)")
+    args = parser.parse_args(argv)
+    pairs = args.pairs or PAIRS[args.scale]
+    data = generated_input(args.scale)
+    spark = bench_spark()
+    measurements = {"B4": b4_ingest}
+    comparisons = []
+    for mid, fn in measurements.items():
+        if args.only and mid not in args.only:
+            continue
+        print(f"{mid} at scale {args.scale} ({pairs} pairs)", flush=True)
+        comparisons.append(fn(spark, data, pairs))
+    jvm_pid = spark.sparkContext._gateway.proc.pid if spark.sparkContext._gateway.proc else None
+    meta = {
+        "customers": SCALES[args.scale],
+        "pairs": pairs,
+        "cores": os.cpu_count(),
+        "driver_python_peak_rss_mb": driver_peak_rss_mb(),
+        "driver_jvm_peak_rss_mb": jvm_peak_rss_mb(jvm_pid) if jvm_pid else None,
+        "date": str(dt.date.today()),
+    }
+    json_path, md_path = write_results(args.scale, comparisons, meta)
+    print(md_path.read_text())
+    print(f"results: {json_path}")
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
