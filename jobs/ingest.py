@@ -65,6 +65,8 @@ EVENT_REASONS = (
 # ambiguous and is quarantined rather than guessed.
 ISO_TIMESTAMP_WITH_ZONE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$"
 FIELD_SEPARATOR = "\u0001"
+CONTACT_FIELDS = StructType([StructField("email", StringType()), StructField("phone", StringType())])
+CONTEXT_FIELDS = StructType([StructField("groupId", StringType()), StructField("traits", CONTACT_FIELDS)])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -135,11 +137,15 @@ def parse_event_lines(lines: DataFrame) -> DataFrame:
     """[raw, source_file] -> raw, source_file and the parsed message fields (`m.*`)."""
     # Strict JSON: Spark's parser accepts single-quoted strings by default, JSONL producers do not.
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record", "allowSingleQuotes": "false"}
+    # Only a line that does not start as an object needs the second parse that tells "valid JSON,
+    # but not an object" from "not JSON"; CASE WHEN evaluates it for those lines only.
+    starts_as_object = F.ltrim("raw").startswith("{")
     return lines.select(
         "raw",
         "source_file",
         F.from_json("raw", RAW_EVENT_SCHEMA, options).alias("m"),
-        F.get_json_object("raw", "$").isNotNull().alias("is_json"),
+        starts_as_object.alias("starts_as_object"),
+        F.when(~starts_as_object, F.get_json_object("raw", "$").isNotNull()).alias("is_json"),
     )
 
 
@@ -148,7 +154,7 @@ def event_rejection_reason(df: DataFrame) -> DataFrame:
     m = F.col("m")
     msg_type = F.lower(F.trim(m["type"]))
     has_identity = ~_blank(m["userId"]) | ~_blank(m["anonymousId"])
-    starts_as_object = F.ltrim("raw").startswith("{")
+    starts_as_object = F.col("starts_as_object")
     reason = (
         F.when(starts_as_object & (m.isNull() | m["_corrupt_record"].isNotNull()), F.lit(INVALID_JSON))
         .when(~starts_as_object & F.col("is_json"), F.lit(NOT_AN_OBJECT))
@@ -174,16 +180,16 @@ def to_bronze_events(df: DataFrame, run_date) -> DataFrame:
     """Accepted messages -> the bronze/events schema (identifiers normalized, UTC timestamp)."""
     m = F.col("m")
     msg_type = F.lower(F.trim(m["type"]))
-    ctx_group = F.get_json_object(m["context"], "$.groupId")
+    # One narrow parse of each nested object (not one get_json_object per field).
+    context = F.from_json(m["context"], CONTEXT_FIELDS)
     # A group call's traits describe the group, not the caller: only identify traits (and any
     # message's context.traits) carry the user's own email and phone.
-    own_traits = F.when(msg_type == "identify", m["traits"])
+    own_traits = F.from_json(F.when(msg_type == "identify", m["traits"]), CONTACT_FIELDS)
 
     def trait(name: str) -> Column:
-        return F.coalesce(
-            F.get_json_object(own_traits, f"$.{name}"), F.get_json_object(m["context"], f"$.traits.{name}")
-        )
+        return F.coalesce(own_traits[name], context["traits"][name])
 
+    ctx_group = context["groupId"]
     return df.select(
         F.trim(m["messageId"]).alias("message_id"),
         msg_type.alias("type"),
@@ -205,9 +211,29 @@ def to_bronze_events(df: DataFrame, run_date) -> DataFrame:
 
 
 def keep_first_per_key(df: DataFrame, key: str) -> DataFrame:
-    """One row per key: a replay keeps its first copy, by (source_file, raw) so the pick is stable."""
+    """One row per key: a replay keeps its first copy, by (source_file, raw) so the pick is stable.
+
+    Replays are a small share of the input, so only the keys seen more than once are worked out
+    with a shuffle of the key column; the rows of repeated keys (a small set, broadcast by AQE
+    when it is small) are then ranked, and every other row passes through without moving.
+    """
+    repeated = df.groupBy(key).count().filter("count > 1").select(key, F.lit(True).alias("_repeated"))
+    marked = df.join(repeated, on=key, how="left")
     first = Window.partitionBy(key).orderBy("source_file", "raw")
-    return df.withColumn("_rank", F.row_number().over(first)).filter("_rank = 1").drop("_rank")
+    ranked = (
+        marked.filter("_repeated")
+        .withColumn("_rank", F.row_number().over(first))
+        .filter("_rank = 1")
+        .drop("_rank")
+    )
+    return marked.filter("_repeated IS NULL").unionByName(ranked).drop("_repeated")
+
+
+def drop_seen(spark: SparkSession, wh, rows: DataFrame, table: str, key: str) -> DataFrame:
+    """Rows whose key the table does not hold yet. Only the batch's keys are matched against the
+    table (a shuffle of one column); the full rows meet just the set of keys seen before."""
+    seen = rows.select(key).join(wh.read(spark, table).select(key), on=key, how="left_semi")
+    return rows.join(seen, on=key, how="left_anti")
 
 
 def to_quarantine(df: DataFrame, kind: str, run_date) -> DataFrame:
@@ -284,23 +310,16 @@ def read_customer_rows(spark: SparkSession, files: list[Path]) -> DataFrame | No
 
 def append_new(spark: SparkSession, wh, rows: DataFrame, table: str, key: str, schema) -> int:
     """Append rows whose `key` the table has not seen; returns how many were written."""
-    wh.ensure(spark, table, schema, partition_by=["run_date"])
     before = wh.version(spark, table)
-    new_rows = rows.join(wh.read(spark, table).select(key), on=key, how="left_anti")
-    wh.append(new_rows.select(*[f.name for f in schema.fields]), table, partition_by=["run_date"])
+    if before >= 0:
+        rows = drop_seen(spark, wh, rows, table, key)
+    wh.append(rows.select(*[f.name for f in schema.fields]), table, partition_by=["run_date"])
     return wh.operation_metrics_since(spark, table, before).get("numOutputRows", 0)
 
 
 def quarantine_new(spark: SparkSession, wh, rows: DataFrame) -> None:
     """Insert quarantined lines not quarantined before (keyed on source file + line)."""
-    wh.ensure(spark, tables.QUARANTINE_EVENTS, QUARANTINE_SCHEMA, partition_by=["run_date"])
-    target = wh.delta(spark, tables.QUARANTINE_EVENTS)
-    (
-        target.alias("t")
-        .merge(rows.dropDuplicates(["line_hash"]).alias("s"), "t.line_hash = s.line_hash")
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    append_new(spark, wh, rows.dropDuplicates(["line_hash"]), tables.QUARANTINE_EVENTS, "line_hash", QUARANTINE_SCHEMA)
 
 
 def _reason_counts(df: DataFrame) -> dict[str | None, int]:
@@ -369,6 +388,8 @@ def run(ctx: JobContext, args: argparse.Namespace) -> StageResult:
     if inputs.event_files:
         metrics.update(ingest_events(spark, wh, inputs.events_dir, ctx.run_date))
     metrics.update(ingest_customers(spark, wh, inputs.customer_files, ctx.run_date))
+    # The table exists after every run, empty when nothing was ever quarantined.
+    wh.ensure(spark, tables.QUARANTINE_EVENTS, QUARANTINE_SCHEMA, partition_by=["run_date"])
     result = StageResult(metrics=metrics)
     if metrics["lines_read"] and metrics["quarantined"] / metrics["lines_read"] > settings.warn_quarantine_ratio:
         result.notes.append(
