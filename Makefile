@@ -8,9 +8,10 @@ JAR_STAMP := .jars/.resolved
 RUN_DATE ?= $(shell date -u +%F)
 SAMPLE := data/sample
 SCALE ?= S
+EDGES ?= 1M 10M
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: setup run test bench dist lock clean
+.PHONY: setup run test bench bench-graph dist lock clean
 
 setup: $(PY_STAMP) $(JAR_STAMP)
 
@@ -33,6 +34,10 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m bench.run --scale $(SCALE)
+
+# B1: connected components on 1M/10M-edge graphs vs scipy and a two_phase re-implementation.
+bench-graph: setup
+	$(BIN)/python -m bench.b1_stitch --edges $(EDGES) --methods distributed default driver graphframes
 
 # Source archive for spark-submit --py-files (see README).
 dist: setup

@@ -78,6 +78,13 @@ def jvm_peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def memory_meta(spark) -> dict:
+    """Peak memory of the Python driver and of the JVM behind `spark`, for a results file."""
+    proc = spark.sparkContext._gateway.proc
+    return {"driver_python_peak_rss_mb": driver_peak_rss_mb(),
+            "driver_jvm_peak_rss_mb": jvm_peak_rss_mb(proc.pid) if proc else None}
+
+
 def write_results(scale: str, comparisons: list[Comparison], meta: dict) -> tuple[Path, Path]:
     RESULTS.mkdir(parents=True, exist_ok=True)
     json_path = RESULTS / f"{scale}.json"

@@ -80,6 +80,92 @@ def b4_ingest(spark, data: Path, pairs: int) -> Comparison:
     return cmp
 
 
+def nightly_ctx(spark, warehouse: Path, run_date: dt.date):
+    from jobs.config import load_config
+    from jobs.context import JobContext
+
+    return JobContext(config=load_config(overrides={"warehouse": str(warehouse)}), run_date=run_date, _spark=spark)
+
+
+def run_nightly(spark, warehouse: Path, data: Path, run_date: dt.date, full: bool = False) -> dict:
+    from jobs import nightly
+
+    ctx = nightly_ctx(spark, warehouse, run_date)
+    nightly.run(ctx, argparse.Namespace(input=str(data), full=full))
+    return json.loads((warehouse / "_runs" / str(run_date) / "report.json").read_text())
+
+
+def built_warehouse(spark, scale: str, data: Path) -> Path:
+    """The scale's warehouse after one nightly on its data (built once, reused by B2/B3)."""
+    warehouse = WORK / f"warehouse-{scale}"
+    if not (warehouse / "_runs" / str(RUN_DATE) / "report.json").is_file():
+        shutil.rmtree(warehouse, ignore_errors=True)
+        run_nightly(spark, warehouse, data, RUN_DATE)
+    return warehouse
+
+
+def _execute(df) -> None:
+    """Run a query to the end without the cost of keeping its output."""
+    df.write.format("noop").mode("overwrite").save()
+
+
+def b2_lens(spark, data: Path, pairs: int) -> list[Comparison]:
+    """B2: each seed Lens question, compiled from the model vs the hand-written Spark SQL."""
+    from jobs.config import REPO_ROOT, load_config
+    from lens.execute import compile_for, run_compiled, views_for, warehouse_catalog
+    from lens.model import load_model
+    from lens.query_format import load_query
+    from lens.reference_sql import REFERENCES
+
+    warehouse = built_warehouse(spark, data.name.removeprefix("data-"), data)
+    settings = load_config().lens
+    catalog = warehouse_catalog(settings.catalog, warehouse)
+    model = load_model(REPO_ROOT / "lens" / "customer_360.yml")
+    views = views_for(catalog)
+    activity_view = views["icebase.audience.activity_streams_large_data"]
+    customers_view = views["icebase.audience.customers_large_data"]
+    out = []
+    for ref in REFERENCES:
+        compiled = compile_for(model, load_query(REPO_ROOT / ref.query_file, ref.variant), RUN_DATE, catalog)
+        lens_df = run_compiled(spark, compiled, catalog)  # registers the views too
+        hand_df = spark.sql(ref.sql(RUN_DATE, activity_view, customers_view))
+        columns = hand_df.columns
+        diff = lens_df.select(*[f"`{c}`" for c in columns]).exceptAll(hand_df).count() + \
+            hand_df.exceptAll(lens_df.select(*[f"`{c}`" for c in columns])).count()
+        if diff:
+            raise AssertionError(f"B2 {ref.name}: lens answer differs from the hand-written SQL in {diff} rows")
+        cmp = Comparison("B2", f"lens: {ref.name}", "compiled lens", "hand-written SQL", target="≤ 1.05")
+        paired(cmp, lambda: _execute(lens_df), lambda: _execute(hand_df), pairs)
+        cmp.extra["rows"] = f"{hand_df.count():,}, equal to the hand-written answer"
+        out.append(cmp)
+    return out
+
+
+def b5_nightly(spark, data: Path, pairs: int) -> Comparison:
+    """B5: the whole nightly on a fresh warehouse vs B4's floor (bare read) × number of stages."""
+    from jobs import nightly
+
+    stages = len(nightly.stages())
+    target = WORK / "b5-warehouse"
+    events_dir = data / "events"
+    reports = []
+
+    def run_all():
+        shutil.rmtree(target, ignore_errors=True)
+        reports.append(run_nightly(spark, target, data, RUN_DATE))
+
+    def floor():
+        for _ in range(stages):
+            spark.read.json(str(events_dir)).count()
+
+    cmp = Comparison("B5", f"whole nightly ({stages} stages)", "c360 nightly", f"bare read × {stages}")
+    paired(cmp, run_all, floor, pairs)
+    lines = reports[-1]["stages"]["ingest"]["metrics"]["lines_read"]
+    cmp.extra["events/s per core"] = f"{lines / min(cmp.a_seconds) / 2:,.0f}"
+    cmp.extra["stage seconds"] = ", ".join(f"{n} {s['seconds']}" for n, s in reports[-1]["stages"].items())
+    return cmp
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", choices=sorted(SCALES), default="S")
@@ -89,13 +175,14 @@ def main(argv=None) -> int:
     pairs = args.pairs or PAIRS[args.scale]
     data = generated_input(args.scale)
     spark = bench_spark()
-    measurements = {"B4": b4_ingest}
+    measurements = {"B4": b4_ingest, "B2": b2_lens, "B5": b5_nightly}
     comparisons = []
     for mid, fn in measurements.items():
         if args.only and mid not in args.only:
             continue
         print(f"{mid} at scale {args.scale} ({pairs} pairs)", flush=True)
-        comparisons.append(fn(spark, data, pairs))
+        result = fn(spark, data, pairs)
+        comparisons.extend(result if isinstance(result, list) else [result])
     jvm_pid = spark.sparkContext._gateway.proc.pid if spark.sparkContext._gateway.proc else None
     meta = {
         "customers": SCALES[args.scale],

@@ -16,7 +16,16 @@ from pathlib import Path
 COMMANDS: dict[str, str] = {
     "generate": "jobs.generate",
     "ingest": "jobs.ingest",
+    "stitch": "jobs.stitch",
+    "identity": "jobs.identity_cli",
+    "activities": "jobs.activities",
+    "groups": "jobs.groups",
+    "segments": "jobs.segments",
     "nightly": "jobs.nightly",
+    "lens": "jobs.lens_cli",
+    "lens-materialize": "jobs.lens_materialize",
+    "rfm": "jobs.rfm",
+    "traits": "jobs.traits",
 }
 
 EXIT_OK = 0
@@ -58,8 +67,14 @@ def make_context(args: argparse.Namespace):
     from jobs.config import load_config
     from jobs.context import JobContext
 
+    from jobs.errors import ConfigError
+
     overrides = {"warehouse": args.warehouse} if args.warehouse else None
     config = load_config(args.config, overrides=overrides)
+    root = config.warehouse_path()
+    if root.exists() and not root.is_dir():
+        where = "--warehouse" if args.warehouse else f"'warehouse' in {config.source}"
+        raise ConfigError(f"the warehouse {root} ({where}) is a file, not a folder")
     run_date = args.run_date or dt.datetime.now(dt.timezone.utc).date()
     return JobContext(config=config, run_date=run_date)
 

@@ -17,7 +17,12 @@ from typing import Any
 
 import yaml
 
+from jobs.activity_settings import ActivitySettings
 from jobs.errors import ConfigError
+from jobs.identity_rules import IdentitySettings
+from jobs.trait_settings import TraitSettings
+from jobs.segment_settings import SegmentSettings
+from lens.settings import LensSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "conf" / "local.yml"
@@ -64,9 +69,11 @@ class Config:
     spark: SparkSettings = field(default_factory=SparkSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     # Sections owned by later stages; their schemas live in the stage modules' config classes.
-    identity: dict[str, Any] = field(default_factory=dict)
-    activities: dict[str, Any] = field(default_factory=dict)
-    lens: dict[str, Any] = field(default_factory=dict)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
+    activities: ActivitySettings = field(default_factory=ActivitySettings)
+    lens: LensSettings = field(default_factory=LensSettings)
+    traits: TraitSettings = field(default_factory=TraitSettings)
+    segments: SegmentSettings = field(default_factory=SegmentSettings)
     source: str = "<defaults>"
 
     def warehouse_path(self) -> Path:

@@ -6,6 +6,8 @@ from pathlib import Path
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
+from jobs.errors import InputError
+
 # The public table names (interface §4). Downstream users depend on exactly these paths.
 BRONZE_EVENTS = "bronze/events"
 BRONZE_CUSTOMERS = "bronze/customers"
@@ -13,6 +15,9 @@ QUARANTINE_EVENTS = "quarantine/events"
 IDENTITY_MAP = "gold/identity_map"
 IDENTITY_AUDIT = "gold/identity_audit"
 IDENTITY_LINEAGE = "gold/identity_lineage"
+# Identity graph state (jobs.stitch): evidence per identifier and per identifier pair.
+IDENTITY_IDENTIFIERS = "silver/identity_identifiers"
+IDENTITY_EDGES = "silver/identity_edges"
 SILVER_CUSTOMERS = "silver/customers"
 ACTIVITY_STREAM = "silver/activity_stream"
 GROUPS = "gold/groups"
@@ -21,6 +26,17 @@ RFM = "gold/rfm"
 TRAITS = "gold/traits"
 SEGMENT_MEMBERSHIP = "gold/segment_membership"
 SEGMENT_CHANGES = "gold/segment_changes"
+# Segments stage state (jobs.segments): one row per run × segment (marks a run date applied), and
+# the log of what each export added and removed; export files go to <warehouse>/exports/<segment>/.
+SEGMENT_RUNS = "gold/segment_runs"
+SEGMENT_EXPORTS = "gold/segment_exports"
+EXPORTS = "exports"
+# Materialized lens queries (jobs.lens_materialize): gold/lens_<name>.
+LENS_PREFIX = "gold/lens_"
+
+
+def lens_table(name: str) -> str:
+    return f"{LENS_PREFIX}{name}"
 
 
 class Warehouse:
@@ -38,6 +54,12 @@ class Warehouse:
     def read(self, spark: SparkSession, table: str) -> DataFrame:
         return spark.read.format("delta").load(self.path(table))
 
+    def read_required(self, spark: SparkSession, table: str, *, made_by: str) -> DataFrame:
+        """Read a stage's input; a missing table is an InputError naming the command that writes it."""
+        if not self.exists(spark, table):
+            raise InputError(f"table {self.path(table)} does not exist: run `c360 {made_by}` first")
+        return self.read(spark, table)
+
     def delta(self, spark: SparkSession, table: str) -> DeltaTable:
         return DeltaTable.forPath(spark, self.path(table))
 
@@ -52,6 +74,10 @@ class Warehouse:
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         writer.save(self.path(table))
+
+    def replace_where(self, df: DataFrame, table: str, predicate: str) -> None:
+        """Atomically replace the rows matching `predicate` with `df` (whose rows must all match it)."""
+        df.write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(self.path(table))
 
     def ensure(self, spark: SparkSession, table: str, schema, *, partition_by: list[str] | None = None) -> None:
         """Create an empty table with `schema` if it does not exist yet."""

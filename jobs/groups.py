@@ -1,0 +1,194 @@
+"""Customer groups (households, billing accounts, B2B accounts) after Blueshift's customer groups.
+
+- A `group` call creates or updates a group: standard attributes email, phone, first_name,
+  last_name, name, plus any custom traits. Per attribute the most recent non-null value wins
+  (by timestamp, then messageId), so a later call that omits an attribute does not erase it.
+- The user making a `group` call becomes a member; an `identify` with a groupId (top level or
+  context.groupId) also adds membership. Members are stitched customers (jobs.resolution), and
+  membership is never withdrawn (the Segment spec has no "leave group" call).
+- Group attributes apply to every member: `with_group_attributes` joins them onto any per-customer
+  table so segments can filter on them.
+
+Tables: gold/groups (one row per group), gold/group_members (group × member). Both are rebuilt from
+bronze on each run (they are small next to the event stream); `c360 activities` builds them, and
+`c360 groups` rebuilds them alone.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    DateType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from jobs import tables
+from jobs.context import JobContext, StageResult
+from jobs.errors import InputError
+from jobs.identifiers import normalize_email, normalize_phone
+from jobs.resolution import resolve_customer_id
+
+HELP = "rebuild gold/groups and gold/group_members from group and identify calls (also run by `activities`)"
+NEEDS_SPARK = True
+
+GROUP_CALL = "group"
+IDENTIFY_CALL = "identify"
+STANDARD_ATTRIBUTES = ("email", "phone", "first_name", "last_name", "name")
+# Trait keys (lower-cased, without separators) that mean a standard attribute; Blueshift's own
+# payloads use `firstname` and `phone_number`, Segment's use `firstName` and `phone`.
+STANDARD_TRAIT_KEYS = {
+    "email": "email",
+    "emailaddress": "email",
+    "phone": "phone",
+    "phonenumber": "phone",
+    "firstname": "first_name",
+    "lastname": "last_name",
+    "name": "name",
+}
+TRAITS_MAP = MapType(StringType(), StringType())
+
+GROUPS_SCHEMA = StructType([
+    StructField("group_id", StringType(), False),
+    StructField("email", StringType()),
+    StructField("phone", StringType()),
+    StructField("first_name", StringType()),
+    StructField("last_name", StringType()),
+    StructField("name", StringType()),
+    StructField("custom_traits", TRAITS_MAP),
+    StructField("updated_at", TimestampType()),
+])
+GROUP_MEMBERS_SCHEMA = StructType([
+    StructField("group_id", StringType(), False),
+    StructField("customer_id", StringType(), False),
+    StructField("joined_on", DateType()),
+    StructField("source", StringType()),
+])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def group_calls(bronze: DataFrame) -> DataFrame:
+    return bronze.filter((F.col("type") == GROUP_CALL) & F.col("group_id").isNotNull())
+
+
+def membership_evidence(bronze: DataFrame) -> DataFrame:
+    """Group calls and identify-with-groupId calls: who joined which group, when, how."""
+    joins_group = (F.col("type") == GROUP_CALL) | (F.col("type") == IDENTIFY_CALL)
+    return bronze.filter(joins_group & F.col("group_id").isNotNull()).select(
+        "group_id", "user_id", "anonymous_id", "timestamp", "message_id", F.col("type").alias("source")
+    )
+
+
+def latest_group_traits(bronze: DataFrame) -> DataFrame:
+    """(group_id, trait, value): per trait the value of the latest group call that set it."""
+    key = F.lower(F.regexp_replace("trait_key", r"[^A-Za-z0-9]", ""))
+    standard = F.create_map(*[F.lit(x) for pair in STANDARD_TRAIT_KEYS.items() for x in pair])
+    return (
+        group_calls(bronze)
+        .select("group_id", "timestamp", "message_id",
+                F.explode(F.from_json("traits", TRAITS_MAP)).alias("trait_key", "value"))
+        .filter(F.col("value").isNotNull())
+        .withColumn("trait", F.coalesce(standard[key], F.col("trait_key")))
+        .groupBy("group_id", "trait")
+        .agg(F.max_by("value", F.struct("timestamp", "message_id")).alias("value"))
+    )
+
+
+def build_groups(bronze: DataFrame) -> DataFrame:
+    """gold/groups: every group named by a group call or an identify-with-groupId."""
+    traits = (
+        latest_group_traits(bronze)
+        .groupBy("group_id")
+        .agg(F.map_from_entries(F.collect_list(F.struct("trait", "value"))).alias("traits"))
+    )
+    updated = group_calls(bronze).groupBy("group_id").agg(F.max("timestamp").alias("updated_at"))
+    known = membership_evidence(bronze).select("group_id").distinct()
+    standard = F.array(*[F.lit(a) for a in STANDARD_ATTRIBUTES])
+    return (
+        known.join(traits, on="group_id", how="left")
+        .join(updated, on="group_id", how="left")
+        .select(
+            "group_id",
+            normalize_email(F.col("traits")["email"]).alias("email"),
+            normalize_phone(F.col("traits")["phone"]).alias("phone"),
+            F.col("traits")["first_name"].alias("first_name"),
+            F.col("traits")["last_name"].alias("last_name"),
+            F.col("traits")["name"].alias("name"),
+            F.coalesce(
+                F.map_filter("traits", lambda k, _: ~F.array_contains(standard, k)),
+                F.create_map().cast(TRAITS_MAP),
+            ).alias("custom_traits"),
+            "updated_at",
+        )
+    )
+
+
+def build_group_members(bronze: DataFrame, identity_map: DataFrame) -> DataFrame:
+    """gold/group_members: one row per (group, stitched customer); joined_on = first evidence."""
+    return (
+        membership_evidence(bronze)
+        .transform(lambda df: resolve_customer_id(df, identity_map))
+        .filter(F.col("customer_id").isNotNull())
+        .groupBy("group_id", "customer_id")
+        .agg(
+            F.min("timestamp").alias("first_ts"),
+            # the call that first made them a member; a group call wins a tie with an identify
+            F.min_by("source", F.struct("timestamp", "source")).alias("source"),
+        )
+        .select("group_id", "customer_id", F.to_date("first_ts").alias("joined_on"), "source")
+    )
+
+
+def with_group_attributes(
+    df: DataFrame, groups: DataFrame, group_members: DataFrame, *, customer_col: str = "customer_id"
+) -> DataFrame:
+    """Group attributes for every member: one row per (row of df, group of its customer).
+
+    Columns added: group_id and group_<attribute> for each group attribute (group_custom_traits is
+    the map). A customer in no group keeps one row with nulls; one in two groups gets two rows, so
+    a segment rule on group attributes holds when any of the customer's groups satisfies it.
+    """
+    attrs = groups.select(
+        "group_id", *[F.col(c).alias(f"group_{c}") for c in groups.columns if c not in ("group_id", "updated_at")]
+    )
+    members = group_members.select(F.col("customer_id").alias("_member_customer_id"), "group_id")
+    return (
+        df.join(members, df[customer_col] == members["_member_customer_id"], how="left")
+        .drop("_member_customer_id")
+        .join(attrs, on="group_id", how="left")
+    )
+
+
+def write_groups(spark: SparkSession, wh, groups: DataFrame, members: DataFrame) -> dict[str, int]:
+    counts = {}
+    for name, df, table, schema in (("groups", groups, tables.GROUPS, GROUPS_SCHEMA),
+                                    ("group_members", members, tables.GROUP_MEMBERS, GROUP_MEMBERS_SCHEMA)):
+        version = wh.version(spark, table)
+        wh.overwrite(df.select(*schema.fieldNames()), table)
+        counts[name] = wh.operation_metrics_since(spark, table, version).get("numOutputRows", 0)
+    return counts
+
+
+def read_inputs(spark: SparkSession, wh, run_date: dt.date) -> tuple[DataFrame, DataFrame]:
+    """Bronze events up to the run date and the identity map; a missing table is an InputError."""
+    for table, stage in ((tables.BRONZE_EVENTS, "ingest"), (tables.IDENTITY_MAP, "stitch")):
+        if not wh.exists(spark, table):
+            raise InputError(f"table {wh.path(table)} does not exist: run `c360 {stage}` first")
+    bronze = wh.read(spark, tables.BRONZE_EVENTS).filter(F.col("run_date") <= F.lit(run_date))
+    return bronze, wh.read(spark, tables.IDENTITY_MAP)
+
+
+def run(ctx: JobContext, args: argparse.Namespace) -> StageResult:
+    spark, wh = ctx.spark, ctx.warehouse
+    bronze, identity_map = read_inputs(spark, wh, ctx.run_date)
+    counts = write_groups(spark, wh, build_groups(bronze), build_group_members(bronze, identity_map))
+    return StageResult(metrics=counts)

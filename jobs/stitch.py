@@ -1,0 +1,364 @@
+"""`c360 stitch`: identity graph -> rules -> connected components -> stable ids, identity map, customers.
+
+Flow of one run for run date D:
+
+1. New bronze rows (run_date after the last stitched bronze date, or = D; never after D; all of
+   them with `--full`) become evidence (jobs.identity_evidence) merged into
+   silver/identity_identifiers and silver/identity_edges (min/max merges: re-runs change nothing).
+2. The *scope* to recompute: with `--full` (or on the first run) every identifier; otherwise the
+   identifiers seen in the new rows plus every member of the previous graph components they
+   belong to (the `component` column of gold/identity_map: components before per-customer limits,
+   so a limit decision is always taken over a whole component). The scope is closed: an edge
+   leaving it can only lead to an identifier a rule removed.
+3. Rules (jobs.identity_rules): alias calls merge user ids into persons (the components of all
+   stored alias edges, so the hub cap sees every alias partner even of an identifier outside the
+   scope), blocked values and hubs are removed, connected components (jobs.graph) of the rest,
+   then per-customer limits (counting persons) split the components that break them.
+4. Stable customer ids against the previous labels of the scope (jobs.identity_ids; a person
+   merged by alias is named by the alias target, from the previousIds of all bronze alias calls),
+   lineage.
+5. gold/identity_map is merged for the scope only (untouched customers are not rewritten),
+   gold/identity_audit and gold/identity_lineage get this run's rows (insert-if-absent, so a
+   re-run of D adds nothing), silver/customers is rebuilt (jobs.survivorship).
+
+Because the scope is always whole components and every step is a deterministic function of the
+component's evidence, an incremental run and `--full` give the same partition and the same ids.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType
+
+from jobs import graph, tables
+from jobs.context import JobContext, StageResult
+from jobs.errors import InputError
+from jobs.identifiers import USER_ID
+from jobs.identity_evidence import (
+    EDGE_KEY,
+    EVIDENCE_COLUMNS,
+    IDENTIFIER_KEY,
+    aggregate_evidence,
+    alias_previous_ids,
+    customer_observations,
+    edge_evidence,
+    event_observations,
+    identifier_evidence,
+)
+from jobs.identity_ids import assign_customer_ids
+from jobs.identity_rules import (
+    CUT_SCHEMA,
+    PERSONS_SCHEMA,
+    IdentitySettings,
+    alias_edges,
+    enforce_limits,
+    removed_identifiers,
+)
+from jobs.schemas import BRONZE_CUSTOMERS_SCHEMA, BRONZE_EVENTS_SCHEMA
+from jobs.survivorship import build_customers
+
+HELP = "stitch identities: identity graph, rules, connected components, stable customer ids, silver/customers"
+NEEDS_SPARK = True
+
+IDENTITY_MAP_SCHEMA = StructType([
+    StructField("identifier_type", StringType(), False),
+    StructField("identifier_value", StringType(), False),
+    StructField("customer_id", StringType(), False),
+    # Graph component before per-customer limits (internal: what an incremental run recomputes).
+    StructField("component", LongType(), False),
+])
+AUDIT_SCHEMA = StructType([
+    StructField("run_date", DateType(), False),
+    StructField("rule", StringType(), False),
+    StructField("identifier_type", StringType(), False),
+    StructField("identifier_value", StringType(), False),
+    # The other end of a cut edge (rule limit:<type>); null when a whole identifier was removed.
+    StructField("other_type", StringType()),
+    StructField("other_value", StringType()),
+    StructField("detail", StringType()),
+])
+AUDIT_KEY = ("run_date", "rule", "identifier_type", "identifier_value", "other_type", "other_value")
+LINEAGE_SCHEMA = StructType([
+    StructField("run_date", DateType(), False),
+    StructField("old_id", StringType(), False),
+    StructField("new_id", StringType(), False),
+    StructField("change", StringType(), False),
+])
+LINEAGE_KEY = ("run_date", "old_id", "new_id", "change")
+BRONZE_SCHEMAS = {tables.BRONZE_EVENTS: BRONZE_EVENTS_SCHEMA, tables.BRONZE_CUSTOMERS: BRONZE_CUSTOMERS_SCHEMA}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--full", action="store_true", help="rebuild the identity graph from all bronze rows")
+
+
+# ----------------------------------------------------------------------------------------------
+# Small I/O helpers
+# ----------------------------------------------------------------------------------------------
+
+
+class Scratch:
+    """Per-run Parquet scratch space: materialises intermediate results so each is computed once
+    and lineage stays short; deleted at the end of the run."""
+
+    def __init__(self, spark: SparkSession, root: str):
+        self.spark, self.root = spark, root
+
+    def keep(self, df: DataFrame, name: str) -> DataFrame:
+        path = f"{self.root}/{name}"
+        df.write.mode("overwrite").parquet(path)
+        return self.spark.read.parquet(path)
+
+    def delete(self) -> None:
+        jvm = self.spark.sparkContext._jvm
+        path = jvm.org.apache.hadoop.fs.Path(self.root)
+        fs = path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+        if fs.exists(path):
+            fs.delete(path, True)
+
+
+def _null_safe_on(keys: tuple[str, ...]) -> str:
+    return " AND ".join(f"t.{k} <=> s.{k}" for k in keys)
+
+
+def insert_missing(spark: SparkSession, wh: tables.Warehouse, rows: DataFrame, table: str, schema, keys) -> None:
+    """Append the rows whose key is not in `table` yet (so re-running a date adds nothing)."""
+    wh.ensure(spark, table, schema)
+    stored = wh.read(spark, table)
+    source = rows.select(*schema.fieldNames()).dropDuplicates(list(keys)).alias("s")
+    on = [F.col(f"s.{k}").eqNullSafe(stored[k]) for k in keys]
+    wh.append(source.join(stored, on, "left_anti"), table)
+
+
+def upsert_evidence(spark: SparkSession, wh: tables.Warehouse, new: DataFrame, table: str, keys: tuple[str, ...]) -> None:
+    """Merge new evidence rows into `table` (min/max per key; unchanged rows are not rewritten)."""
+    stored = wh.read(spark, table).join(new.select(*keys), list(keys), "left_semi")
+    merged = aggregate_evidence(stored.unionByName(new), keys)
+    changed = " OR ".join(f"NOT (t.{c} <=> s.{c})" for c in EVIDENCE_COLUMNS)
+    (
+        wh.delta(spark, table).alias("t")
+        .merge(merged.alias("s"), _null_safe_on(keys))
+        .whenMatchedUpdateAll(condition=changed)
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def read_bronze(spark: SparkSession, wh: tables.Warehouse, table: str, run_date: dt.date, since: dt.date | None):
+    """Bronze rows up to the run date; with `since`, only those not stitched yet (or of run_date).
+    A bronze table that does not exist yet reads as empty."""
+    if not wh.exists(spark, table):
+        return spark.createDataFrame([], BRONZE_SCHEMAS[table])
+    rows = wh.read(spark, table).where(F.col("run_date") <= F.lit(run_date))
+    if since is not None:
+        rows = rows.where((F.col("run_date") > F.lit(since)) | (F.col("run_date") == F.lit(run_date)))
+    return rows
+
+
+def observations(events: DataFrame, customers: DataFrame, settings: IdentitySettings) -> DataFrame:
+    return event_observations(events, settings.alias_previous_type).unionByName(customer_observations(customers))
+
+
+# ----------------------------------------------------------------------------------------------
+# Labelling a closed scope of the graph (pure transformations + components)
+# ----------------------------------------------------------------------------------------------
+
+
+def scope_of(touched: DataFrame, identity_map: DataFrame) -> DataFrame:
+    """Identifier keys to recompute: the touched ones plus all members of their components."""
+    keys = list(IDENTIFIER_KEY)
+    components = identity_map.join(touched, keys, "left_semi").select("component").distinct()
+    members = identity_map.join(components, "component", "left_semi").select(*keys)
+    return touched.select(*keys).unionByName(members).distinct()
+
+
+def edges_touching(edges: DataFrame, keys: DataFrame) -> DataFrame:
+    """Edges with at least one end among `keys` (identifier_type, identifier_value)."""
+    as_a = keys.select(F.col("identifier_type").alias("a_type"), F.col("identifier_value").alias("a_value"))
+    as_b = keys.select(F.col("identifier_type").alias("b_type"), F.col("identifier_value").alias("b_value"))
+    return (
+        edges.join(as_a, ["a_type", "a_value"], "left_semi")
+        .unionByName(edges.join(as_b, ["b_type", "b_value"], "left_semi"))
+        .dropDuplicates(list(EDGE_KEY))
+    )
+
+
+def with_vertex_ids(edges: DataFrame, vertices: DataFrame) -> DataFrame:
+    """Edges between two kept vertices, with a_vertex / b_vertex ids (others are dropped)."""
+    a = vertices.select(F.col("identifier_type").alias("a_type"), F.col("identifier_value").alias("a_value"),
+                        F.col("vertex_id").alias("a_vertex"))
+    b = vertices.select(F.col("identifier_type").alias("b_type"), F.col("identifier_value").alias("b_value"),
+                        F.col("vertex_id").alias("b_vertex"))
+    return edges.join(a, ["a_type", "a_value"], "inner").join(b, ["b_type", "b_value"], "inner").select(
+        "a_vertex", "b_vertex", *EDGE_KEY, "first_seen"
+    )
+
+
+def alias_persons(scratch: Scratch, edges: DataFrame, settings: IdentitySettings) -> DataFrame:
+    """`identifier_value, person` for every user id joined to another by alias edges (among
+    `edges`): person = the smallest user id of its alias-connected set, so it names no other set."""
+    alias = scratch.keep(alias_edges(edges, settings), "alias_edges")
+    if alias.isEmpty():
+        return alias.sparkSession.createDataFrame([], PERSONS_SCHEMA)
+    users = alias.select(F.col("a_value").alias("identifier_value")).unionByName(
+        alias.select(F.col("b_value").alias("identifier_value"))
+    ).withColumn("identifier_type", F.lit(USER_ID))
+    vertices = scratch.keep(graph.assign_vertex_ids(users), "alias_vertices")
+    a = vertices.select(F.col("identifier_value").alias("a_value"), F.col("vertex_id").alias("src"))
+    b = vertices.select(F.col("identifier_value").alias("b_value"), F.col("vertex_id").alias("dst"))
+    components = graph.connected_components(
+        alias.join(a, "a_value", "inner").join(b, "b_value", "inner").select("src", "dst"),
+        checkpoint_dir=f"{scratch.root}/alias_components",
+        local_threshold=settings.local_threshold,
+        max_rounds=settings.max_rounds,
+    )
+    labelled = vertices.join(components.withColumnRenamed("id", "vertex_id"), "vertex_id", "inner")
+    persons = labelled.groupBy("component").agg(F.min("identifier_value").alias("person"))
+    return scratch.keep(labelled.join(persons, "component", "inner").select("identifier_value", "person"), "persons")
+
+
+def label_scope(ctx: JobContext, scratch: Scratch, scope: DataFrame, scope_edges: DataFrame, all_edges: DataFrame):
+    """(labels, removed, cuts) for a closed scope; labels = identifier_type, identifier_value,
+    first_seen, component, cluster. `all_edges`: every stored edge (its alias edges make persons)."""
+    settings: IdentitySettings = ctx.config.identity
+    keys = list(IDENTIFIER_KEY)
+    # Before the main components run, whose round count graph.LAST_RUN reports.
+    persons = alias_persons(scratch, all_edges, settings)
+    removed = scratch.keep(removed_identifiers(scope, scope_edges, settings, persons), "removed")
+    active = scope.join(removed, keys, "left_anti")
+    vertices = scratch.keep(graph.assign_vertex_ids(active), "vertices")
+    kept_edges = scratch.keep(with_vertex_ids(scope_edges, vertices), "kept_edges")
+    components = graph.connected_components(
+        kept_edges.select(F.col("a_vertex").alias("src"), F.col("b_vertex").alias("dst")),
+        vertices.select(F.col("vertex_id").alias("id")),
+        checkpoint_dir=f"{scratch.root}/components",
+        local_threshold=settings.local_threshold,
+        max_rounds=settings.max_rounds,
+    ).select(F.col("id").alias("vertex_id"), "component")
+    clusters, cuts = enforce_limits(vertices, kept_edges, components, settings, persons)
+    cuts = scratch.keep(cuts, "cuts")
+    labels = scratch.keep(
+        vertices.join(components, "vertex_id", "inner")
+        .join(clusters, "vertex_id", "inner")
+        .join(scope.select(*keys, "first_seen"), keys, "inner")
+        .select(*keys, "first_seen", "component", "cluster"),
+        "labels",
+    )
+    return labels, removed, cuts
+
+
+# ----------------------------------------------------------------------------------------------
+# The stage
+# ----------------------------------------------------------------------------------------------
+
+
+def run(ctx: JobContext, args: argparse.Namespace) -> StageResult:
+    spark, wh, run_date = ctx.spark, ctx.warehouse, ctx.run_date
+    settings: IdentitySettings = ctx.config.identity
+    if not wh.exists(spark, tables.BRONZE_EVENTS) and not wh.exists(spark, tables.BRONZE_CUSTOMERS):
+        raise InputError(f"no bronze tables under {wh.root}: run `c360 ingest --input DIR` first")
+    state = (tables.IDENTITY_MAP, tables.IDENTITY_IDENTIFIERS, tables.IDENTITY_EDGES)
+    incremental = not getattr(args, "full", False) and all(wh.exists(spark, t) for t in state)
+    scratch = Scratch(spark, wh.path(f"_checkpoints/stitch-{run_date}"))
+    try:
+        result = _stitch(ctx, scratch, incremental)
+    finally:
+        scratch.delete()
+    result.metrics = {"mode": "incremental" if incremental else "full", **result.metrics}
+    return result
+
+
+def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult:
+    spark, wh, run_date = ctx.spark, ctx.warehouse, ctx.run_date
+    settings: IdentitySettings = ctx.config.identity
+    keys = list(IDENTIFIER_KEY)
+    since = None
+    if incremental:
+        since = wh.read(spark, tables.IDENTITY_IDENTIFIERS).agg(F.max("last_run_date")).first()[0]
+    events = read_bronze(spark, wh, tables.BRONZE_EVENTS, run_date, since)
+    customers = read_bronze(spark, wh, tables.BRONZE_CUSTOMERS, run_date, since)
+    observed = scratch.keep(observations(events, customers, settings), "observations")
+    new_identifiers = scratch.keep(identifier_evidence(observed), "new_identifiers")
+    new_edges = scratch.keep(edge_evidence(observed), "new_edges")
+
+    if incremental and observed.isEmpty():
+        return StageResult(metrics={"new_observations": 0}, notes=["no new bronze rows: identity unchanged"])
+    had_map = wh.exists(spark, tables.IDENTITY_MAP)
+    previous_map = scratch.keep(wh.read(spark, tables.IDENTITY_MAP), "previous_map") if had_map else None
+    if incremental:
+        upsert_evidence(spark, wh, new_identifiers, tables.IDENTITY_IDENTIFIERS, IDENTIFIER_KEY)
+        upsert_evidence(spark, wh, new_edges, tables.IDENTITY_EDGES, EDGE_KEY)
+        scope_keys = scratch.keep(scope_of(new_identifiers, previous_map), "scope_keys")
+        scope = wh.read(spark, tables.IDENTITY_IDENTIFIERS).join(scope_keys, keys, "inner")
+        scope = scratch.keep(scope, "scope")
+        scope_edges = scratch.keep(edges_touching(wh.read(spark, tables.IDENTITY_EDGES), scope_keys), "scope_edges")
+    else:
+        wh.overwrite(new_identifiers, tables.IDENTITY_IDENTIFIERS)
+        wh.overwrite(new_edges, tables.IDENTITY_EDGES)
+        scope, scope_edges = new_identifiers, new_edges
+
+    labels, removed, cuts = label_scope(ctx, scratch, scope, scope_edges, wh.read(spark, tables.IDENTITY_EDGES))
+    if previous_map is not None:
+        previous = previous_map.join(scope.select(*keys, "first_seen"), keys, "inner").select(*keys, "first_seen", "customer_id")
+        ids_in_use = previous_map.select("customer_id")
+    else:
+        previous = spark.createDataFrame([], "identifier_type string, identifier_value string, first_seen timestamp, customer_id string")
+        ids_in_use = spark.createDataFrame([], "customer_id string")
+    if wh.exists(spark, tables.IDENTITY_LINEAGE):
+        ids_in_use = ids_in_use.unionByName(wh.read(spark, tables.IDENTITY_LINEAGE).select(F.col("old_id").alias("customer_id")))
+    all_events = read_bronze(spark, wh, tables.BRONZE_EVENTS, run_date, None)
+    retired = None
+    if settings.alias_previous_type == USER_ID:
+        retired = scratch.keep(alias_previous_ids(all_events), "retired")
+    ids, lineage = assign_customer_ids(
+        labels.select(*keys, "first_seen", "cluster"), previous, ids_in_use, run_date, retired
+    )
+    new_map = scratch.keep(
+        labels.join(ids, "cluster", "inner").select(*keys, "customer_id", "component"), "new_map"
+    )
+
+    if incremental:
+        source = scope.select(*keys).join(new_map, keys, "left")
+        (
+            wh.delta(spark, tables.IDENTITY_MAP).alias("t")
+            .merge(source.alias("s"), _null_safe_on(IDENTIFIER_KEY))
+            .whenMatchedDelete(condition="s.customer_id IS NULL")
+            .whenMatchedUpdate(
+                condition="NOT (t.customer_id <=> s.customer_id AND t.component <=> s.component)",
+                set={"customer_id": "s.customer_id", "component": "s.component"},
+            )
+            .whenNotMatchedInsert(condition="s.customer_id IS NOT NULL",
+                                  values={c: f"s.{c}" for c in IDENTITY_MAP_SCHEMA.fieldNames()})
+            .execute()
+        )
+    else:
+        wh.overwrite(new_map.select(*IDENTITY_MAP_SCHEMA.fieldNames()), tables.IDENTITY_MAP)
+
+    audit = removed.select(
+        F.lit(run_date).cast("date").alias("run_date"), "rule", *keys,
+        F.lit(None).cast("string").alias("other_type"), F.lit(None).cast("string").alias("other_value"), "detail",
+    ).unionByName(cuts.select(F.lit(run_date).cast("date").alias("run_date"), *CUT_SCHEMA.fieldNames()))
+    insert_missing(spark, wh, audit, tables.IDENTITY_AUDIT, AUDIT_SCHEMA, AUDIT_KEY)
+    lineage = scratch.keep(lineage, "lineage")
+    insert_missing(spark, wh, lineage, tables.IDENTITY_LINEAGE, LINEAGE_SCHEMA, LINEAGE_KEY)
+
+    identity_map = wh.read(spark, tables.IDENTITY_MAP)
+    all_customers = read_bronze(spark, wh, tables.BRONZE_CUSTOMERS, run_date, None)
+    wh.overwrite(build_customers(identity_map, all_customers, all_events, settings), tables.SILVER_CUSTOMERS)
+
+    components = graph.LAST_RUN
+    return StageResult(metrics={
+        "new_observations": observed.count(),
+        "recomputed_identifiers": scope.count(),
+        "removed_identifiers": removed.count(),
+        "cut_edges": cuts.count(),
+        "lineage_rows": lineage.count(),
+        "identifiers_mapped": identity_map.count(),
+        "customers": identity_map.select("customer_id").distinct().count(),
+        "components_path": components.path,
+        "components_rounds": components.rounds,
+    })
+

@@ -1,0 +1,423 @@
+"""Query planning: a lens query -> one deterministic Spark SQL statement. Pure Python, no Spark.
+
+Shape of the SQL (all CTEs):
+  lens_e_<entity>   the entity's sql.query, tables pointed at registered views
+  lens_a_<entity>   for each entity that owns a requested measure: its measures aggregated at its
+                    own grain, grouped by the query's dimensions, reached from it along relationships
+                    (LEFT JOINs that never fan out). When a dimension or filter sits across a 1:N
+                    hop, the entity's primary keys are first de-duplicated per dimension combination
+                    (lens_k_<entity>), so each entity row is counted once per group.
+  lens_r            the aggregates combined: FULL OUTER JOIN on the dimension values (null-safe), or
+                    a CROSS JOIN of single rows without dimensions; derived measures computed here.
+then the final SELECT: requested members, measure filters (HAVING), ORDER BY, LIMIT.
+
+Because every measure is aggregated before anything is joined to it, customer measures mixed with
+order measures (fan-out) or two sibling 1:N entities (chasm trap) never double count.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import re
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from sqlglot import exp
+
+from lens import sql
+from lens.errors import LensError
+from lens.model import COUNT_TYPES, Edge, Member, Model
+from lens.query_format import DATE_OPERATORS, Filter, FilterGroup, Query, parse_moment, resolve_date_range
+
+NUMBER = re.compile(r"^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
+TRUTH = {"true": True, "false": False}
+GRANULARITY_UNITS = {"day": "DAY", "week": "WEEK", "month": "MONTH", "quarter": "QUARTER", "year": "YEAR"}
+RESULT = "lens_r"
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    sql: str
+    columns: tuple[str, ...]   # output column names, `entity.member` (time dimensions: `.granularity`)
+    tables: tuple[str, ...]    # catalog tables the SQL reads (model names)
+
+
+@dataclass(frozen=True)
+class _Dimension:
+    key: str
+    member: Member
+    granularity: str | None = None
+
+
+def compile_query(model: Model, query: Query, *, run_date: dt.date, views: Mapping[str, str]) -> CompiledQuery:
+    """Compile `query` against `model`; `views` maps each catalog table name to a registered view."""
+    return _Planner(model, query, run_date, views).compile()
+
+
+def _and(conditions: list[exp.Expression]) -> exp.Expression | None:
+    return exp.and_(*conditions, copy=False) if conditions else None
+
+
+def _table(name: str, alias: str) -> exp.Table:
+    return exp.Table(this=exp.to_identifier(name), alias=exp.TableAlias(this=sql.quoted(alias)))
+
+
+def _ref(key: str) -> exp.Column:
+    return exp.Column(this=sql.quoted(key))
+
+
+class _Planner:
+    def __init__(self, model: Model, query: Query, run_date: dt.date, views: Mapping[str, str]):
+        self.model = model
+        self.query = query
+        self.run_date = run_date
+        self.views = views
+        self.where = f"query on {model.source}"
+        self.ctes: list[tuple[str, exp.Expression]] = []
+        self.entity_ctes: set[str] = set()
+
+    # ------------------------------------------------------------------ members and expressions
+
+    def _member(self, key: str) -> Member:
+        try:
+            return self.model.member(key)
+        except LensError as exc:
+            raise LensError(f"{self.where}: {str(exc).split(': ', 1)[-1]}") from None
+
+    def _spark(self, tree: exp.Expression) -> exp.Expression:
+        return sql.with_spark_semantics(tree, dialect=self.model.dialect, run_date=self.run_date)
+
+    def _value(self, member: Member) -> exp.Expression:
+        """A field's or dimension's value, qualified by its entity's alias."""
+        return self._spark(self.model.expression(member.key))
+
+    def _zoned(self, value: exp.Expression) -> exp.Expression:
+        if not self.query.timezone:
+            return value
+        return exp.Anonymous(this="FROM_UTC_TIMESTAMP", expressions=[value, sql.string_literal(self.query.timezone)])
+
+    def _dimension_value(self, dim: _Dimension) -> exp.Expression:
+        value = self._value(dim.member)
+        if dim.granularity is None:
+            return value
+        unit = exp.var(GRANULARITY_UNITS[dim.granularity])
+        return exp.cast(exp.TimestampTrunc(this=self._zoned(value), unit=unit), exp.DataType.build("date"))
+
+    # ------------------------------------------------------------------ filters
+
+    def _literal(self, value: str, value_type: str, where: str) -> exp.Expression:
+        if value_type == "number":
+            if not NUMBER.match(value.strip()):
+                raise LensError(f"{where}: {value!r} is not a number")
+            text = value.strip()
+            return exp.Neg(this=exp.Literal.number(text[1:])) if text.startswith("-") else exp.Literal.number(text)
+        if value_type == "boolean":
+            if value.lower() not in TRUTH:
+                raise LensError(f"{where}: {value!r} is not true or false")
+            return exp.Boolean(this=TRUTH[value.lower()])
+        if value_type in ("date", "time"):
+            moment, whole_day = parse_moment(value, where)
+            return sql.date_literal(moment.date()) if whole_day else sql.timestamp_literal(moment)
+        return sql.string_literal(value)
+
+    def _condition(self, node: Filter | FilterGroup,
+                   resolve: Callable[[Filter], tuple[exp.Expression, str]]) -> exp.Expression:
+        if isinstance(node, FilterGroup):
+            parts = [self._condition(item, resolve) for item in node.items]
+            joined = exp.and_(*parts, copy=False) if node.connective == "and" else exp.or_(*parts, copy=False)
+            return exp.Paren(this=joined)
+        value, value_type = resolve(node)
+        where = f"{self.where}: filter {node.member} {node.operator}"
+        op, values = node.operator, node.values
+        if op in DATE_OPERATORS:
+            return self._date_condition(self._zoned(value), op, values, where)
+        if op == "set":
+            return exp.not_(exp.Is(this=value, expression=exp.Null()))
+        if op == "notSet":
+            return exp.Is(this=value, expression=exp.Null())
+        if op in ("contains", "notContains", "startsWith", "endsWith"):
+            prefix = "" if op == "startsWith" else "%"
+            suffix = "" if op == "endsWith" else "%"
+            matches = [exp.ILike(this=value.copy(), expression=sql.like_pattern(v, prefix=prefix, suffix=suffix))
+                       for v in values]
+            condition = exp.Paren(this=exp.or_(*matches, copy=False))
+            return self._or_null(exp.not_(condition), value) if op == "notContains" else condition
+        literals = [self._literal(v, value_type, where) for v in values]
+        if op in ("equals", "notEquals"):
+            condition = (exp.EQ(this=value, expression=literals[0]) if len(literals) == 1
+                         else exp.In(this=value, expressions=literals))
+            return self._or_null(exp.not_(condition), value) if op == "notEquals" else condition
+        comparison = {"gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}[op]
+        return comparison(this=value, expression=literals[0])
+
+    @staticmethod
+    def _or_null(condition: exp.Expression, value: exp.Expression) -> exp.Expression:
+        """Negative filters keep NULLs (a missing value is not equal to / does not contain v)."""
+        return exp.Paren(this=exp.or_(condition, exp.Is(this=value.copy(), expression=exp.Null()), copy=False))
+
+    def _date_condition(self, value: exp.Expression, op: str, values: tuple[str, ...], where: str) -> exp.Expression:
+        if op in ("inDateRange", "notInDateRange"):
+            start, stop = resolve_date_range(values, self.run_date, where)
+            low, high = sql.timestamp_literal(start), sql.timestamp_literal(stop)
+            if op == "inDateRange":
+                return exp.Paren(this=exp.and_(exp.GTE(this=value, expression=low),
+                                               exp.LT(this=value.copy(), expression=high), copy=False))
+            return exp.Paren(this=exp.or_(exp.LT(this=value, expression=low),
+                                          exp.GTE(this=value.copy(), expression=high), copy=False))
+        moment, whole_day = parse_moment(values[0], where)
+        if op == "beforeDate":
+            return exp.LT(this=value, expression=sql.timestamp_literal(moment))
+        if whole_day:  # after the whole day
+            return exp.GTE(this=value, expression=sql.timestamp_literal(moment + dt.timedelta(days=1)))
+        return exp.GT(this=value, expression=sql.timestamp_literal(moment))
+
+    def _filter_members(self, node: Filter | FilterGroup) -> list[Member]:
+        if isinstance(node, Filter):
+            return [self._member(node.member)]
+        return [m for item in node.items for m in self._filter_members(item)]
+
+    def _dimension_resolver(self, entity: str | None = None) -> Callable[[Filter], tuple[exp.Expression, str]]:
+        def resolve(node: Filter) -> tuple[exp.Expression, str]:
+            member = self._member(node.member)
+            if entity is not None and member.entity != entity:
+                raise LensError(f"{self.where}: filter on {node.member}: expected a member of '{entity}'")
+            return self._value(member), member.type
+
+        return resolve
+
+    # ------------------------------------------------------------------ measures
+
+    def _aggregate(self, member: Member) -> exp.Expression:
+        tree = self.model.expression(member.key)
+        if member.type == "number":
+            return self._spark(tree)
+        value = self._spark(tree) if tree is not None else None
+        conditions = [self._spark(c.copy()) for c in self.model.filter_expressions.get(member.key, ())]
+        conditions += [self._condition(f.structured, self._dimension_resolver(member.entity))
+                       for f in member.filters if f.structured is not None]
+        if conditions:
+            then = value if value is not None else exp.Literal.number(1)
+            value = exp.Case().when(_and(conditions), then, copy=False)
+        if member.type == "count":
+            return exp.Count(this=value if value is not None else exp.Star())
+        if member.type == "count_distinct":
+            return exp.Count(this=exp.Distinct(expressions=[value]))
+        if member.type == "count_distinct_approx":
+            return exp.ApproxDistinct(this=value)
+        return {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[member.type](this=value)
+
+    # ------------------------------------------------------------------ joins
+
+    def _join_tree(self, root: str, needed: set[str]) -> list[Edge]:
+        """Edges from `root` to every needed entity: fewest fan-out hops, then fewest hops, then by name."""
+        best: dict[str, tuple[int, int, tuple[str, ...]]] = {root: (0, 0, (root,))}
+        parent: dict[str, Edge] = {}
+        heap = [(0, 0, (root,), root)]
+        while heap:
+            fans, hops, path, node = heapq.heappop(heap)
+            if best.get(node) != (fans, hops, path):
+                continue
+            for edge in self.model.edges[node]:
+                cost = (fans + edge.fans_out, hops + 1, (*path, edge.target))
+                if edge.target not in best or cost < best[edge.target]:
+                    best[edge.target] = cost
+                    parent[edge.target] = edge
+                    heapq.heappush(heap, (*cost, edge.target))
+        edges: dict[str, Edge] = {}
+        for target in sorted(needed - {root}):
+            if target not in best:
+                raise LensError(f"{self.where}: entity '{target}' cannot be reached from '{root}' "
+                                "along relationships")
+            node = target
+            while node != root:
+                edges[node] = parent[node]
+                node = parent[node].source
+        return sorted(edges.values(), key=lambda e: (best[e.target][1], e.target))
+
+    def _entity_cte(self, entity: str) -> str:
+        name = f"lens_e_{entity}"
+        if entity not in self.entity_ctes:
+            definition = self.model.entities[entity]
+            for table in definition.tables:
+                if table not in self.views:
+                    raise LensError(f"{self.model.where(entity=entity)}: sql.query reads table {table}, which "
+                                    "has no catalog mapping (lens.catalog in the configuration)")
+            self.ctes.append((name, self._spark(sql.rewrite_tables(definition.query, self.views))))
+            self.entity_ctes.add(entity)
+        return name
+
+    def _from(self, root: str, edges: list[Edge]) -> exp.Select:
+        select = exp.Select().from_(_table(self._entity_cte(root), root), copy=False)
+        for edge in edges:
+            source = self._value(self.model.entities[edge.source].members[edge.source_member])
+            target = self._value(self.model.entities[edge.target].members[edge.target_member])
+            select = select.join(_table(self._entity_cte(edge.target), edge.target),
+                                 on=exp.EQ(this=source, expression=target), join_type="left", copy=False)
+        return select
+
+    # ------------------------------------------------------------------ the query
+
+    def _validate(self) -> tuple[list[_Dimension], list[Member], list, list]:
+        q = self.query
+        measures = [self._member(k) for k in q.measures]
+        for m in measures:
+            if m.kind != "measure":
+                raise LensError(f"{self.where}: {m.key} is a {m.kind}; list it under dimensions")
+        dims = []
+        for key in q.dimensions:
+            member = self._member(key)
+            if member.kind == "measure":
+                raise LensError(f"{self.where}: {key} is a measure; list it under measures")
+            dims.append(_Dimension(key, member))
+        dim_filters: list = []
+        for td in q.time_dimensions:
+            member = self._member(td.member)
+            if member.kind == "measure" or member.type not in ("date", "time"):
+                raise LensError(f"{self.where}: time dimension {td.member} must be a date or time field/dimension")
+            if td.granularity:
+                dims.append(_Dimension(td.key, member, td.granularity))
+            if td.date_range:
+                dim_filters.append(Filter(td.member, "inDateRange", td.date_range))
+        keys = [d.key for d in dims] + [m.key for m in measures]
+        repeated = next((k for k in keys if keys.count(k) > 1), None)
+        if repeated:
+            raise LensError(f"{self.where}: {repeated} is asked for twice")
+        measure_filters = []
+        for node in q.filters:
+            kinds = {m.kind == "measure" for m in self._filter_members(node)}
+            if kinds == {True, False}:
+                raise LensError(f"{self.where}: a filter group mixes measures and dimensions "
+                                "(measure filters apply after aggregation; split the group)")
+            (measure_filters if kinds == {True} else dim_filters).append(node)
+        for member, _ in q.order:
+            if member not in keys:
+                raise LensError(f"{self.where}: order by {member}: only members the query returns can order it")
+        return dims, measures, dim_filters, measure_filters
+
+    def compile(self) -> CompiledQuery:
+        dims, measures, dim_filters, measure_filters = self._validate()
+        filter_measures = [m for node in measure_filters for m in self._filter_members(node)]
+        wanted = list(dict.fromkeys([m.key for m in measures] + [m.key for m in filter_measures]))
+        bases = list(dict.fromkeys(b for k in wanted for b in self.model.derived.get(k, (k,))))
+        groups: dict[str, list[str]] = {}
+        for key in bases:
+            groups.setdefault(key.split(".")[0], []).append(key)
+        filter_entities = {m.entity for node in dim_filters for m in self._filter_members(node)}
+        needed = {d.member.entity for d in dims} | filter_entities
+        conditions = [self._condition(node, self._dimension_resolver()) for node in dim_filters]
+        if groups:
+            result = self._combine(dims, groups, needed, conditions, wanted)
+        else:
+            root = dims[0].member.entity if dims else sorted(filter_entities)[0]
+            select = self._from(root, self._join_tree(root, needed | {root}))
+            values = [self._dimension_value(d) for d in dims]
+            select = select.select(*[exp.alias_(v, d.key, quoted=True) for v, d in zip(values, dims)], copy=False)
+            result = select.where(_and(conditions), copy=False) if conditions else select
+            result = result.group_by(*[v.copy() for v in values], copy=False)
+        self.ctes.append((RESULT, result))
+        return self._final(dims, measures, measure_filters)
+
+    def _group(self, entity: str, dims: list[_Dimension], needed: set[str], conditions: list[exp.Expression],
+               keys: list[str]) -> str:
+        """lens_a_<entity>: the entity's measures at its own grain, grouped by the query's dimensions."""
+        edges = self._join_tree(entity, needed | {entity})
+        values = [self._dimension_value(d) for d in dims]
+        aggregates = [exp.alias_(self._aggregate(self._member(k)), f"m{i}", quoted=True) for i, k in enumerate(keys)]
+        name = f"lens_a_{entity}"
+        if not any(e.fans_out for e in edges):
+            select = self._from(entity, edges)
+            select = select.select(*[exp.alias_(v, f"d{i}", quoted=True) for i, v in enumerate(values)],
+                                   *aggregates, copy=False)
+            if conditions:
+                select = select.where(_and([c.copy() for c in conditions]), copy=False)
+            if values:
+                select = select.group_by(*[v.copy() for v in values], copy=False)
+            self.ctes.append((name, select))
+            return name
+        primary = self.model.entities[entity].primary_key()
+        if not primary:
+            raise LensError(f"{self.model.where(entity=entity)}: its measures are asked across a one-to-many "
+                            "relationship, which needs a primary key on the entity (a field with primary: true) "
+                            "to count each row once")
+        keyset = self._from(entity, edges).select(
+            *[exp.alias_(v, f"d{i}", quoted=True) for i, v in enumerate(values)],
+            *[exp.alias_(self._value(p), f"k{i}", quoted=True) for i, p in enumerate(primary)], copy=False,
+        ).distinct(copy=False)
+        if conditions:
+            keyset = keyset.where(_and([c.copy() for c in conditions]), copy=False)
+        keys_name = f"lens_k_{entity}"
+        self.ctes.append((keys_name, keyset))
+        on = _and([exp.EQ(this=sql.column(f"k{i}", "keys"), expression=self._value(p)) for i, p in enumerate(primary)])
+        select = exp.Select().from_(_table(keys_name, "keys"), copy=False).join(
+            _table(self._entity_cte(entity), entity), on=on, join_type="inner", copy=False)
+        dim_refs = [sql.column(f"d{i}", "keys") for i in range(len(values))]
+        select = select.select(*[exp.alias_(r, f"d{i}", quoted=True) for i, r in enumerate(dim_refs)],
+                               *aggregates, copy=False)
+        if dim_refs:
+            select = select.group_by(*[r.copy() for r in dim_refs], copy=False)
+        self.ctes.append((name, select))
+        return name
+
+    def _combine(self, dims: list[_Dimension], groups: dict[str, list[str]], needed: set[str],
+                 conditions: list[exp.Expression], wanted: list[str]) -> exp.Select:
+        names = [(self._group(entity, dims, needed, conditions, keys), entity, keys) for entity, keys in groups.items()]
+        combined = len(names) > 1
+        aliases = [f"a{i}" for i in range(len(names))]
+        select = exp.Select().from_(_table(names[0][0], aliases[0]), copy=False)
+        for j in range(1, len(names)):
+            if not dims:
+                select = select.join(_table(names[j][0], aliases[j]), join_type="cross", copy=False)
+                continue
+            on = _and([exp.NullSafeEQ(this=self._coalesced(aliases[:j], f"d{i}"), expression=sql.column(f"d{i}", aliases[j]))
+                       for i in range(len(dims))])
+            select = select.join(_table(names[j][0], aliases[j]), on=on, join_type="full outer", copy=False)
+        outputs: dict[str, exp.Expression] = {}
+        for alias, (_, _, keys) in zip(aliases, names):
+            for i, key in enumerate(keys):
+                value: exp.Expression = sql.column(f"m{i}", alias)
+                if combined and self._member(key).type in COUNT_TYPES:
+                    # a group one entity has no rows for counts zero of it, not NULL
+                    value = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
+                outputs[key] = value
+        for key in wanted:
+            if key in self.model.derived:
+                outputs[key] = self._derived(key, outputs)
+        projections = [exp.alias_(self._coalesced(aliases, f"d{i}"), d.key, quoted=True) for i, d in enumerate(dims)]
+        projections += [exp.alias_(outputs[k], k, quoted=True) for k in wanted]
+        return select.select(*projections, copy=False)
+
+    def _derived(self, key: str, outputs: dict[str, exp.Expression]) -> exp.Expression:
+        def replace(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Column) and not node.table and node.name in outputs:
+                value = outputs[node.name].copy()
+                if self._member(node.name).type in COUNT_TYPES:
+                    # typed, so that sqlglot keeps Trino's integer division of counts
+                    value = exp.cast(value, exp.DataType.build("bigint"))
+                return value
+            return node
+
+        return self._spark(self.model.expression(key).transform(replace))
+
+    @staticmethod
+    def _coalesced(aliases: list[str], column: str) -> exp.Expression:
+        refs = [sql.column(column, a) for a in aliases]
+        return refs[0] if len(refs) == 1 else exp.Coalesce(this=refs[0], expressions=refs[1:])
+
+    def _final(self, dims: list[_Dimension], measures: list[Member], measure_filters: list) -> CompiledQuery:
+        columns = [d.key for d in dims] + [m.key for m in measures]
+        select = exp.Select().select(*[_ref(c) for c in columns], copy=False).from_(RESULT, copy=False)
+        having = [self._condition(node, lambda f: (_ref(f.member), "number")) for node in measure_filters]
+        if having:
+            select = select.where(_and(having), copy=False)
+        order = list(self.query.order)
+        if order or self.query.limit:
+            # ties broken by the remaining dimensions, so a limited result is the same on every run
+            order += [(d.key, "asc") for d in dims if d.key not in dict(order)]
+        if order:
+            select = select.order_by(*[exp.Ordered(this=_ref(k), desc=d == "desc") for k, d in order], copy=False)
+        if self.query.limit:
+            select = select.limit(self.query.limit, copy=False)
+        for name, body in self.ctes:
+            select = select.with_(name, as_=body, copy=False)
+        tables = tuple(dict.fromkeys(t for e in sorted(self.entity_ctes) for t in self.model.entities[e].tables))
+        return CompiledQuery(sql=sql.render(select), columns=tuple(columns), tables=tables)

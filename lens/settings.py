@@ -1,0 +1,77 @@
+"""The `lens:` config section: catalog mapping (model table -> Delta table), dialect, materializations.
+
+Validated at load by `jobs.config.build_section` (an unknown key or bad value is a ConfigError naming
+the file and dotted key). This module must not import jobs.config (which imports it).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Repo root: relative model/query paths in the config are the repo's own files (lens/...).
+LENS_ROOT = Path(__file__).resolve().parent.parent
+TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*){0,2}$")
+SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def default_catalog() -> dict[str, str]:
+    """The seed DataOS model's tables, mapped onto our warehouse so it runs unmodified."""
+    from jobs import tables
+
+    return {
+        "icebase.audience.activity_streams_large_data": tables.ACTIVITY_STREAM,
+        "icebase.audience.customers_large_data": tables.SILVER_CUSTOMERS,
+    }
+
+
+@dataclass(frozen=True)
+class LensMaterialization:
+    """One saved query the nightly writes to gold/lens_<name>."""
+
+    name: str
+    query: str
+    model: str = "lens/customer_360.yml"
+    variant: str | None = None
+
+    def validate(self, key: str) -> None:
+        if not SNAKE_CASE.match(self.name):
+            raise ValueError(f"'{key}.name' must be a snake_case name (it names gold/lens_<name>), got {self.name!r}")
+
+    def model_path(self) -> Path:
+        return resolve_repo_path(self.model)
+
+    def query_path(self) -> Path:
+        return resolve_repo_path(self.query)
+
+
+@dataclass(frozen=True)
+class LensSettings:
+    # model table name (as written in entity sql.query, lower case) -> warehouse table
+    # (a path under the warehouse root such as silver/customers, or an absolute path / URI)
+    catalog: dict[str, str] = field(default_factory=default_catalog)
+    # dialect of models that do not say `dialect:` (DataOS Lens models are written for Trino)
+    dialect: str = "trino"
+    materialize: list[LensMaterialization] = field(default_factory=list)
+
+    def validate(self, key: str) -> None:
+        for table, target in self.catalog.items():
+            if not TABLE_NAME.match(table):
+                raise ValueError(f"'{key}.catalog.{table}' must be a lower-case table name like catalog.schema.table")
+            if not target.strip():
+                raise ValueError(f"'{key}.catalog.{table}' must name a warehouse table (e.g. silver/customers)")
+        from sqlglot.dialects.dialect import Dialect
+
+        try:
+            Dialect.get_or_raise(self.dialect)
+        except ValueError:
+            raise ValueError(f"'{key}.dialect' is not a SQL dialect sqlglot knows: {self.dialect!r}") from None
+        names = [m.name for m in self.materialize]
+        repeated = next((n for n in names if names.count(n) > 1), None)
+        if repeated:
+            raise ValueError(f"'{key}.materialize' lists the name {repeated!r} twice")
+
+
+def resolve_repo_path(value: str | Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else LENS_ROOT / path

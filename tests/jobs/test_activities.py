@@ -1,0 +1,362 @@
+"""silver/activity_stream: naming, feature mapping, attribution, groups, occurrences, incremental merges."""
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import yaml
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from jobs import activities, tables
+from jobs.activity_settings import ActivitySettings
+from jobs.config import REPO_ROOT, load_config
+from jobs.errors import ConfigError
+from tests.jobs.event_builders import (
+    bronze_events,
+    event,
+    group_members,
+    identity_lineage,
+    identity_map,
+    track,
+    utc,
+)
+
+SETTINGS = ActivitySettings()
+NO_MEMBERS_DDL = "group_id string, customer_id string, joined_on date, source string"
+
+ORDER_LINE = {
+    "order_id": "O7-1", "product_id": "P1", "brand_name": "Acme", "supplier_name": "Sup",
+    "product_category": "Wine", "product_classification": "Red", "cases": 2, "bottles": 24,
+    "order_value": 120.5, "request_delivery_date": "2026-01-20",
+}
+REJECTION = {**ORDER_LINE, "order_reject_code": "R9", "order_status_code": "S2", "order_delivery_status": "late"}
+
+
+def no_members(spark):
+    return spark.createDataFrame([], NO_MEMBERS_DDL)
+
+
+def stream_of(spark, events, idmap, members=None):
+    return activities.build_stream(bronze_events(spark, events), idmap, members or no_members(spark), SETTINGS)
+
+
+# ----------------------------------------------------------------------------------------------
+# events -> activities
+# ----------------------------------------------------------------------------------------------
+
+
+def test_activity_names_and_which_calls_are_activities(spark):
+    events = [
+        track("m1", "Order Placed", "2026-01-02 10:00", user="u1"),
+        track("m2", "checkoutStarted", "2026-01-02 10:01", user="u1"),
+        track("m3", "  Email -- Opened!", "2026-01-02 10:02", user="u1"),
+        event("m4", "page", "2026-01-02 10:03", user="u1", properties={"url": "https://x/a", "path": "/a"}),
+        event("m5", "screen", "2026-01-02 10:04", anon="a1"),
+        event("m6", "identify", "2026-01-02 10:05", user="u1", traits={"email": "j@x.com"}),
+        event("m7", "group", "2026-01-02 10:06", user="u1", group="g1", traits={"name": "Smiths"}),
+        event("m8", "alias", "2026-01-02 10:07", user="u1", anon="a1"),
+    ]
+    got = activities.to_activity_events(bronze_events(spark, events), SETTINGS).select(
+        "message_id", "activity", "feature1", "feature2"
+    )
+    expected = spark.createDataFrame(
+        [("m1", "order_placed", None, None), ("m2", "checkout_started", None, None),
+         ("m3", "email_opened", None, None), ("m4", "viewed_page", "https://x/a", "/a"),
+         ("m5", "viewed_screen", None, None)],
+        "message_id string, activity string, feature1 string, feature2 string",
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_feature_mapping_of_the_three_order_activities(spark):
+    events = [
+        track("p", "Order Placed", "2026-01-02 10:00", user="u1", properties=ORDER_LINE),
+        track("r", "Order Rejected", "2026-01-03 10:00", user="u1", properties=REJECTION),
+        track("i", "Order Invoiced", "2026-01-04 10:00", user="u1", properties=ORDER_LINE),
+    ]
+    got = activities.to_activity_events(bronze_events(spark, events), SETTINGS).select(
+        "message_id", "activity", *[f"feature{i}" for i in range(1, 11)], "revenue_impact"
+    )
+    line = ["O7-1", "P1", "Acme", "Sup", "Wine", "Red", "2", "24", "120.5", "2026-01-20"]
+    rejected = ["O7-1", "P1", "R9", "S2", "late", None, "2", "24", "120.5", "2026-01-20"]
+    expected = spark.createDataFrame(
+        [("p", "order_placed", *line, 120.5), ("r", "order_rejected", *rejected, None),
+         ("i", "order_invoiced", *line, None)],
+        "message_id string, activity string, " + ", ".join(f"feature{i} string" for i in range(1, 11))
+        + ", revenue_impact double",
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    # every property is kept in feature_json, mapped or not
+    got_json = activities.to_activity_events(bronze_events(spark, events[1:2]), SETTINGS).first()["feature_json"]
+    assert yaml.safe_load(got_json) == REJECTION
+
+
+def test_identifier_the_activity_belongs_to(spark):
+    events = [
+        track("e1", "Email Opened", "2026-01-02 09:00", user="u1", properties={"email_address": " Joe@Work.COM "}),
+        track("e2", "Email Opened", "2026-01-02 09:00", user="u1", properties={}),
+        track("o1", "Order Placed", "2026-01-02 09:00", user="u1", anon="a1", properties=ORDER_LINE),
+        track("o2", "Order Placed", "2026-01-02 09:00", anon="a1", properties=ORDER_LINE),
+    ]
+    got = activities.to_activity_events(bronze_events(spark, events), SETTINGS).select(
+        "message_id", "identifier_type", "identifier_value", "anonymous_entity_id"
+    )
+    expected = spark.createDataFrame(
+        [("e1", "email", "joe@work.com", None), ("e2", "user_id", "u1", None),
+         ("o1", "user_id", "u1", "a1"), ("o2", "anonymous_id", "a1", "a1")],
+        "message_id string, identifier_type string, identifier_value string, anonymous_entity_id string",
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# attribution and occurrences
+# ----------------------------------------------------------------------------------------------
+
+
+def test_pre_login_anonymous_order_is_attributed_to_the_stitched_customer(spark):
+    events = [
+        track("o1", "Order Placed", "2026-01-02 10:00", anon="a1", properties=ORDER_LINE),
+        event("id1", "identify", "2026-01-02 10:05", user="u1", anon="a1"),
+        track("o2", "Order Placed", "2026-01-03 10:00", user="u1", anon="a1", properties=ORDER_LINE),
+        track("o3", "Order Placed", "2026-01-03 11:00", anon="a9", properties=ORDER_LINE),
+    ]
+    idmap = identity_map(spark, {"C1": ["u1"]}, anonymous={"C1": ["a1"]})
+    got = stream_of(spark, events, idmap).select("message_id", "entity_id", "anonymous_entity_id", "activity_occurence")
+    # a9 is not in the identity map (not stitched yet): kept, unresolved, without an occurrence
+    expected = spark.createDataFrame(
+        [("o1", "C1", "a1", 1), ("o2", "C1", "a1", 2), ("o3", None, "a9", None)],
+        "message_id string, entity_id string, anonymous_entity_id string, activity_occurence int",
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_occurrence_and_repeated_at_per_entity_and_activity(spark):
+    events = [
+        track("a", "Order Placed", "2026-01-05 10:00", user="u1", properties=ORDER_LINE),
+        track("b", "Order Placed", "2026-01-01 10:00", user="u1", properties=ORDER_LINE),
+        track("c", "Order Placed", "2026-01-03 10:00", user="u1", properties=ORDER_LINE),
+        track("d", "Order Rejected", "2026-01-04 10:00", user="u1", properties=REJECTION),
+        track("e", "Order Placed", "2026-01-02 10:00", user="u2", properties=ORDER_LINE),
+    ]
+    idmap = identity_map(spark, {"C1": ["u1"], "C2": ["u2"]})
+    got = stream_of(spark, events, idmap).select(
+        "message_id", "entity_id", "activity", "activity_occurence", "activity_repeated_at"
+    )
+    expected = spark.createDataFrame(
+        [("b", "C1", "order_placed", 1, utc("2026-01-03 10:00")),
+         ("c", "C1", "order_placed", 2, utc("2026-01-05 10:00")),
+         ("a", "C1", "order_placed", 3, None),
+         ("d", "C1", "order_rejected", 1, None),
+         ("e", "C2", "order_placed", 1, None)],
+        "message_id string, entity_id string, activity string, activity_occurence int, activity_repeated_at timestamp",
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_activity_uuid_is_deterministic_and_unique_per_event_and_entity(spark):
+    events = [track("g1", "Lead Initial", "2026-01-02 10:00", user="u1", group="G1")]
+    idmap = identity_map(spark, {"C1": ["u1"], "C2": ["u2"]})
+    members = group_members(spark, {"G1": ["C1", "C2"]})
+    first = stream_of(spark, events, idmap, members)
+    assert_df_equality(first, stream_of(spark, events, idmap, members), ignore_row_order=True)
+    got = first.select("entity_id", "activity_uuid")
+    expected = spark.createDataFrame([("C1",), ("C2",)], "entity_id string").withColumn(
+        "activity_uuid", F.sha2(F.concat_ws("|", F.lit("g1"), F.col("entity_id")), 256)
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# group vs customer events (Blueshift Fig 3 and Fig 4)
+# ----------------------------------------------------------------------------------------------
+
+
+def test_group_event_reaches_every_member_and_customer_event_only_its_customer(spark):
+    events = [
+        # Fig 3: a group event (groupId G1) sent by member C1
+        track("grp", "Lead Initial", "2026-01-02 10:00", user="u1", group="G1", properties={"lead_id": "L1"}),
+        # Fig 4: a customer event of C1
+        track("cust", "Order Placed", "2026-01-02 11:00", user="u1", properties=ORDER_LINE),
+        # a group event sent by a non-member stays with its sender as well
+        track("ext", "Lead Scored", "2026-01-02 12:00", user="u3", group="G1"),
+    ]
+    idmap = identity_map(spark, {"C1": ["u1"], "C2": ["u2"], "C3": ["u3"]})
+    members = group_members(spark, {"G1": ["C1", "C2"]})
+    stream = stream_of(spark, events, idmap, members)
+    expected = spark.createDataFrame(
+        [("grp", "C1", "G1"), ("grp", "C2", "G1"), ("cust", "C1", None),
+         ("ext", "C3", "G1"), ("ext", "C1", "G1"), ("ext", "C2", "G1")],
+        "message_id string, entity_id string, group_id string",
+    )
+    assert_df_equality(stream.select("message_id", "entity_id", "group_id"), expected,
+                       ignore_row_order=True, ignore_nullable=True)
+
+    # the group's own view: each group event once, entity_id = group_id
+    group_view = activities.group_activity_stream(stream).select(
+        "message_id", "entity_id", "activity", "activity_occurence"
+    )
+    expected_group = spark.createDataFrame(
+        [("grp", "G1", "lead_initial", 1), ("ext", "G1", "lead_scored", 1)],
+        "message_id string, entity_id string, activity string, activity_occurence int",
+    )
+    assert_df_equality(group_view, expected_group, ignore_row_order=True, ignore_nullable=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# the stage: full build, then merges that touch only what changed
+# ----------------------------------------------------------------------------------------------
+
+D1, D2, D3 = "2026-01-10", "2026-01-11", "2026-01-12"
+
+
+def write_inputs(ctx, events, idmap, lineage=None):
+    wh = ctx.warehouse
+    wh.overwrite(bronze_events(ctx.spark, events), tables.BRONZE_EVENTS)
+    wh.overwrite(idmap, tables.IDENTITY_MAP)
+    if lineage is not None:
+        wh.overwrite(lineage, tables.IDENTITY_LINEAGE)
+
+
+def with_files(df):
+    return df.select("*", F.col("_metadata.file_path").alias("file_path"))
+
+
+def test_merge_rewrites_only_the_rows_of_merged_customers(spark, make_ctx):
+    day1 = [
+        track("anon-order", "Order Placed", "2026-01-09 08:00", anon="a1", properties=ORDER_LINE, run_date=D1),
+        track("u1-order", "Order Placed", "2026-01-09 12:00", user="u1", properties=ORDER_LINE, run_date=D1),
+        track("u2-order-1", "Order Placed", "2026-01-09 09:00", user="u2", properties=ORDER_LINE, run_date=D1),
+        track("u2-order-2", "Order Placed", "2026-01-09 10:00", user="u2", properties=ORDER_LINE, run_date=D1),
+    ]
+    login = [event("login", "identify", "2026-01-10 09:00", user="u1", anon="a1", run_date=D2)]
+    before_login = identity_map(spark, {"C1": ["u1"], "C2": ["u2"]}, anonymous={"CA": ["a1"]})
+    after_login = identity_map(spark, {"C1": ["u1"], "C2": ["u2"]}, anonymous={"C1": ["a1"]})
+
+    # day 1 as the stage would write it, but one file per customer group so files can be tracked
+    ctx1 = make_ctx(D1)
+    write_inputs(ctx1, day1, before_login)
+    day1_stream = stream_of(spark, day1, before_login)
+    ctx1.warehouse.overwrite(day1_stream.filter("entity_id IN ('CA', 'C1')").coalesce(1), tables.ACTIVITY_STREAM)
+    ctx1.warehouse.append(day1_stream.filter("entity_id = 'C2'").coalesce(1), tables.ACTIVITY_STREAM)
+    # pinned to this version: reads of the table after the merge must not see it change
+    path = ctx1.warehouse.path(tables.ACTIVITY_STREAM)
+    before = with_files(spark.read.format("delta").option("versionAsOf", 1).load(path))
+
+    # day 2: the anonymous visitor logs in as u1; stitching merges CA into C1
+    ctx2 = make_ctx(D2)
+    write_inputs(ctx2, day1 + login, after_login, identity_lineage(spark, [(D2, "CA", "C1", "merge")]))
+    result = activities.run(ctx2, argparse.Namespace())
+    after = with_files(ctx2.warehouse.read(spark, tables.ACTIVITY_STREAM))
+
+    # the table is what a full rebuild with today's identity map gives
+    assert_df_equality(after.drop("file_path"), stream_of(spark, day1 + login, after_login),
+                       ignore_row_order=True, ignore_nullable=True)
+    anon_order = after.filter("message_id = 'anon-order'").select("entity_id", "activity_occurence").first()
+    assert (anon_order["entity_id"], anon_order["activity_occurence"]) == ("C1", 1)
+
+    # C2's rows are untouched: same values, same file, and that file is still in the table
+    assert_df_equality(after.filter("entity_id = 'C2'"), before.filter("entity_id = 'C2'"), ignore_row_order=True)
+    live_files = set(ctx2.warehouse.read(spark, tables.ACTIVITY_STREAM).inputFiles())
+    c2_files = {r.file_path for r in before.filter("entity_id = 'C2'").select("file_path").distinct().collect()}
+    assert c2_files and c2_files <= live_files
+
+    # the MERGE's own counts match a row-by-row comparison of before and after
+    compared = before.drop("file_path").alias("o").join(
+        after.drop("file_path").alias("n"), F.col("o.activity_uuid") == F.col("n.activity_uuid"), "full_outer"
+    )
+    differs = " OR ".join(f"NOT (o.`{c}` <=> n.`{c}`)" for c in activities.STREAM_COLUMNS)
+    counts = compared.select(
+        F.count_if(F.col("o.activity_uuid").isNull()).alias("inserted"),
+        F.count_if(F.col("n.activity_uuid").isNull()).alias("deleted"),
+        F.count_if(F.col("o.activity_uuid").isNotNull() & F.col("n.activity_uuid").isNotNull() & F.expr(differs))
+        .alias("updated"),
+    ).first()
+    inserted, deleted, updated = counts["inserted"], counts["deleted"], counts["updated"]
+    m = result.metrics
+    assert (m["mode"], m["rows_inserted"], m["rows_deleted"], m["rows_updated"]) == ("merge", inserted, deleted, updated)
+    assert (inserted, deleted, updated) == (1, 1, 1)  # anon-order moves CA -> C1; u1-order becomes 2nd
+    assert m["rows_copied"] == 0 and m["files_rewritten"] == 1
+
+
+def test_new_member_sees_earlier_group_events_unread_days_are_read_and_rerun_changes_nothing(spark, make_ctx):
+    day1 = [
+        event("join-1", "group", "2026-01-09 08:00", user="u1", group="G1", traits={"name": "Smiths"}, run_date=D1),
+        track("g-evt", "Bill Paid", "2026-01-09 09:00", user="u1", group="G1", run_date=D1),
+        track("c-evt", "Order Placed", "2026-01-09 10:00", user="u2", properties=ORDER_LINE, run_date=D1),
+    ]
+    day2 = [
+        event("join-2", "identify", "2026-01-10 08:00", user="u2", group="G1", run_date=D2),
+        track("g-evt-2", "Bill Paid", "2026-01-10 09:00", user="u2", group="G1", run_date=D2),
+    ]
+    idmap = identity_map(spark, {"C1": ["u1"], "C2": ["u2"]})
+    ctx1 = make_ctx(D1)
+    write_inputs(ctx1, day1, idmap)
+    assert activities.run(ctx1, argparse.Namespace()).metrics["mode"] == "full"
+
+    # ingest ran on D2 but activities did not: the run of D3 reads D2's rows too
+    ctx2 = make_ctx(D3)
+    write_inputs(ctx2, day1 + day2, idmap)
+    activities.run(ctx2, argparse.Namespace())
+    stream = ctx2.warehouse.read(spark, tables.ACTIVITY_STREAM)
+    expected = spark.createDataFrame(
+        [("g-evt", "C1", 1), ("g-evt", "C2", 1), ("c-evt", "C2", 1), ("g-evt-2", "C2", 2), ("g-evt-2", "C1", 2)],
+        "message_id string, entity_id string, activity_occurence int",
+    )
+    assert_df_equality(stream.select("message_id", "entity_id", "activity_occurence"), expected,
+                       ignore_row_order=True, ignore_nullable=True)
+
+    snapshot = stream.cache()
+    snapshot.count()
+    again = activities.run(ctx2, argparse.Namespace()).metrics
+    assert (again["rows_inserted"], again["rows_updated"], again["rows_deleted"]) == (0, 0, 0)
+    assert_df_equality(ctx2.warehouse.read(spark, tables.ACTIVITY_STREAM), snapshot, ignore_row_order=True)
+
+
+def test_split_moves_rows_to_the_new_customer(spark, make_ctx):
+    events = [
+        track("x1", "Order Placed", "2026-01-09 08:00", user="u1", properties=ORDER_LINE, run_date=D1),
+        track("x2", "Order Placed", "2026-01-09 09:00", user="u5", properties=ORDER_LINE, run_date=D1),
+    ]
+    merged = identity_map(spark, {"C1": ["u1", "u5"]})
+    split = identity_map(spark, {"C1": ["u1"], "C5": ["u5"]})
+    ctx1 = make_ctx(D1)
+    write_inputs(ctx1, events, merged)
+    activities.run(ctx1, argparse.Namespace())
+    ctx2 = make_ctx(D2)
+    write_inputs(ctx2, events, split, identity_lineage(spark, [(D2, "C1", "C5", "split")]))
+    activities.run(ctx2, argparse.Namespace())
+    assert_df_equality(ctx2.warehouse.read(spark, tables.ACTIVITY_STREAM), stream_of(spark, events, split),
+                       ignore_row_order=True, ignore_nullable=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# configuration
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "named"),
+    [
+        ({"mappings": {"order_placed": {"features": {"feature11": "order_id"}}}},
+         "'activities.mappings.order_placed.features.feature11'"),
+        ({"mappings": {"email_opened": {"identifier_type": "fax", "identifier_property": "n"}}},
+         "'activities.mappings.email_opened.identifier_type'"),
+        ({"mappings": {"order_placed": {"revenue_propety": "order_value"}}},
+         "'activities.mappings.order_placed.revenue_propety' (did you mean 'activities.mappings.order_placed.revenue_property'?)"),
+        ({"mappings": {"Order Placed": {}}}, "'activities.mappings.Order Placed'"),
+        ({"page_activity": "Viewed Page"}, "'activities.page_activity'"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, section, named):
+    path = tmp_path / "c.yml"
+    path.write_text(yaml.safe_dump({"activities": section}))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and named in str(err.value)
+
+
+def test_shipped_configs_hold_the_seed_mapping():
+    for name in ("local.yml", "cluster.yml"):
+        assert load_config(REPO_ROOT / "conf" / name).activities == ActivitySettings(), name

@@ -1,0 +1,177 @@
+"""Connected components against a plain union-find, on both paths; vertex ids and collisions."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
+from jobs import graph
+from jobs.graph import assign_vertex_ids, connected_components, local_components, stable_vertex_id
+
+DISTRIBUTED = 0
+LOCAL = 10**9
+PATHS = [pytest.param(DISTRIBUTED, id="distributed"), pytest.param(LOCAL, id="local")]
+
+
+def union_find_components(edges, extra_vertices=()):
+    """Reference: {vertex: minimum vertex of its component}."""
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    for vertex in [v for edge in edges for v in edge] + list(extra_vertices):
+        parent.setdefault(vertex, vertex)
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {vertex: find(vertex) for vertex in parent}
+
+
+def run_components(spark, tmp_path, edges, vertices=None, *, threshold, mode="local"):
+    edge_df = spark.createDataFrame(edges, "src long, dst long")
+    vertex_df = None if vertices is None else spark.createDataFrame([(v,) for v in vertices], "id long")
+    cached_before = spark.sparkContext._jsc.getPersistentRDDs().size()
+    result = connected_components(
+        edge_df, vertex_df, checkpoint_dir=str(tmp_path), local_threshold=threshold, checkpoint_mode=mode
+    )
+    assert spark.sparkContext._jsc.getPersistentRDDs().size() == cached_before, "local checkpoints released"
+    assert result.columns == ["id", "component"]
+    rows = result.collect()
+    labels = {row.id: row.component for row in rows}
+    assert len(labels) == len(rows), "one row per vertex"
+    return labels
+
+
+def chain(rng: random.Random, length: int, offset: int = 0) -> list[tuple[int, int]]:
+    """A path of `length` hops over shuffled ids, so ids do not follow the path order."""
+    ids = [offset + i for i in range(length + 1)]
+    rng.shuffle(ids)
+    return [(ids[i], ids[i + 1]) for i in range(length)]
+
+
+@pytest.mark.parametrize("threshold", PATHS)
+def test_long_chain_and_random_graph(spark, tmp_path, threshold):
+    rng = random.Random(11)
+    edges = chain(rng, 10_000)
+    # Sparse random graph: many small components plus a few larger ones.
+    edges += [(rng.randrange(20_000, 23_000), rng.randrange(20_000, 23_000)) for _ in range(2_000)]
+    assert run_components(spark, tmp_path, edges, threshold=threshold) == union_find_components(edges)
+    if threshold == DISTRIBUTED:
+        assert graph.LAST_RUN.path == "distributed"
+        # Logarithmic-ish: a 10,000-hop chain needs far fewer rounds than hops.
+        assert graph.LAST_RUN.rounds <= 30
+
+
+@pytest.mark.parametrize("threshold", PATHS)
+def test_stars_duplicates_self_loops_and_isolated_vertices(spark, tmp_path, threshold):
+    rng = random.Random(5)
+    hub_a, hub_b = 500, 7
+    edges = [(hub_a, leaf) for leaf in range(1_000, 1_300)]  # star centred above its minimum
+    edges += [(leaf, hub_b) for leaf in range(2_000, 2_100)]  # star centred on its minimum
+    edges += [(1_000, 2_000)]  # joins the two stars
+    edges += [edges[i] for i in range(0, len(edges), 7)]  # duplicates
+    edges += [(b, a) for a, b in edges[:40]]  # reversed duplicates
+    edges += [(9_999, 9_999), (1_000, 1_000), (-5, -5)]  # self loops, two of them isolated vertices
+    edges += [(-(2**62), 2**62), (2**63 - 1, -(2**63))]  # extreme ids
+    isolated = [rng.randrange(50_000, 60_000) for _ in range(300)] + [1_000, hub_b]
+    rng.shuffle(edges)
+    expected = union_find_components(edges, isolated)
+    with_nulls = edges + [(None, 1_000), (3, None)]  # a missing endpoint links nothing
+    assert run_components(spark, tmp_path, with_nulls, isolated, threshold=threshold) == expected
+    assert expected[9_999] == 9_999 and expected[1_299] == hub_b
+
+
+@pytest.mark.parametrize(("seed", "mode"), [(1, "local"), (2, "local"), (3, "parquet")])
+def test_random_sparse_graphs_distributed(spark, tmp_path, seed, mode):
+    rng = random.Random(seed)
+    vertices = rng.randrange(200, 3_000)
+    edges = [(rng.randrange(vertices), rng.randrange(vertices)) for _ in range(rng.randrange(100, 3_000))]
+    extra = [rng.randrange(vertices, 2 * vertices) for _ in range(50)]
+    expected = union_find_components(edges, extra)
+    assert run_components(spark, tmp_path, edges, extra, threshold=DISTRIBUTED, mode=mode) == expected
+
+
+def test_hybrid_finishes_on_the_driver_after_distributed_rounds(spark, tmp_path):
+    rng = random.Random(8)
+    edges = chain(rng, 3_000) + [(rng.randrange(10_000, 12_000), rng.randrange(10_000, 12_000)) for _ in range(500)]
+    # Below the input size, above what is left after the first rounds.
+    labels = run_components(spark, tmp_path, edges, threshold=3_200)
+    assert labels == union_find_components(edges)
+    assert graph.LAST_RUN.path == "distributed"
+    assert 0 < graph.LAST_RUN.local_edges <= 3_200
+
+
+def test_empty_graph_keeps_vertices(spark, tmp_path):
+    for threshold in (DISTRIBUTED, LOCAL):
+        assert run_components(spark, tmp_path, [], [3, 1], threshold=threshold) == {1: 1, 3: 3}
+
+
+def test_local_components_matches_union_find():
+    rng = random.Random(4)
+    edges = [(rng.randrange(-50, 500), rng.randrange(-50, 500)) for _ in range(400)]
+    src, dst = (np.array(side, dtype=np.int64) for side in zip(*edges))
+    ids, component = local_components(src, dst)
+    assert dict(zip(ids.tolist(), component.tolist())) == union_find_components(edges)
+
+
+# ----------------------------------------------------------------------------------------------
+# Vertex ids
+# ----------------------------------------------------------------------------------------------
+
+
+def identifier_rows(n: int) -> list[tuple[str, str]]:
+    return [("email", f"user{i}@example.com") for i in range(n)] + [("phone", f"+1555{i:07d}") for i in range(n)]
+
+
+def test_stable_vertex_id_is_deterministic_and_type_sensitive(spark):
+    df = spark.createDataFrame([("email", "a@b.c"), ("user_id", "a@b.c")], "identifier_type string, identifier_value string")
+    key = F.concat_ws(":", "identifier_type", "identifier_value")
+    first = [r.id for r in df.select(stable_vertex_id(key).alias("id")).collect()]
+    again = [r.id for r in df.select(stable_vertex_id(key).alias("id")).collect()]
+    assert first == again and first[0] != first[1]
+    assert df.select(stable_vertex_id(key)).schema[0].dataType.simpleString() == "bigint"
+
+
+def test_assign_vertex_ids_without_collisions_uses_the_plain_hash(spark):
+    df = spark.createDataFrame(identifier_rows(50) * 2, "identifier_type string, identifier_value string")
+    got = assign_vertex_ids(df)
+    expected = df.distinct().select(
+        "identifier_type", "identifier_value",
+        stable_vertex_id(F.concat_ws(":", "identifier_type", "identifier_value")).alias("vertex_id"),
+    )
+    assert sorted(got.collect()) == sorted(expected.collect())
+
+
+def tiny_hash(key, salt):
+    """Only 64 possible ids: forces many collisions, and collisions with already settled ids."""
+    return F.pmod(F.xxhash64(F.lit(salt), key), F.lit(64))
+
+
+def test_assign_vertex_ids_resolves_forced_collisions_deterministically(spark):
+    rows = identifier_rows(20)  # 40 identifiers into 64 slots
+    df = spark.createDataFrame(rows, "identifier_type string, identifier_value string")
+    first = {(r.identifier_type, r.identifier_value): r.vertex_id for r in assign_vertex_ids(df, hash_fn=tiny_hash).collect()}
+    assert set(first) == set(rows)
+    assert len(set(first.values())) == len(rows), "ids are unique"
+    assert all(0 <= v < 64 for v in first.values())
+    shuffled = list(rows)
+    random.Random(3).shuffle(shuffled)
+    df2 = spark.createDataFrame(shuffled, "identifier_type string, identifier_value string").repartition(3)
+    again = {(r.identifier_type, r.identifier_value): r.vertex_id for r in assign_vertex_ids(df2, hash_fn=tiny_hash).collect()}
+    assert again == first
+    # Per colliding hash, the smallest identifier keeps the unsalted id.
+    by_hash: dict[int, list[tuple[str, str]]] = {}
+    for row in df.select("identifier_type", "identifier_value", tiny_hash(F.concat_ws(":", "identifier_type", "identifier_value"), 0).alias("h")).collect():
+        by_hash.setdefault(row.h, []).append((row.identifier_type, row.identifier_value))
+    assert any(len(group) > 1 for group in by_hash.values()), "the test must force collisions"
+    for h, group in by_hash.items():
+        assert first[min(group)] == h

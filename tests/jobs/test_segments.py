@@ -1,0 +1,389 @@
+"""Segments: the condition language, membership stints, daily changes, Resonate exports, preview."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
+
+from jobs import segments, tables
+from jobs.config import REPO_ROOT, load_config
+from jobs.errors import ConfigError, InputError
+from jobs.groups import GROUPS_SCHEMA
+from jobs.segment_settings import (
+    RelativeDate,
+    SegmentDefinition,
+    SegmentExport,
+    SegmentSettings,
+    default_definitions,
+)
+from tests.jobs.event_builders import group_members, utc
+
+CUSTOMERS_DDL = "customer_id string, customer_name string, email string, state string, consent string, group_ids array<string>"
+TRAITS_DDL = "customer_id string, total_orders long, lifetime_value double, last_order_date timestamp, vip boolean"
+RFM_DDL = "customer_id string, rfm_segment string"
+IDENTITY_DDL = "identifier_type string, identifier_value string, customer_id string"
+
+
+def segment(name: str, condition: dict, level: str = "customer", **export) -> SegmentDefinition:
+    return SegmentDefinition(name=name, condition=condition, level=level,
+                             export=SegmentExport(enabled=True, **export) if export else SegmentExport())
+
+
+def rule(field: str, op: str, *value) -> dict:
+    return {"field": field, "op": op, **({"value": value[0]} if value else {})}
+
+
+# ----------------------------------------------------------------------------------------------
+# Config: parsing and validation at load (no Spark)
+# ----------------------------------------------------------------------------------------------
+
+
+def _load_segments(tmp_path: Path, body: str):
+    path = tmp_path / "seg.yml"
+    path.write_text("segments:\n  definitions:\n" + body)
+    return load_config(path).segments
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("    - {name: s1, condition: {field: total_orders, op: greater, value: 1}}\n",
+         r"seg\.yml: segment 's1': 'segments\.definitions\[0\]\.condition\.op' must be one of eq, ne, gt, gte, lt, "
+         r"lte, in, not_in, is_null, not_null, contains; got 'greater'"),
+        ("    - {name: s1, condition: {field: total_orders, op: eq, valeu: 1}}\n",
+         r"segment 's1': unknown key 'segments\.definitions\[0\]\.condition\.valeu'"),
+        ("    - {name: s1, condition: {all: [{field: a, op: eq, value: 1}, {field: b, op: in, value: x}]}}\n",
+         r"segment 's1': 'segments\.definitions\[0\]\.condition\.all\[1\]\.value' must be a non-empty list for `in`"),
+        ("    - {name: s1, condition: {any: [{field: a, op: is_null, value: 1}]}}\n",
+         r"'segments\.definitions\[0\]\.condition\.any\[0\]\.value' must be left out: `is_null` takes no value"),
+        ("    - {name: s1, condition: {field: a, op: gt}}\n",
+         r"'segments\.definitions\[0\]\.condition\.value' is required for `gt`"),
+        ("    - {name: s1, condition: {field: d, op: lt, value: {weeks_ago: 2}}}\n",
+         r"'segments\.definitions\[0\]\.condition\.value' must be a value or one of \{days_before_run_date: N\}"),
+        ("    - {name: s1, condition: {all: [], field: a}}\n",
+         r"'segments\.definitions\[0\]\.condition' has `all:` and also field"),
+        ("    - {name: s1, condition: {any: []}}\n",
+         r"'segments\.definitions\[0\]\.condition\.any' must be a non-empty list"),
+        ("    - {name: s1, condition: {field: 'bad name', op: eq, value: 1}}\n",
+         r"'segments\.definitions\[0\]\.condition\.field' must be a column name"),
+        ("    - {name: s1, levl: group, condition: {field: a, op: eq, value: 1}}\n",
+         r"unknown key 'segments\.definitions\[0\]\.levl' \(did you mean 'segments\.definitions\[0\]\.level'\?\)"),
+        ("    - {name: s1, level: household, condition: {field: a, op: eq, value: 1}}\n",
+         r"segment 's1': 'segments\.definitions\[0\]\.level' must be customer, group or identifier:<type>"),
+        ("    - {name: s1, condition: {field: a, op: eq, value: 1}, export: {enabled: true, group: 'A=B', segment: S}}\n",
+         r"'segments\.definitions\[0\]\.export\.group' must not contain '='"),
+        ("    - {name: s1, condition: {field: a, op: eq, value: 1}, export: {enabled: true, group: G, segment: S, delimiter: ';'}}\n",
+         r"'segments\.definitions\[0\]\.export\.delimiter' must be '\|' or ','"),
+        ("    - {name: s1, level: group, condition: {field: a, op: eq, value: 1}, export: {enabled: true, group: G, segment: S}}\n",
+         r"segment 's1': 'segments\.definitions\[0\]\.export': only customer and identifier:email segments can be exported"),
+        ("    - {name: s1, condition: {field: a, op: eq, value: 1}}\n    - {name: s1, condition: {field: a, op: eq, value: 2}}\n",
+         r"'segments\.definitions' defines the segment 's1' twice"),
+        ("    - {name: S 1, condition: {field: a, op: eq, value: 1}}\n",
+         r"'segments\.definitions\[0\]\.name' must be lower-case letters"),
+    ],
+)
+def test_bad_segment_config_names_file_segment_and_key(tmp_path, body, message):
+    with pytest.raises(ConfigError, match=message):
+        _load_segments(tmp_path, body)
+
+
+def test_a_good_definition_loads_with_nested_conditions_and_dates(tmp_path):
+    loaded = _load_segments(tmp_path, (
+        "    - name: lapsed\n"
+        "      level: identifier:email\n"
+        "      condition:\n"
+        "        all:\n"
+        "          - {field: traits.last_order_date, op: lt, value: 2026-01-01}\n"
+        "          - any: [{field: group.household income, op: in, value: [high, top]}, {field: state, op: not_null}]\n"
+    ))
+    node = loaded.definitions[0].parsed_condition("c")
+    assert node.items[0].value == dt.date(2026, 1, 1)
+    assert (node.items[1].items[0].source, node.items[1].items[0].name) == ("group", "household income")
+    assert node.items[1].items[0].value == ("high", "top")
+
+
+@pytest.mark.parametrize(
+    "kind, amount, run_date, expected",
+    [
+        ("month_start", -1, "2026-03-15", "2026-02-01"),
+        ("month_start", -1, "2026-01-31", "2025-12-01"),   # "last month" crosses the year
+        ("month_start", 0, "2026-01-31", "2026-01-01"),
+        ("month_start", -13, "2026-01-31", "2024-12-01"),
+        ("days_before_run_date", 30, "2026-03-01", "2026-01-30"),
+    ],
+)
+def test_run_date_relative_dates(kind, amount, run_date, expected):
+    assert RelativeDate(kind, amount).on(dt.date.fromisoformat(run_date)) == dt.date.fromisoformat(expected)
+
+
+@pytest.mark.parametrize("name", ["local.yml", "cluster.yml"])
+def test_shipped_configs_carry_the_default_segments(name):
+    assert load_config(REPO_ROOT / "conf" / name).segments == SegmentSettings()
+
+
+# ----------------------------------------------------------------------------------------------
+# The condition language on Spark
+# ----------------------------------------------------------------------------------------------
+
+RUN_DATE = dt.date(2026, 2, 15)   # last month starts 2026-01-01; 30 days before is 2026-01-16
+
+
+@pytest.fixture
+def inputs(spark):
+    customers = spark.createDataFrame([
+        ("c1", "Ann Lee", "ann@x.com", "CA", "yes", ["g1", "g2"]),
+        ("c2", "Bob Ray", "bob@x.com", "NY", "no", ["g1"]),
+        ("c3", "Cy Dow", None, "CA", "yes", ["g2"]),
+        ("c4", "Dee Fox", "dee@y.org", "TX", "yes", []),
+        ("c5", None, "e@x.com", None, "no", None),
+    ], CUSTOMERS_DDL)
+    traits = spark.createDataFrame([
+        ("c1", 12, 1500.0, utc("2026-01-20 10:00"), True),
+        ("c2", 3, 200.0, utc("2025-12-31 23:00"), False),
+        ("c3", 10, 1000.0, utc("2025-11-02 08:00"), None),
+        ("c4", None, None, None, None),
+    ], TRAITS_DDL)
+    rfm = spark.createDataFrame([("c1", "Champions"), ("c2", "At Risk"), ("c3", "Champions"), ("c4", "Lost")], RFM_DDL)
+    groups = spark.createDataFrame([
+        ("g1", None, None, None, None, "Lee household", {"income": "high", "size": "4"}, None),
+        ("g2", None, None, None, None, "Dow household", {"size": "2"}, None),
+        ("g3", None, None, None, None, "Empty", {}, None),
+    ], GROUPS_SCHEMA)
+    identity = spark.createDataFrame([
+        ("email", "ann@x.com", "c1"), ("email", "ann.work@x.com", "c1"), ("email", "bob@x.com", "c2"),
+        ("phone", "+1555", "c1"),
+    ], IDENTITY_DDL)
+    return segments.Inputs(customers=customers, traits=traits, rfm=rfm, groups=groups,
+                           group_members=group_members(spark, {"g1": ["c1", "c2"], "g2": ["c1", "c3"]}),
+                           identity_map=identity)
+
+
+# (definition, expected members) — each worked out by hand from the fixture above
+CASES = [
+    (segment("eq", rule("state", "eq", "CA")), {"c1", "c3"}),
+    (segment("ne", rule("state", "ne", "CA")), {"c2", "c4"}),                 # unknown state: not a member
+    (segment("gt", rule("traits.total_orders", "gt", 10)), {"c1"}),
+    (segment("gte", rule("lifetime_value", "gte", 1000)), {"c1", "c3"}),
+    (segment("lt", rule("last_order_date", "lt", {"month_start": -1})), {"c2", "c3"}),
+    (segment("lte", rule("total_orders", "lte", 10)), {"c2", "c3"}),
+    (segment("in", rule("rfm_segment", "in", ["Champions", "Lost"])), {"c1", "c3", "c4"}),
+    (segment("not_in", rule("rfm.rfm_segment", "not_in", ["Champions"])), {"c2", "c4"}),
+    (segment("is_null", rule("traits.total_orders", "is_null")), {"c4", "c5"}),   # c5 has no traits row
+    (segment("not_null", rule("customer.email", "not_null")), {"c1", "c2", "c4", "c5"}),
+    (segment("contains_text", rule("customer_name", "contains", "Lee")), {"c1"}),
+    (segment("contains_list", rule("group_ids", "contains", "g2")), {"c1", "c3"}),
+    (segment("recent", rule("last_order_date", "gte", {"days_before_run_date": 30})), {"c1"}),
+    (segment("iso_date", rule("last_order_date", "eq", "2025-12-31")), {"c2"}),
+    (segment("boolean", rule("vip", "eq", True)), {"c1"}),
+    (segment("all_any", {"all": [rule("total_orders", "gte", 10),
+                                 {"any": [rule("state", "eq", "TX"), rule("rfm_segment", "eq", "Champions")]}]}),
+     {"c1", "c3"}),
+    (segment("any", {"any": [rule("vip", "eq", True), rule("lifetime_value", "lt", 500)]}), {"c1", "c2"}),
+    (segment("group_standard", rule("group.name", "eq", "Lee household")), {"c1", "c2"}),
+    (segment("group_trait_number", rule("group.size", "gte", 3)), {"c1", "c2"}),
+    (segment("group_and_customer", {"all": [rule("group.income", "eq", "high"), rule("state", "eq", "CA")]}), {"c1"}),
+    (segment("household_champions", rule("rfm.rfm_segment", "eq", "Champions"), level="group"), {"g1", "g2"}),
+    (segment("memberless_group", rule("group.name", "contains", "Empty"), level="group"), {"g3"}),
+    (segment("emails_of_big_spenders", rule("lifetime_value", "gte", 1000), level="identifier:email"),
+     {"ann@x.com", "ann.work@x.com"}),
+    (segment("work_emails", rule("identifier.identifier_value", "contains", "work"), level="identifier:email"),
+     {"ann.work@x.com"}),
+]
+
+
+def test_every_op_combination_level_and_group_attribute(inputs):
+    settings = SegmentSettings(definitions=[definition for definition, _ in CASES])
+    compiled = segments.compile_segments(settings, segments.FieldCatalog.of(inputs, "t.yml"), RUN_DATE)
+    got: dict[str, set[str]] = {definition.name: set() for definition, _ in CASES}
+    levels = {}
+    for row in segments.current_members(inputs, compiled).collect():   # a few dozen rows
+        got[row["segment"]].add(row["member_id"])
+        levels[row["segment"]] = row["level"]
+    assert got == {definition.name: expected for definition, expected in CASES}
+    assert (levels["household_champions"], levels["work_emails"], levels["eq"]) == ("group", "identifier:email", "customer")
+
+
+def _catalog(with_rfm: bool = True, with_groups: bool = False) -> segments.FieldCatalog:
+    schemas = {
+        "customer": StructType.fromDDL(CUSTOMERS_DDL),
+        "traits": StructType.fromDDL(TRAITS_DDL + ", monetary double"),
+    }
+    if with_rfm:
+        schemas["rfm"] = StructType.fromDDL(RFM_DDL + ", monetary double")
+    if with_groups:
+        schemas["group"] = GROUPS_SCHEMA
+    return segments.FieldCatalog(schemas, "t.yml")
+
+
+@pytest.mark.parametrize(
+    "condition, tables_present, message",
+    [
+        (rule("total_order", "gte", 1), {},
+         r"t\.yml: segment 'bad': 'segments\.definitions\[0\]\.condition\.all\[1\]\.field': 'total_order' is not a "
+         r"known field; silver/customers has customer_id, .*; gold/traits has customer_id, total_orders"),
+        (rule("monetary", "gt", 1), {}, r"'monetary' is a column of several inputs; write traits\.monetary or rfm\.monetary"),
+        (rule("rfm.rfm_segment", "eq", "x"), {'with_rfm': False}, r"gold/rfm does not exist yet \(run `c360 rfm`\)"),
+        (rule("total_orders", "eq", "ten"), {},
+         r"'segments\.definitions\[0\]\.condition\.all\[1\]': a bigint field cannot be compared with text value\(s\) 'ten'"),
+        (rule("total_orders", "contains", "1"), {}, r"`contains` needs a text field and text"),
+        (rule("total_orders", "lt", {"days_before_run_date": 3}), {}, r"bigint field cannot be compared with date"),
+        (rule("last_order_date", "lt", "January"), {}, r"a date field needs YYYY-MM-DD dates; got 'January'"),
+        (rule("identifier.identifier_value", "eq", "a"), {}, r"identifier fields exist only at level identifier"),
+        (rule("group.name", "eq", "a"), {}, r"gold/groups does not exist yet"),
+        (rule("group.updated_at", "eq", 1), {'with_groups': True}, r"a timestamp field cannot be compared with number"),
+        (rule("group_ids", "eq", "g1"), {}, r"customer\.group_ids is a list: use contains, is_null or not_null"),
+    ],
+)
+def test_unknown_fields_and_mistyped_values_name_the_segment_and_key(spark, condition, tables_present, message):
+    bad = segment("bad", {"all": [rule("state", "eq", "CA"), condition]})
+    with pytest.raises(ConfigError, match=message):
+        segments.compile_segments(SegmentSettings(definitions=[bad]), _catalog(**tables_present), RUN_DATE)
+
+
+# ----------------------------------------------------------------------------------------------
+# The stage: stints, changes, exports, idempotence, order (one warehouse, several run dates)
+# ----------------------------------------------------------------------------------------------
+
+D1, D2, D3 = dt.date(2026, 1, 15), dt.date(2026, 2, 10), dt.date(2026, 3, 5)
+CHURN = default_definitions()[0]        # the seed audience, exported as "Retention 2026=Churn risk", '|'
+VIP_EMAILS = segment("vip_emails", rule("lifetime_value", "gte", 3000), level="identifier:email",
+                     group="VIP", segment="Emails", delimiter=",")
+STAGE_SETTINGS = SegmentSettings(definitions=[CHURN, VIP_EMAILS])
+RUN = argparse.Namespace()
+CHURN_LABEL = "Retention 2026=Churn risk"
+
+# last_order_date, total_orders, lifetime_value per customer and run date. "No order since the start
+# of last month": before 2025-12-01 on D1, 2026-01-01 on D2, 2026-02-01 on D3.
+TRAITS_BY_DATE = {
+    D1: {"c1": ("2025-11-20", 12, 1500.0), "c2": ("2025-10-01", 20, 3000.0), "c3": ("2025-09-01", 10, 1000.0),
+         "c4": ("2025-11-01", 11, 1200.0), "c5": ("2025-11-25", 9, 5000.0)},
+    D2: {"c1": ("2025-11-20", 12, 1500.0), "c2": ("2026-01-05", 21, 3100.0), "c3": ("2025-09-01", 10, 1000.0),
+         "c4": ("2025-11-01", 11, 1200.0), "c5": ("2025-11-25", 10, 5000.0)},
+    D3: {"c1": ("2026-02-15", 13, 1600.0), "c2": ("2026-01-05", 21, 3100.0), "c3": ("2025-09-01", 10, 1000.0),
+         "c4": ("2025-11-01", 11, 1200.0), "c5": ("2025-11-25", 10, 5000.0)},
+}
+
+
+def _customers(consent_c3: str):
+    return [
+        ("c1", "Ann", " Ann@Example.com ", "CA", "yes", []),
+        ("c2", "Bob", "bob@example.com", "NY", " TRUE", []),
+        ("c3", "Cy", "cy@example.com", "CA", consent_c3, []),
+        ("c4", "Dee", None, "TX", "y", []),                        # no usable email
+        ("c5", "Eve", "eve@example.com", "WA", "1", []),
+        ("c6", "Fay", "fay@example.com", "WA", "yes", []),         # no traits: never a member
+    ]
+
+
+def _write_traits(spark, wh, run_date: dt.date) -> None:
+    traits = [(c, n, v, utc(f"{d} 12:00"), None) for c, (d, n, v) in TRAITS_BY_DATE[run_date].items()]
+    wh.overwrite(spark.createDataFrame(traits, TRAITS_DDL), tables.TRAITS)
+
+
+def _write_customers(spark, wh, *, consent_c3: str) -> None:
+    wh.overwrite(spark.createDataFrame(_customers(consent_c3), CUSTOMERS_DDL), tables.SILVER_CUSTOMERS)
+
+
+def _write_identity_map(spark, wh) -> None:
+    identity = [("email", "ann@example.com", "c1"), ("email", "bob@example.com", "c2"),
+                ("email", "bob@work.example.com", "c2"), ("email", "eve@example.com", "c5")]
+    wh.overwrite(spark.createDataFrame(identity, IDENTITY_DDL), tables.IDENTITY_MAP)
+
+
+def hemsha2(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def export_file(adds: list[str], removes: list[str], label: str, sep: str = "|") -> str:
+    lines = [sep.join(("ID Type", "ID", "Add", "Remove"))]
+    lines += [sep.join(("HEMSHA2", h, label, "")) for h in sorted(hemsha2(e) for e in adds)]
+    lines += [sep.join(("HEMSHA2", h, "", label)) for h in sorted(hemsha2(e) for e in removes)]
+    return "\n".join(lines) + "\n"
+
+
+def _table(spark, wh, table: str, ddl: str, rows: list[tuple]):
+    return wh.read(spark, table).select(*[c.split()[0] for c in ddl.split(", ")]), spark.createDataFrame(rows, ddl)
+
+
+MEMBERSHIP_DDL = "segment string, level string, member_id string, entered_on date, exited_on date"
+CHANGES_DDL = "run_date date, segment string, level string, member_id string, change string"
+
+
+def _churn_membership(spark, wh, rows):
+    got, expected = _table(spark, wh, tables.SEGMENT_MEMBERSHIP, MEMBERSHIP_DDL,
+                           [("churn_risk", "customer", *row) for row in rows])
+    assert_df_equality(got.filter(F.col("segment") == "churn_risk"), expected, ignore_row_order=True)
+
+
+def test_stints_changes_exports_rerun_and_order(spark, make_ctx, capsys):
+    ctx1 = make_ctx(D1, segments=STAGE_SETTINGS)
+    wh = ctx1.warehouse
+    _write_customers(spark, wh, consent_c3="no")
+    _write_identity_map(spark, wh)
+    _write_traits(spark, wh, D1)
+
+    # preview before saving (the seed's step 6): the count and a sample, and nothing written
+    segments.run(ctx1, argparse.Namespace(action="preview", name="churn_risk", rows=2))
+    shown = capsys.readouterr().out
+    assert "segment churn_risk (customer) as of 2026-01-15: 4 members" in shown
+    assert "  c1  " in shown and "  c2  " in shown and "  c3  " not in shown and "(first 2 of 4" in shown
+    assert not wh.exists(spark, tables.SEGMENT_MEMBERSHIP)
+
+    result = segments.run(ctx1, RUN)
+    assert (result.metrics["members"], result.metrics["skipped_no_consent"], result.metrics["skipped_no_email"]) == (4 + 3, 1, 1)
+    # first export: the full list of consenting members with an email (c3 declined, c4 has none)
+    churn_dir = wh.root / "exports" / "churn_risk"
+    assert (churn_dir / "2026-01-15.psv").read_text() == export_file(["ann@example.com", "bob@example.com"], [], CHURN_LABEL)
+    assert (wh.root / "exports" / "vip_emails" / "2026-01-15.csv").read_text() == export_file(
+        ["bob@example.com", "bob@work.example.com", "eve@example.com"], [], "VIP=Emails", sep=",")
+
+    _write_traits(spark, wh, D2)
+    segments.run(make_ctx(D2, segments=STAGE_SETTINGS), RUN)
+    assert (churn_dir / "2026-02-10.psv").read_text() == export_file(["eve@example.com"], ["bob@example.com"], CHURN_LABEL)
+
+    _write_traits(spark, wh, D3)
+    _write_customers(spark, wh, consent_c3="Yes")      # c3 consents now: exported although she stays
+    ctx3 = make_ctx(D3, segments=STAGE_SETTINGS)
+    segments.run(ctx3, RUN)
+    third = (churn_dir / "2026-03-05.psv").read_text()
+    assert third == export_file(["bob@example.com", "cy@example.com"], ["ann@example.com"], CHURN_LABEL)
+
+    after_d3 = [("c1", D1, D3), ("c2", D1, D2), ("c2", D3, None), ("c3", D1, None), ("c4", D1, None), ("c5", D2, None)]
+    _churn_membership(spark, wh, after_d3)
+    churn_changes = [(D1, "c1", "add"), (D1, "c2", "add"), (D1, "c3", "add"), (D1, "c4", "add"),
+                     (D2, "c2", "remove"), (D2, "c5", "add"), (D3, "c1", "remove"), (D3, "c2", "add")]
+    got, expected = _table(spark, wh, tables.SEGMENT_CHANGES, CHANGES_DDL,
+                           [(d, "churn_risk", "customer", m, c) for d, m, c in churn_changes])
+    assert_df_equality(got.filter(F.col("segment") == "churn_risk"), expected, ignore_row_order=True)
+
+    # re-running D3 rewrites D3's changes and export and leaves everything as it was
+    segments.run(ctx3, RUN)
+    _churn_membership(spark, wh, after_d3)
+    got, _ = _table(spark, wh, tables.SEGMENT_CHANGES, CHANGES_DDL, [])
+    assert_df_equality(got.filter(F.col("segment") == "churn_risk"), expected, ignore_row_order=True)
+    assert (churn_dir / "2026-03-05.psv").read_text() == third
+
+    # an earlier date is refused (--full would rewind history to it)
+    with pytest.raises(InputError, match=r"run date 2026-02-10 is earlier than the last applied segments run 2026-03-05"):
+        segments.run(make_ctx(D2, segments=STAGE_SETTINGS), RUN)
+    runs = {(r["segment"], r["run_date"]): r for r in wh.read(spark, tables.SEGMENT_RUNS).collect()}   # 6 rows
+    assert len(runs) == 6
+    d3 = runs[("churn_risk", D3)]
+    assert (d3["members"], d3["adds"], d3["removes"], d3["export_adds"], d3["export_removes"]) == (4, 1, 1, 2, 1)
+    assert (d3["skipped_no_consent"], d3["skipped_no_email"], d3["export_file"]) == (0, 1, str(churn_dir / "2026-03-05.psv"))
+
+
+def test_preview_needs_a_known_segment_and_its_inputs(make_ctx):
+    ctx = make_ctx(D1, segments=STAGE_SETTINGS)
+    with pytest.raises(ConfigError, match=r"no segment named 'nope' to preview \(configured: churn_risk, vip_emails\)"):
+        segments.run(ctx, argparse.Namespace(action="preview", name="nope"))
+    with pytest.raises(ConfigError, match=r"needs the NAME of a segment"):
+        segments.run(ctx, argparse.Namespace(action="preview", name=None))
+    with pytest.raises(InputError, match=r"silver/customers does not exist: run `c360 stitch` first"):
+        segments.run(ctx, argparse.Namespace(action="preview", name="churn_risk"))

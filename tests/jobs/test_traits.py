@@ -1,0 +1,224 @@
+"""gold/traits: config validation, windows, every trait kind, the default traits through the stage."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+
+from jobs import tables, traits
+from jobs.config import load_config
+from jobs.errors import ConfigError, InputError
+from jobs.trait_settings import TraitDefinition, TraitSettings, TraitWindow
+from tests.jobs.event_builders import utc
+from tests.jobs.stream_builders import activity, stream
+
+RUN_DATE = dt.date(2026, 3, 15)
+# As of 2026-03-15: "last 30 days" = 2026-02-14 .. 2026-03-15, "last month" = February 2026,
+# the 12 months before March 2026 = 2025-03-01 .. 2026-02-28.
+ROWS = [
+    # c1: orders O1 (2025-02-10, 40), O2 (2025-06-01, lines 100 + 50), O3 (2026-02-20, 30),
+    # O4 (on the run date, 20); O5 comes after the run date, with its rejection and invoice.
+    activity("u1", "c1", "order_placed", "2025-02-10 10:00", order="O1-1", product="P1", value="40"),
+    activity("u2", "c1", "order_placed", "2025-06-01 10:00", order="O2-1", product="P2", value="100"),
+    activity("u3", "c1", "order_placed", "2025-06-01 10:00", order="O2-2", product="P3", value="50"),
+    activity("u4", "c1", "order_placed", "2026-02-20 09:00", order="O3-1", product="P3", value="30"),
+    activity("u5", "c1", "order_placed", "2026-03-15 23:00", order="O4-1", product="P4", value="20"),
+    activity("u6", "c1", "order_placed", "2026-03-16 00:30", order="O5-1", product="P5", value="999"),
+    # rejections: O1 just before the 12-month window and again on its first instant, O2 inside it,
+    # O3 last month
+    activity("u7", "c1", "order_rejected", "2025-02-28 23:59", order="O1-1"),
+    activity("u8", "c1", "order_rejected", "2025-03-01 00:00", order="O1-1"),
+    activity("u9", "c1", "order_rejected", "2025-06-02 10:00", order="O2-2"),
+    activity("u10", "c1", "order_rejected", "2026-02-21 10:00", order="O3-1"),
+    activity("u11", "c1", "order_rejected", "2026-03-16 08:00", order="O5-1"),
+    activity("u12", "c1", "order_invoiced", "2025-06-05 10:00", order="O2-1"),
+    activity("u13", "c1", "order_invoiced", "2026-03-15 23:30", order="O4-1"),
+    activity("u14", "c1", "order_invoiced", "2026-03-17 10:00", order="O5-1"),
+    # c2 and c3: one household order (a row per member); c2 also viewed products, the first view
+    # one minute before the 7-day window (2026-03-09 .. 2026-03-15)
+    activity("u20", "c2", "order_placed", "2026-03-10 12:00", order="G1-1", product="P7", value="60", group="g1"),
+    activity("u30", "c3", "order_placed", "2026-03-10 12:00", order="G1-1", product="P7", value="60", group="g1"),
+    activity("u21", "c2", "product_viewed", "2026-03-08 23:59", product="P8"),
+    activity("u22", "c2", "product_viewed", "2026-03-09 00:00", product="P7"),
+    activity("u23", "c2", "product_viewed", "2026-03-14 08:00", product="P7"),
+    # c4 has no activity; c9 is not a customer; the last row is not attributed to anyone
+    activity("u90", "c9", "order_placed", "2026-03-01 10:00", order="O9-1", value="10"),
+    activity("u99", None, "order_placed", "2026-03-01 10:00", order="O8-1", value="10"),
+]
+CUSTOMER_IDS = ("c1", "c2", "c3", "c4")
+
+
+@pytest.fixture(scope="module")
+def activity_stream(spark):
+    return stream(spark, ROWS)
+
+
+@pytest.fixture(scope="module")
+def customers(spark):
+    return spark.createDataFrame([(c, f"name of {c}") for c in CUSTOMER_IDS], "customer_id string, customer_name string")
+
+
+# ----------------------------------------------------------------------------------------------
+# windows and config
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "window, run_date, first, last",
+    [
+        (TraitWindow(days=30), "2026-03-15", "2026-02-14", "2026-03-15"),
+        (TraitWindow(days=1), "2026-03-15", "2026-03-15", "2026-03-15"),
+        (TraitWindow(calendar_months=1), "2026-03-15", "2026-02-01", "2026-02-28"),
+        (TraitWindow(calendar_months=1), "2026-01-01", "2025-12-01", "2025-12-31"),
+        (TraitWindow(calendar_months=1), "2024-03-31", "2024-02-01", "2024-02-29"),
+        (TraitWindow(calendar_months=12), "2026-03-15", "2025-03-01", "2026-02-28"),
+    ],
+)
+def test_window_bounds(window, run_date, first, last):
+    bounds = traits.window_bounds(window, dt.date.fromisoformat(run_date))
+    assert bounds == (dt.date.fromisoformat(first), dt.date.fromisoformat(last))
+
+
+def _config(tmp_path: Path, computed: str):
+    path = tmp_path / "traits.yml"
+    path.write_text("traits:\n  computed:\n" + "".join(f"    - {line}\n" for line in computed.splitlines()))
+    return load_config(path)
+
+
+def test_a_trait_list_in_yaml_becomes_typed_definitions(tmp_path):
+    cfg = _config(tmp_path, "{name: spend_90d, kind: sum, activity: order_placed, of: feature9, window: {days: 90}}")
+    assert cfg.traits.computed == [
+        TraitDefinition("spend_90d", "sum", activity="order_placed", of="feature9", window=TraitWindow(days=90))
+    ]
+
+
+@pytest.mark.parametrize(
+    "computed, message",
+    [
+        ("{name: x, kind: lst}", r"'traits\.computed\[0\]\.kind' must be one of 'last', 'first', .*got 'lst'"),
+        ("{name: x}", r"'traits\.computed\[0\]\.kind' is required \(trait 'x'\)"),
+        ("{kind: count}", r"'traits\.computed\[0\]\.name' is required"),
+        ("{name: Total Orders, kind: count}", r"'traits\.computed\[0\]\.name' must be a snake_case column name"),
+        ("{name: customer_id, kind: count}", r"'traits\.computed\[0\]\.name' must be .* other than customer_id"),
+        ("{name: x, kind: count, activty: order_placed}",
+         r"unknown key 'traits\.computed\[0\]\.activty' \(did you mean 'traits\.computed\[0\]\.activity'\?\)"),
+        ("{name: x, kind: count, activity: Order Placed}", r"'traits\.computed\[0\]\.activity' must be a snake_case"),
+        ("{name: x, kind: sum}", r"'traits\.computed\[0\]\.of' is required for kind sum \(trait 'x'\)"),
+        ("{name: x, kind: count_distinct}", r"'traits\.computed\[0\]\.of' is required for kind count_distinct"),
+        ("{name: x, kind: count, of: order_no}", r"'traits\.computed\[0\]\.of' does not apply to kind count"),
+        ("{name: x, kind: sum, of: order_no}",
+         r"'traits\.computed\[0\]\.of' for kind sum must be one of revenue_impact, feature1, .* got 'order_no'"),
+        ("{name: x, kind: last, of: price}", r"'traits\.computed\[0\]\.of' for kind last must be one of order_no"),
+        ("{name: x, kind: count, window: {days: 3, calendar_months: 1}}",
+         r"'traits\.computed\[0\]\.window' needs exactly one of days or calendar_months"),
+        ("{name: x, kind: count, window: {}}", r"'traits\.computed\[0\]\.window' needs exactly one of"),
+        ("{name: x, kind: count, window: {days: 0}}", r"'traits\.computed\[0\]\.window\.days' must be at least 1, got 0"),
+        ("{name: x, kind: count, window: {days: 30}, monthly_average: true}",
+         r"'traits\.computed\[0\]\.monthly_average' needs window\.calendar_months \(trait 'x'\)"),
+        ("{name: x, kind: max, of: feature9, window: {calendar_months: 3}, monthly_average: true}",
+         r"'traits\.computed\[0\]\.monthly_average' applies to kinds count, count_distinct, sum"),
+        ("{name: x, kind: count, numerator: a}", r"'traits\.computed\[0\]\.numerator' only applies to kind percentage"),
+        ("{name: p, kind: percentage, numerator: a}", r"'traits\.computed\[0\]\.denominator' is required for kind percentage"),
+        ("{name: a, kind: count}\n{name: p, kind: percentage, numerator: a, denominator: a, window: {days: 2}}",
+         r"'traits\.computed\[1\]\.window' does not apply to kind percentage"),
+        ("{name: a, kind: count}\n{name: p, kind: percentage, numerator: a, denominator: b}",
+         r"'traits\.computed\[1\]\.denominator' \(trait 'p'\) names no trait: 'b'"),
+        ("{name: a, kind: count}\n{name: p, kind: percentage, numerator: a, denominator: a}\n"
+         "{name: q, kind: percentage, numerator: p, denominator: a}",
+         r"'traits\.computed\[2\]\.numerator' \(trait 'q'\) must name a trait that is not a percentage"),
+        ("{name: a, kind: count}\n{name: a, kind: first}",
+         r"'traits\.computed\[1\]\.name': trait 'a' is already defined at traits\.computed\[0\]"),
+        ("{name: x, kind: count, monthly_average: yes please}", r"'traits\.computed\[0\]\.monthly_average' must be true or false"),
+    ],
+)
+def test_bad_trait_config_names_file_and_key(tmp_path, computed, message):
+    with pytest.raises(ConfigError, match=r"traits\.yml: .*" + message):
+        _config(tmp_path, computed)
+
+
+# ----------------------------------------------------------------------------------------------
+# every kind
+# ----------------------------------------------------------------------------------------------
+
+EVERY_KIND = TraitSettings(computed=[
+    TraitDefinition("first_order", "first", activity="order_placed"),
+    TraitDefinition("last_product", "last", activity="order_placed", of="feature2"),
+    TraitDefinition("first_rejected_order", "first", activity="order_rejected", of="order_no"),
+    TraitDefinition("events", "count"),
+    TraitDefinition("views_last_7_days", "count", activity="product_viewed", window=TraitWindow(days=7)),
+    TraitDefinition("products", "count_distinct", of="feature2"),
+    TraitDefinition("orders_jan_feb", "count_distinct", activity="order_placed", of="order_no",
+                    window=TraitWindow(calendar_months=2)),
+    TraitDefinition("spend_last_month", "sum", activity="order_placed", of="revenue_impact",
+                    window=TraitWindow(calendar_months=1)),
+    TraitDefinition("monthly_spend", "sum", activity="order_placed", of="feature9",
+                    window=TraitWindow(calendar_months=12), monthly_average=True),
+    TraitDefinition("avg_line_value", "avg", activity="order_placed", of="feature9"),
+    TraitDefinition("min_line_value", "min", activity="order_placed", of="revenue_impact"),
+    TraitDefinition("max_line_value", "max", activity="order_placed", of="feature9"),
+    TraitDefinition("days_since_last_view", "days_since_last", activity="product_viewed"),
+    TraitDefinition("view_share", "percentage", numerator="views_last_7_days", denominator="events"),
+])
+EVERY_KIND_DDL = (
+    "customer_id string, first_order timestamp, last_product string, first_rejected_order string, events long, "
+    "views_last_7_days long, products long, orders_jan_feb long, spend_last_month double, monthly_spend double, "
+    "avg_line_value double, min_line_value double, max_line_value double, days_since_last_view int, view_share double"
+)
+
+
+def test_every_kind_window_and_filter(spark, activity_stream, customers):
+    # c1: 11 activities by the run date (5 placed, 4 rejected, 2 invoiced); products P1..P4; January-
+    #     February: O3; February spend 30; the 12 months: 100 + 50 + 30 = 180 -> 15 a month;
+    #     placed lines 40, 100, 50, 30, 20 -> avg 48, min 20, max 100.
+    # c2: 4 activities, 2 views in the 7 days -> 50 %; products P7, P8; last view yesterday.
+    # c3: the household order only. c4: nothing -> 0 for counts and sums, null otherwise.
+    expected = spark.createDataFrame(
+        [("c1", utc("2025-02-10 10:00"), "P4", "c1-O1", 11, 0, 4, 1, 30.0, 15.0, 48.0, 20.0, 100.0, None, 0.0),
+         ("c2", utc("2026-03-10 12:00"), "P7", None, 4, 2, 2, 0, 0.0, 0.0, 60.0, 60.0, 60.0, 1, 50.0),
+         ("c3", utc("2026-03-10 12:00"), "P7", None, 1, 0, 1, 0, 0.0, 0.0, 60.0, 60.0, 60.0, None, 0.0),
+         ("c4", None, None, None, 0, 0, 0, 0, 0.0, 0.0, None, None, None, None, None)],
+        EVERY_KIND_DDL,
+    )
+    got = traits.compute_traits(activity_stream, customers, EVERY_KIND, RUN_DATE)
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# the stage, with the default traits
+# ----------------------------------------------------------------------------------------------
+
+DEFAULT_DDL = (
+    "customer_id string, last_order_date timestamp, total_orders long, lifetime_value double, "
+    "orders_last_30_days long, days_since_last_order int, rejected_orders long, invoiced_orders long, "
+    "rejected_orders_last_month long, rejected_orders_monthly_average double, "
+    "percentage_orders_rejected double, percentage_orders_invoiced double"
+)
+
+
+def test_stage_writes_the_default_traits_for_every_customer(spark, make_ctx, activity_stream, customers):
+    # c1: 4 orders worth 240 (the order after the run date left out), O3 and O4 in the last 30 days,
+    #     last order on the run date; rejected O1, O2, O3 (3 of 4 = 75 %), in February O3, in the 12
+    #     months O1 (on its first instant), O2, O3 -> 3 / 12; invoiced O2, O4 (50 %).
+    # c2, c3: the household order 5 days ago. c4: no activity.
+    ctx = make_ctx(RUN_DATE)
+    ctx.warehouse.overwrite(activity_stream, tables.ACTIVITY_STREAM)
+    ctx.warehouse.overwrite(customers, tables.SILVER_CUSTOMERS)
+    result = traits.run(ctx, argparse.Namespace())
+    household = (utc("2026-03-10 12:00"), 1, 60.0, 1, 5, 0, 0, 0, 0.0, 0.0, 0.0)
+    expected = spark.createDataFrame(
+        [("c1", utc("2026-03-15 23:00"), 4, 240.0, 2, 0, 3, 2, 1, 0.25, 75.0, 50.0),
+         ("c2", *household), ("c3", *household),
+         ("c4", None, 0, 0.0, 0, None, 0, 0, 0, 0.0, None, None)],
+        DEFAULT_DDL,
+    )
+    assert_df_equality(ctx.warehouse.read(spark, tables.TRAITS), expected, ignore_row_order=True, ignore_nullable=True)
+    assert result.metrics == {"customers": 4, "traits": 11}
+
+
+def test_missing_activity_stream_names_the_table_and_the_command(make_ctx):
+    ctx = make_ctx(RUN_DATE)
+    with pytest.raises(InputError, match=r"silver/activity_stream does not exist: run `c360 activities` first"):
+        traits.run(ctx, argparse.Namespace())
