@@ -327,33 +327,47 @@ def _reason_counts(df: DataFrame) -> dict[str | None, int]:
     return {row["reason"]: row["count"] for row in df.groupBy("reason").count().collect()}
 
 
-def ingest_events(spark: SparkSession, wh, events_dir: Path, run_date) -> dict[str, int]:
-    classified = (
-        read_event_lines(spark, events_dir)
-        .transform(parse_event_lines)
-        .transform(event_rejection_reason)
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    )
+@dataclass(frozen=True)
+class Landing:
+    """Counts of one landing: read = accepted + duplicates + quarantined."""
+
+    read: int
+    accepted: int
+    duplicates: int
+    quarantined: int
+    by_reason: dict[str, int]
+
+
+def land(spark: SparkSession, wh, classified: DataFrame, *, kind: str, shape, key: str, table: str, schema,
+         run_date) -> Landing:
+    """Quarantine the rows with a `reason`, append the others (`shape`d, first per `key`, not seen
+    before) to `table`. The classified rows are cached: one parse serves counts and both writes."""
+    classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         by_reason = _reason_counts(classified)
         valid = by_reason.pop(None, 0)
         quarantined = sum(by_reason.values())
         if quarantined:
-            quarantine_new(spark, wh, to_quarantine(classified.filter("reason IS NOT NULL"), KIND_EVENT, run_date))
-        accepted_rows = (
-            classified.filter("reason IS NULL")
-            .transform(lambda df: to_bronze_events(df, run_date))
-            .transform(lambda df: keep_first_per_key(df, "message_id"))
+            quarantine_new(spark, wh, to_quarantine(classified.filter("reason IS NOT NULL"), kind, run_date))
+        accepted_rows = classified.filter("reason IS NULL").transform(shape).transform(
+            lambda df: keep_first_per_key(df, key)
         )
-        accepted = append_new(spark, wh, accepted_rows, tables.BRONZE_EVENTS, "message_id", BRONZE_EVENTS_SCHEMA)
+        accepted = append_new(spark, wh, accepted_rows, table, key, schema)
     finally:
         classified.unpersist()
+    return Landing(valid + quarantined, accepted, valid - accepted, quarantined, by_reason)
+
+
+def ingest_events(spark: SparkSession, wh, events_dir: Path, run_date) -> dict[str, int]:
+    classified = read_event_lines(spark, events_dir).transform(parse_event_lines).transform(event_rejection_reason)
+    landed = land(spark, wh, classified, kind=KIND_EVENT, shape=lambda df: to_bronze_events(df, run_date),
+                  key="message_id", table=tables.BRONZE_EVENTS, schema=BRONZE_EVENTS_SCHEMA, run_date=run_date)
     return {
-        "lines_read": valid + quarantined,
-        "accepted": accepted,
-        "duplicates": valid - accepted,
-        "quarantined": quarantined,
-        **{f"quarantined_{reason}": n for reason, n in sorted(by_reason.items())},
+        "lines_read": landed.read,
+        "accepted": landed.accepted,
+        "duplicates": landed.duplicates,
+        "quarantined": landed.quarantined,
+        **{f"quarantined_{reason}": n for reason, n in sorted(landed.by_reason.items())},
     }
 
 
@@ -361,22 +375,14 @@ def ingest_customers(spark: SparkSession, wh, files: list[Path], run_date) -> di
     rows = read_customer_rows(spark, files)
     if rows is None:
         return {}
-    classified = rows.transform(lambda df: to_bronze_customers(df, run_date)).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        by_reason = _reason_counts(classified)
-        valid = by_reason.pop(None, 0)
-        quarantined = sum(by_reason.values())
-        if quarantined:
-            quarantine_new(spark, wh, to_quarantine(classified.filter("reason IS NOT NULL"), KIND_CUSTOMER, run_date))
-        accepted_rows = classified.filter("reason IS NULL").transform(lambda df: keep_first_per_key(df, "row_hash"))
-        accepted = append_new(spark, wh, accepted_rows, tables.BRONZE_CUSTOMERS, "row_hash", BRONZE_CUSTOMERS_SCHEMA)
-    finally:
-        classified.unpersist()
+    classified = rows.transform(lambda df: to_bronze_customers(df, run_date))
+    landed = land(spark, wh, classified, kind=KIND_CUSTOMER, shape=lambda df: df, key="row_hash",
+                  table=tables.BRONZE_CUSTOMERS, schema=BRONZE_CUSTOMERS_SCHEMA, run_date=run_date)
     return {
-        "customer_rows_read": valid + quarantined,
-        "customer_rows_accepted": accepted,
-        "customer_rows_duplicates": valid - accepted,
-        "customer_rows_quarantined": quarantined,
+        "customer_rows_read": landed.read,
+        "customer_rows_accepted": landed.accepted,
+        "customer_rows_duplicates": landed.duplicates,
+        "customer_rows_quarantined": landed.quarantined,
     }
 
 
