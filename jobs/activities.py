@@ -354,49 +354,66 @@ def persisting() -> Iterator[Callable[[DataFrame], DataFrame]]:
     try:
         yield reuse
     finally:
-        for df in held:
+        # newest first: uncaching a frame another cached frame is built on makes Spark re-plan
+        # that one (seconds each on a busy driver)
+        for df in reversed(held):
             df.unpersist()
+
+
+def _full_build(spark, wh, bronze, identity_map, members, settings, version) -> dict:
+    wh.overwrite(build_stream(bronze, identity_map, members, settings), tables.ACTIVITY_STREAM)
+    written = wh.operation_metrics_since(spark, tables.ACTIVITY_STREAM, version)
+    return {"mode": "full", "activities": written.get("numOutputRows", 0)}
+
+
+def _merge(spark, wh, stream, new_events, identity_map, members, run_date, version, reuse) -> dict:
+    # gold/group_members still holds the previous run's members here: it is rewritten after the
+    # merge, so a run that fails in between finds the same difference when repeated.
+    old_members = (
+        wh.read(spark, tables.GROUP_MEMBERS) if wh.exists(spark, tables.GROUP_MEMBERS)
+        else spark.createDataFrame([], groups.GROUP_MEMBERS_SCHEMA)
+    )
+    lineage = (
+        wh.read(spark, tables.IDENTITY_LINEAGE) if wh.exists(spark, tables.IDENTITY_LINEAGE)
+        else spark.createDataFrame([], LINEAGE_DDL)
+    )
+    changes = incremental_changes(
+        stream, new_events, identity_map, members,
+        changed_group_ids=changed_groups(old_members, members),
+        remapped_ids=remapped_entities(lineage, run_date),
+        reuse=reuse,
+    )
+    # not persisted here: Delta materializes a MERGE source itself when it needs to
+    merge_into_stream(wh.delta(spark, tables.ACTIVITY_STREAM), changes)
+    # a MERGE that changes nothing commits nothing: then every count is 0
+    merged = wh.operation_metrics_since(spark, tables.ACTIVITY_STREAM, version)
+    return {"mode": "merge", **{name: merged.get(key, 0) for key, name in MERGE_METRICS.items()}}
 
 
 def run(ctx: JobContext, args: argparse.Namespace) -> StageResult:
     spark, wh, settings = ctx.spark, ctx.warehouse, ctx.config.activities
     bronze, identity_map = groups.read_inputs(spark, wh, ctx.run_date)
-    metrics: dict = {}
+    notes: list[str] = []
     version = wh.version(spark, tables.ACTIVITY_STREAM)
     with persisting() as reuse:
         members = reuse(groups.build_group_members(bronze, identity_map))
-        if getattr(args, "full", False) or version < 0:
-            wh.overwrite(build_stream(bronze, identity_map, members, settings), tables.ACTIVITY_STREAM)
-            written = wh.operation_metrics_since(spark, tables.ACTIVITY_STREAM, version)
-            metrics.update(mode="full", activities=written.get("numOutputRows", 0))
-        else:
-            # gold/group_members still holds the previous run's members here: it is rewritten
-            # below, after the merge, so a run that fails in between finds the same difference
-            # when repeated.
-            old_members = (
-                wh.read(spark, tables.GROUP_MEMBERS) if wh.exists(spark, tables.GROUP_MEMBERS)
-                else spark.createDataFrame([], groups.GROUP_MEMBERS_SCHEMA)
-            )
-            lineage = (
-                wh.read(spark, tables.IDENTITY_LINEAGE) if wh.exists(spark, tables.IDENTITY_LINEAGE)
-                else spark.createDataFrame([], LINEAGE_DDL)
-            )
+        full = getattr(args, "full", False) or version < 0
+        if not full:
             stream = wh.read(spark, tables.ACTIVITY_STREAM)
-            new_events = to_activity_events(unread_bronze(bronze, stream, ctx.run_date), settings)
-            changes = incremental_changes(
-                stream, new_events, identity_map, members,
-                changed_group_ids=changed_groups(old_members, members),
-                remapped_ids=remapped_entities(lineage, ctx.run_date),
-                reuse=reuse,
-            )
-            merge_into_stream(wh.delta(spark, tables.ACTIVITY_STREAM), reuse(changes))
-            # a MERGE that changes nothing commits nothing: then every count is 0
-            merged = wh.operation_metrics_since(spark, tables.ACTIVITY_STREAM, version)
-            metrics["mode"] = "merge"
-            metrics.update({name: merged.get(key, 0) for key, name in MERGE_METRICS.items()})
+            new_events = reuse(to_activity_events(unread_bronze(bronze, stream, ctx.run_date), settings))
+            new_count, stream_rows = new_events.count(), stream.count()
+            # a merge that recomputes most of the table costs more than writing it again
+            if new_count > settings.rebuild_above_new_share * stream_rows:
+                full = True
+                notes.append(f"rebuilt: {new_count:,} new activities against {stream_rows:,} rows in the stream")
+        if full:
+            metrics = _full_build(spark, wh, bronze, identity_map, members, settings, version)
+        else:
+            metrics = _merge(spark, wh, stream, new_events, identity_map, members, ctx.run_date, version, reuse)
         metrics.update(groups.write_groups(spark, wh, groups.build_groups(bronze), members))
     # files without nulls in entity_id are skipped by their statistics, so this reads little
     unresolved = wh.read(spark, tables.ACTIVITY_STREAM).filter(F.col("entity_id").isNull()).count()
     metrics["unresolved"] = unresolved
-    notes = [f"{unresolved:,} activities have no stitched customer yet (retried every run)"] if unresolved else []
+    if unresolved:
+        notes.append(f"{unresolved:,} activities have no stitched customer yet (retried every run)")
     return StageResult(metrics=metrics, notes=notes)

@@ -81,8 +81,13 @@ class ActivitySettings:
     page_activity: str = "viewed_page"
     screen_activity: str = "viewed_screen"
     mappings: dict[str, ActivityMapping] = field(default_factory=default_mappings)
+    # An incremental run with more new activities than this share of the stream's rows rebuilds
+    # the table instead of merging (the result is the same; a merge touching most rows is slower).
+    rebuild_above_new_share: float = 0.2
 
     def validate(self, key: str) -> None:
+        if not 0 <= self.rebuild_above_new_share <= 1:
+            raise ValueError(f"'{key}.rebuild_above_new_share' must be between 0 and 1, got {self.rebuild_above_new_share}")
         for name in ("page_activity", "screen_activity"):
             if not SNAKE_CASE.match(getattr(self, name)):
                 raise ValueError(f"'{key}.{name}' must be a snake_case name, got {getattr(self, name)!r}")

@@ -23,6 +23,8 @@ from tests.jobs.event_builders import (
 )
 
 SETTINGS = ActivitySettings()
+# stage tests hold a few rows, so any new activity is a large share: force the merge path
+ALWAYS_MERGE = ActivitySettings(rebuild_above_new_share=1.0)
 NO_MEMBERS_DDL = "group_id string, customer_id string, joined_on date, source string"
 
 ORDER_LINE = {
@@ -296,7 +298,7 @@ def test_new_member_sees_earlier_group_events_unread_days_are_read_and_rerun_cha
     assert activities.run(ctx1, argparse.Namespace()).metrics["mode"] == "full"
 
     # ingest ran on D2 but activities did not: the run of D3 reads D2's rows too
-    ctx2 = make_ctx(D3)
+    ctx2 = make_ctx(D3, activities=ALWAYS_MERGE)
     write_inputs(ctx2, day1 + day2, idmap)
     activities.run(ctx2, argparse.Namespace())
     stream = ctx2.warehouse.read(spark, tables.ACTIVITY_STREAM)
@@ -326,8 +328,23 @@ def test_split_moves_rows_to_the_new_customer(spark, make_ctx):
     activities.run(ctx1, argparse.Namespace())
     ctx2 = make_ctx(D2)
     write_inputs(ctx2, events, split, identity_lineage(spark, [(D2, "C1", "C5", "split")]))
-    activities.run(ctx2, argparse.Namespace())
+    assert activities.run(ctx2, argparse.Namespace()).metrics["mode"] == "merge"
     assert_df_equality(ctx2.warehouse.read(spark, tables.ACTIVITY_STREAM), stream_of(spark, events, split),
+                       ignore_row_order=True, ignore_nullable=True)
+
+
+def test_many_new_activities_rebuild_instead_of_merging(spark, make_ctx):
+    day1 = [track("y1", "Order Placed", "2026-01-09 08:00", user="u1", properties=ORDER_LINE, run_date=D1)]
+    day2 = [track("y2", "Order Placed", "2026-01-10 08:00", user="u1", properties=ORDER_LINE, run_date=D2)]
+    idmap = identity_map(spark, {"C1": ["u1"]})
+    ctx1 = make_ctx(D1)
+    write_inputs(ctx1, day1, idmap)
+    activities.run(ctx1, argparse.Namespace())
+    ctx2 = make_ctx(D2)  # default: rebuild above 20 % new; here 1 new against 1 row
+    write_inputs(ctx2, day1 + day2, idmap)
+    result = activities.run(ctx2, argparse.Namespace())
+    assert result.metrics["mode"] == "full" and result.notes == ["rebuilt: 1 new activities against 1 rows in the stream"]
+    assert_df_equality(ctx2.warehouse.read(spark, tables.ACTIVITY_STREAM), stream_of(spark, day1 + day2, idmap),
                        ignore_row_order=True, ignore_nullable=True)
 
 
@@ -347,6 +364,7 @@ def test_split_moves_rows_to_the_new_customer(spark, make_ctx):
          "'activities.mappings.order_placed.revenue_propety' (did you mean 'activities.mappings.order_placed.revenue_property'?)"),
         ({"mappings": {"Order Placed": {}}}, "'activities.mappings.Order Placed'"),
         ({"page_activity": "Viewed Page"}, "'activities.page_activity'"),
+        ({"rebuild_above_new_share": 1.5}, "'activities.rebuild_above_new_share' must be between 0 and 1"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, section, named):
