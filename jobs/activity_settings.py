@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 FEATURE_SLOTS = tuple(f"feature{i}" for i in range(1, 11))
 # identifier types an activity may be attributed to for identifier-level rollups (jobs.identifiers)
 IDENTIFIER_TYPES = ("user_id", "anonymous_id", "email", "phone")
-SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
+SNAKE_CASE = re.compile(r"^[a-z0-9][a-z0-9_]*$")  # what activities.activity_name yields
 
 # The seed model's SQL (customer_360.lens.yml) reads these properties from these slots.
 _ORDER_LINE = {
@@ -87,7 +87,9 @@ class ActivitySettings:
 
     def validate(self, key: str) -> None:
         if not 0 <= self.rebuild_above_new_share <= 1:
-            raise ValueError(f"'{key}.rebuild_above_new_share' must be between 0 and 1, got {self.rebuild_above_new_share}")
+            raise ValueError(
+                f"'{key}.rebuild_above_new_share' must be between 0 and 1, got {self.rebuild_above_new_share}"
+            )
         for name in ("page_activity", "screen_activity"):
             if not SNAKE_CASE.match(getattr(self, name)):
                 raise ValueError(f"'{key}.{name}' must be a snake_case name, got {getattr(self, name)!r}")

@@ -12,7 +12,7 @@ grep -v '^\s*#' jvm/jars.lock | grep -v '^\s*$' | while read -r coord sha; do
     continue
   fi
   echo "resolving $coord"
-  mvn -B -q dependency:copy -Dartifact="$coord" -DoutputDirectory="$dest" -Dmdep.overWriteReleases=true >/dev/null \
+  mvn -B -q -Dstyle.color=never dependency:copy -Dartifact="$coord" -DoutputDirectory="$dest" -Dmdep.overWriteReleases=true >/dev/null \
     || { echo "error: Maven could not resolve $coord (listed in jvm/jars.lock)" >&2; exit 2; }
   got=$(sha256sum "$jar" | cut -d' ' -f1)
   if [ "$got" != "$sha" ]; then
