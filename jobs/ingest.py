@@ -237,12 +237,15 @@ def drop_seen(spark: SparkSession, wh, rows: DataFrame, table: str, key: str) ->
 
 
 def to_quarantine(df: DataFrame, kind: str, run_date) -> DataFrame:
-    return df.select(
+    """One row per rejected line. The same bad line twice in one file is two rows: the key numbers
+    identical lines within their file, so a re-run finds the same keys and a count still adds up."""
+    same_line = Window.partitionBy("source_file", "raw").orderBy("reason")
+    return df.withColumn("_copy", F.row_number().over(same_line)).select(
         F.lit(kind).alias("kind"),
         "raw",
         "reason",
         "source_file",
-        F.sha2(F.concat_ws(FIELD_SEPARATOR, "source_file", "raw"), 256).alias("line_hash"),
+        F.sha2(F.concat_ws(FIELD_SEPARATOR, "source_file", "raw", F.col("_copy").cast("string")), 256).alias("line_hash"),
         F.lit(run_date).cast("date").alias("run_date"),
     )
 

@@ -63,6 +63,6 @@ QUARANTINE_SCHEMA = StructType([
     StructField("raw", StringType()),
     StructField("reason", StringType(), False),
     StructField("source_file", StringType(), False),
-    StructField("line_hash", StringType(), False),   # sha2(source_file, raw): quarantined once
+    StructField("line_hash", StringType(), False),   # sha2(source_file, raw, copy number): quarantined once
     StructField("run_date", DateType(), False),
 ])

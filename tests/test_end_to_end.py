@@ -41,6 +41,8 @@ def test_nightly_on_generated_data(make_ctx, spark, generated):
     assert ingest["customer_rows_quarantined"] == customers["missing_customer_id"]
     assert ingest["customer_rows_duplicates"] == customers["duplicate_rows"]
     assert report["tables"][tables.BRONZE_EVENTS] == planted["unique_valid_messages"]
+    # one quarantine row per rejected line or row, identical bad lines included
+    assert report["tables"][tables.QUARANTINE_EVENTS] == planted["malformed_lines"] + customers["missing_customer_id"]
 
     # Re-running the same date changes nothing.
     nightly.run(ctx, argparse.Namespace(input=str(raw), full=False))

@@ -215,3 +215,14 @@ def test_rejection_reason_of_single_lines(spark, raw, reason):
     lines = spark.createDataFrame([(raw, "f.jsonl")], "raw string, source_file string")
     got = lines.transform(ingest.parse_event_lines).transform(ingest.event_rejection_reason).select("reason").first()
     assert got["reason"] == reason
+
+
+def test_identical_bad_lines_are_each_quarantined_once_across_reruns(make_ctx, spark, tmp_path):
+    bad = BAD_LINES[ingest.NOT_AN_OBJECT]
+    raw = write_input(tmp_path / "in", {"a.jsonl": [bad, bad, json.dumps(_msg("ok-1"))]})
+    ctx, first = run_ingest(make_ctx, raw, "2026-01-10")
+    _, again = run_ingest(make_ctx, raw, "2026-01-10")
+    assert first.metrics["quarantined"] == again.metrics["quarantined"] == 2
+    rows = ctx.warehouse.read(spark, tables.QUARANTINE_EVENTS).collect()
+    assert [(r["raw"], r["reason"]) for r in rows] == [(bad, ingest.NOT_AN_OBJECT)] * 2
+    assert len({r["line_hash"] for r in rows}) == 2
