@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.harness import WORK, Comparison, driver_peak_rss_mb, jvm_peak_rss_mb, paired, write_results
+from bench.harness import WORK, Comparison, memory_meta, paired, write_results
 
 # benchmarks.md: customers per scale; ~20 events per customer.
 SCALES = {"S": 10_000, "M": 200_000, "L": 1_000_000}
@@ -183,13 +183,11 @@ def main(argv=None) -> int:
         print(f"{mid} at scale {args.scale} ({pairs} pairs)", flush=True)
         result = fn(spark, data, pairs)
         comparisons.extend(result if isinstance(result, list) else [result])
-    jvm_pid = spark.sparkContext._gateway.proc.pid if spark.sparkContext._gateway.proc else None
     meta = {
         "customers": SCALES[args.scale],
         "pairs": pairs,
         "cores": os.cpu_count(),
-        "driver_python_peak_rss_mb": driver_peak_rss_mb(),
-        "driver_jvm_peak_rss_mb": jvm_peak_rss_mb(jvm_pid) if jvm_pid else None,
+        **memory_meta(spark),
         "date": str(dt.date.today()),
     }
     json_path, md_path = write_results(args.scale, comparisons, meta)

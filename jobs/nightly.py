@@ -45,7 +45,7 @@ def run(ctx: JobContext, args: argparse.Namespace) -> StageResult:
         result.seconds = round(time.monotonic() - t0, 1)
         report["stages"][name] = result.to_json()
         print(f"      {format_result(name, result)} ({result.seconds}s)", flush=True)
-    counts = {t: ctx.warehouse.row_count(ctx.spark, t) for t in SUMMARY_TABLES if ctx.warehouse.exists(ctx.spark, t)}
+    counts = {t: ctx.warehouse.read(ctx.spark, t).count() for t in SUMMARY_TABLES if ctx.warehouse.exists(ctx.spark, t)}
     report["tables"] = counts
     report["seconds"] = round(time.monotonic() - started, 1)
     out = ctx.warehouse.root / "_runs" / str(ctx.run_date) / "report.json"
