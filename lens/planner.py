@@ -7,6 +7,10 @@ Shape of the SQL (all CTEs):
                     (LEFT JOINs that never fan out). When a dimension or filter sits across a 1:N
                     hop, the entity's primary keys are first de-duplicated per dimension combination
                     (lens_k_<entity>), so each entity row is counted once per group.
+  lens_s_<entity>   a shared scan: when several measure entities are filtered projections of one table
+                    (activity-schema entities), the table is read once for all of them, each row
+                    flagged (or, when they group differently, tagged) with the entities it belongs to;
+                    their lens_a_ is then one aggregate whose measures are gated by those flags.
   lens_r            the aggregates combined: FULL OUTER JOIN on the dimension values (null-safe), or
                     a CROSS JOIN of single rows without dimensions; derived measures computed here.
 then the final SELECT: requested members, measure filters (HAVING), ORDER BY, LIMIT.
@@ -28,11 +32,14 @@ from lens import sql
 from lens.errors import LensError
 from lens.model import COUNT_TYPES, Edge, Member, Model
 from lens.query_format import DATE_OPERATORS, Filter, FilterGroup, Query, parse_moment, resolve_date_range
+from lens.shared_scan import ScanShape, scan_shape
 
 NUMBER = re.compile(r"^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
 TRUTH = {"true": True, "false": False}
 GRANULARITY_UNITS = {"day": "DAY", "week": "WEEK", "month": "MONTH", "quarter": "QUARTER", "year": "YEAR"}
 RESULT = "lens_r"
+SCAN = "lens_scan"   # alias of a shared scan in its aggregate
+TAG = "lens_tag"     # which entity a shared-scan row stands for, when the entities group it differently
 
 
 @dataclass(frozen=True)
@@ -187,7 +194,8 @@ class _Planner:
 
     # ------------------------------------------------------------------ measures
 
-    def _aggregate(self, member: Member) -> exp.Expression:
+    def _aggregate(self, member: Member, gate: exp.Expression | None = None) -> exp.Expression:
+        """The measure's aggregate; `gate` restricts it to some rows (a shared scan's entity flag)."""
         tree = self.model.expression(member.key)
         if member.type == "number":
             return self._spark(tree)
@@ -195,6 +203,8 @@ class _Planner:
         conditions = [self._spark(c.copy()) for c in self.model.filter_expressions.get(member.key, ())]
         conditions += [self._condition(f.structured, self._dimension_resolver(member.entity))
                        for f in member.filters if f.structured is not None]
+        if gate is not None:
+            conditions.append(gate)
         if conditions:
             then = value if value is not None else exp.Literal.number(1)
             value = exp.Case().when(_and(conditions), then, copy=False)
@@ -234,15 +244,18 @@ class _Planner:
                 node = parent[node].source
         return sorted(edges.values(), key=lambda e: (best[e.target][1], e.target))
 
+    def _entity_query(self, entity: str) -> exp.Expression:
+        definition = self.model.entities[entity]
+        for table in definition.tables:
+            if table not in self.views:
+                raise LensError(f"{self.model.where(entity=entity)}: sql.query reads table {table}, which "
+                                "has no catalog mapping (lens.catalog in the configuration)")
+        return self._spark(sql.rewrite_tables(definition.query, self.views))
+
     def _entity_cte(self, entity: str) -> str:
         name = f"lens_e_{entity}"
         if entity not in self.entity_ctes:
-            definition = self.model.entities[entity]
-            for table in definition.tables:
-                if table not in self.views:
-                    raise LensError(f"{self.model.where(entity=entity)}: sql.query reads table {table}, which "
-                                    "has no catalog mapping (lens.catalog in the configuration)")
-            self.ctes.append((name, self._spark(sql.rewrite_tables(definition.query, self.views))))
+            self.ctes.append((name, self._entity_query(entity)))
             self.entity_ctes.add(entity)
         return name
 
@@ -358,9 +371,172 @@ class _Planner:
         self.ctes.append((name, select))
         return name
 
+    # ------------------------------------------------------------------ shared scans
+
+    def _shape(self, entity: str) -> ScanShape | None:
+        return scan_shape(self._entity_query(entity))
+
+    def _scan_batches(self, groups: dict[str, list[str]], needed: set[str]) -> list[list[str]]:
+        """The measure entities in batches that can share one scan (in first-asked order).
+
+        A batch holds entities that are filtered projections of the same table, whose measures are
+        plain aggregations (a `number` measure is a whole expression of aggregates that cannot be
+        gated row by row) and whose dimensions are reached without a one-to-many hop.
+        """
+        sources: dict[str, str] = {}
+        for entity, keys in groups.items():
+            if any(self._member(k).type == "number" for k in keys):
+                continue
+            if any(e.fans_out for e in self._join_tree(entity, needed | {entity})):
+                continue
+            shape = self._shape(entity)
+            if shape is not None:
+                sources[entity] = shape.source
+        batches: list[list[str]] = []
+        for entity in groups:
+            if any(entity in b for b in batches):
+                continue
+            source = sources.get(entity)
+            batches.append([e for e in groups if source is not None and sources.get(e) == source] or [entity])
+        return batches
+
+    def _shared_group(self, batch: list[str], groups: dict[str, list[str]], dims: list[_Dimension],
+                      needed: set[str], conditions: list[exp.Expression]) -> str | None:
+        """One scan and one aggregate for the batch's measures (lens_s_/lens_a_ of its first entity).
+
+        Each entity is a context: its members are the scan's columns, the entities it reaches are
+        joins (shared when two contexts join the same way). When every context has the same
+        dimensions, filters and joins, a row counts for each entity whose predicate it meets (flags);
+        otherwise each row is repeated once per entity it belongs to (a tag), the dimensions and
+        filters are chosen by the tag, and a join only some contexts need is gated by it, so that no
+        context sees a row another context's join multiplied. None when an expression cannot be
+        placed on the scan (an unqualified column): the caller then aggregates the entities apart.
+        """
+        shapes = [self._shape(entity) for entity in batch]
+        scan_columns: dict[str, str] = {}           # expression SQL -> scan column
+        projections: list[exp.Expression] = []
+        contexts: list[dict[str, str]] = []         # per entity: its column name -> scan column
+        for shape in shapes:
+            names = {}
+            for name, value in shape.columns.items():
+                text = sql.render(value, pretty=False)
+                if text not in scan_columns:
+                    scan_columns[text] = f"c{len(scan_columns)}"
+                    projections.append(exp.alias_(value.copy(), scan_columns[text], quoted=True))
+                names[name] = scan_columns[text]
+            contexts.append(names)
+
+        joins: dict[tuple[str, str, str], tuple[str, str, exp.Expression]] = {}  # key -> alias, target, ON
+        users: dict[str, set[int]] = {}
+        placed: list[Callable[[exp.Expression], exp.Expression | None]] = []
+        for i, entity in enumerate(batch):
+            aliases = {entity: SCAN}
+            place = self._placer(entity, contexts[i], aliases)
+            for edge in self._join_tree(entity, needed | {entity}):
+                source = place(self._value(self.model.entities[edge.source].members[edge.source_member]))
+                if source is None:
+                    return None
+                target = self._value(self.model.entities[edge.target].members[edge.target_member])
+                key = (sql.render(source, pretty=False), edge.target, sql.render(target, pretty=False))
+                if key not in joins:
+                    alias = f"lens_j{len(joins)}"
+                    target = target.transform(lambda n, a=alias, t=edge.target: sql.column(n.name, a)
+                                              if isinstance(n, exp.Column) and n.table == t else n)
+                    joins[key] = (alias, edge.target, exp.EQ(this=source, expression=target))
+                aliases[edge.target] = joins[key][0]
+                users.setdefault(joins[key][0], set()).add(i)
+            placed.append(place)
+
+        dim_values = [[place(self._dimension_value(d)) for d in dims] for place in placed]
+        filters = [[place(c.copy()) for c in conditions] for place in placed]
+        if any(v is None for values in dim_values + filters for v in values):
+            return None
+        as_text = [tuple(sql.render(v, pretty=False) for v in values + conds)
+                   for values, conds in zip(dim_values, filters)]
+        tagged = len(set(as_text)) > 1 or any(len(u) < len(batch) for u in users.values())
+        if tagged:
+            gates = [exp.EQ(this=sql.column(TAG, SCAN), expression=exp.Literal.number(i)) for i in range(len(batch))]
+        else:
+            gates = [sql.column(f"in{i}", SCAN) for i in range(len(batch))]
+        aggregates = [placed[i](self._aggregate(self._member(key), gates[i]))
+                      for i, entity in enumerate(batch) for key in groups[entity]]
+        if any(a is None for a in aggregates):
+            return None
+
+        scan = exp.Select().from_(shapes[0].table.copy(), copy=False).select(*projections, copy=False)
+        predicates = [s.predicate.copy() if s.predicate is not None else exp.true() for s in shapes]
+        if tagged:
+            members = [exp.If(this=p, true=exp.Literal.number(i), false=exp.Null()) for i, p in enumerate(predicates)]
+            tags = exp.Explode(this=exp.Anonymous(this="ARRAY_COMPACT", expressions=[exp.Array(expressions=members)]))
+            scan = scan.select(exp.alias_(tags, TAG, quoted=True), copy=False)
+        else:
+            scan = scan.select(*[exp.alias_(exp.Coalesce(this=p.copy(), expressions=[exp.false()]), f"in{i}", quoted=True)
+                                 for i, p in enumerate(predicates)], copy=False)
+        if all(s.predicate is not None for s in shapes):
+            scan = scan.where(exp.or_(*[p.copy() for p in predicates], copy=False), copy=False)
+        scan_name = f"lens_s_{batch[0]}"
+        self.ctes.append((scan_name, scan))
+
+        select = exp.Select().from_(_table(scan_name, SCAN), copy=False)
+        for alias, target, on in joins.values():
+            if len(users[alias]) < len(batch):
+                used_by = exp.In(this=sql.column(TAG, SCAN), expressions=[exp.Literal.number(i) for i in sorted(users[alias])])
+                on = exp.and_(used_by, on.copy(), copy=False)
+            select = select.join(_table(self._entity_cte(target), alias), on=on, join_type="left", copy=False)
+
+        def by_tag(values: list[exp.Expression]) -> exp.Expression:
+            if len({sql.render(v, pretty=False) for v in values}) == 1:
+                return values[0].copy()
+            case = exp.Case(this=sql.column(TAG, SCAN))
+            for i, v in enumerate(values):
+                case = case.when(exp.Literal.number(i), v.copy(), copy=False)
+            return case
+
+        group_values = [by_tag([values[d] for values in dim_values]) for d in range(len(dims))]
+        select = select.select(*[exp.alias_(v, f"d{i}", quoted=True) for i, v in enumerate(group_values)],
+                               *[exp.alias_(a, f"m{i}", quoted=True) for i, a in enumerate(aggregates)], copy=False)
+        if conditions:
+            select = select.where(by_tag([_and(conds) for conds in filters]), copy=False)
+        if group_values:
+            select = select.group_by(*[v.copy() for v in group_values], copy=False)
+        name = f"lens_a_{batch[0]}"
+        self.ctes.append((name, select))
+        return name
+
+    @staticmethod
+    def _placer(root: str, columns: dict[str, str],
+                aliases: dict[str, str]) -> Callable[[exp.Expression], exp.Expression | None]:
+        """Moves an expression over entities onto a shared scan: `root`'s members become scan columns,
+        joined entities their join aliases (filled in as the joins are made); None if a column has no place."""
+        def place(tree: exp.Expression) -> exp.Expression | None:
+            lost = False
+
+            def move(node: exp.Expression) -> exp.Expression:
+                nonlocal lost
+                if not isinstance(node, exp.Column):
+                    return node
+                if node.table == root and node.name in columns:
+                    return sql.column(columns[node.name], SCAN)
+                if node.table in aliases and node.table != root:
+                    return sql.column(node.name, aliases[node.table])
+                if node.table != SCAN:
+                    lost = True
+                return node
+
+            moved = tree.transform(move)
+            return None if lost else moved
+
+        return place
+
     def _combine(self, dims: list[_Dimension], groups: dict[str, list[str]], needed: set[str],
                  conditions: list[exp.Expression], wanted: list[str]) -> exp.Select:
-        names = [(self._group(entity, dims, needed, conditions, keys), entity, keys) for entity, keys in groups.items()]
+        names = []   # (aggregate CTE, the entities whose measures it holds)
+        for batch in self._scan_batches(groups, needed):
+            shared = self._shared_group(batch, groups, dims, needed, conditions) if len(batch) > 1 else None
+            if shared is not None:
+                names.append((shared, batch))
+            else:
+                names += [(self._group(entity, dims, needed, conditions, groups[entity]), [entity]) for entity in batch]
         combined = len(names) > 1
         aliases = [f"a{i}" for i in range(len(names))]
         select = exp.Select().from_(_table(names[0][0], aliases[0]), copy=False)
@@ -372,8 +548,8 @@ class _Planner:
                        for i in range(len(dims))])
             select = select.join(_table(names[j][0], aliases[j]), on=on, join_type="full outer", copy=False)
         outputs: dict[str, exp.Expression] = {}
-        for alias, (_, _, keys) in zip(aliases, names):
-            for i, key in enumerate(keys):
+        for alias, (_, batch) in zip(aliases, names):
+            for i, key in enumerate(k for entity in batch for k in groups[entity]):
                 value: exp.Expression = sql.column(f"m{i}", alias)
                 if combined and self._member(key).type in COUNT_TYPES:
                     # a group one entity has no rows for counts zero of it, not NULL
