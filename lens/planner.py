@@ -69,6 +69,28 @@ def _table(name: str, alias: str) -> exp.Table:
     return exp.Table(this=exp.to_identifier(name), alias=exp.TableAlias(this=sql.quoted(alias)))
 
 
+def _distinct_counts_of_one_value(aggregates: list[exp.Expression]) -> tuple[exp.Expression, list[exp.Expression]] | None:
+    """(v, [c_1, c_2, ...]) when every aggregate is COUNT(DISTINCT [CASE WHEN c_i THEN] v [END]), at least
+    two of them, all of the same v; else None."""
+    if len(aggregates) < 2:
+        return None
+    value, conditions = None, []
+    for aggregate in aggregates:
+        distinct = aggregate.this if isinstance(aggregate, exp.Count) else None
+        if not isinstance(distinct, exp.Distinct) or len(distinct.expressions) != 1:
+            return None
+        counted, condition = distinct.expressions[0], exp.true()
+        if isinstance(counted, exp.Case):
+            if counted.this is not None or counted.args.get("default") is not None or len(counted.args["ifs"]) != 1:
+                return None
+            condition, counted = counted.args["ifs"][0].this, counted.args["ifs"][0].args["true"]
+        if value is not None and sql.render(counted, pretty=False) != sql.render(value, pretty=False):
+            return None
+        value = counted
+        conditions.append(condition.copy())
+    return value.copy(), conditions
+
+
 def _ref(key: str) -> exp.Column:
     return exp.Column(this=sql.quoted(key))
 
@@ -335,18 +357,12 @@ class _Planner:
         """lens_a_<entity>: the entity's measures at its own grain, grouped by the query's dimensions."""
         edges = self._join_tree(entity, needed | {entity})
         values = [self._dimension_value(d) for d in dims]
-        aggregates = [exp.alias_(self._aggregate(self._member(k)), f"m{i}", quoted=True) for i, k in enumerate(keys)]
         name = f"lens_a_{entity}"
         if not any(e.fans_out for e in edges):
-            select = self._from(entity, edges)
-            select = select.select(*[exp.alias_(v, f"d{i}", quoted=True) for i, v in enumerate(values)],
-                                   *aggregates, copy=False)
-            if conditions:
-                select = select.where(_and([c.copy() for c in conditions]), copy=False)
-            if values:
-                select = select.group_by(*[v.copy() for v in values], copy=False)
-            self.ctes.append((name, select))
-            return name
+            where = _and([c.copy() for c in conditions]) if conditions else None
+            return self._aggregate_cte(name, self._from(entity, edges), values,
+                                       [self._aggregate(self._member(k)) for k in keys], where)
+        aggregates = [exp.alias_(self._aggregate(self._member(k)), f"m{i}", quoted=True) for i, k in enumerate(keys)]
         primary = self.model.entities[entity].primary_key()
         if not primary:
             raise LensError(f"{self.model.where(entity=entity)}: its measures are asked across a one-to-many "
@@ -493,14 +509,47 @@ class _Planner:
             return case
 
         group_values = [by_tag([values[d] for values in dim_values]) for d in range(len(dims))]
-        select = select.select(*[exp.alias_(v, f"d{i}", quoted=True) for i, v in enumerate(group_values)],
-                               *[exp.alias_(a, f"m{i}", quoted=True) for i, a in enumerate(aggregates)], copy=False)
-        if conditions:
-            select = select.where(by_tag([_and(conds) for conds in filters]), copy=False)
-        if group_values:
-            select = select.group_by(*[v.copy() for v in group_values], copy=False)
-        name = f"lens_a_{batch[0]}"
-        self.ctes.append((name, select))
+        where = by_tag([_and(conds) for conds in filters]) if conditions else None
+        return self._aggregate_cte(f"lens_a_{batch[0]}", select, group_values, aggregates, where)
+
+    def _aggregate_cte(self, name: str, source: exp.Select, values: list[exp.Expression],
+                       aggregates: list[exp.Expression], where: exp.Expression | None) -> str:
+        """`name` := the aggregates (m0, m1, ...) of `source`'s rows, grouped by `values` (d0, d1, ...).
+
+        Several COUNT(DISTINCT CASE WHEN c_i THEN v END) of one value v (orders placed / rejected /
+        invoiced, orders this month / this year) make Spark copy every row once per count (Expand).
+        They are counted in two steps instead: one row per (dimensions, v) with a flag per count
+        (was c_i true on any of its rows), then COUNT_IF per flag -- one pass over the rows.
+        """
+        dims = [exp.alias_(v, f"d{i}", quoted=True) for i, v in enumerate(values)]
+        split = _distinct_counts_of_one_value(aggregates)
+        if split is None:
+            select = source.select(*dims, *[exp.alias_(a, f"m{i}", quoted=True) for i, a in enumerate(aggregates)],
+                                   copy=False)
+        else:
+            value, conditions = split
+            counted = exp.not_(exp.Is(this=value.copy(), expression=exp.Null()))
+            flags = [exp.Max(this=exp.Coalesce(this=exp.and_(c, counted.copy(), copy=False),
+                                               expressions=[exp.false()])) for c in conditions]
+            select = source.select(*dims, exp.alias_(value, "v", quoted=True),
+                                   *[exp.alias_(f, f"f{i}", quoted=True) for i, f in enumerate(flags)], copy=False)
+            values = [*values, value]
+        if where is not None:
+            select = select.where(where, copy=False)
+        if values:
+            select = select.group_by(*[v.copy() for v in values], copy=False)
+        if split is None:
+            self.ctes.append((name, select))
+            return name
+        per_value = name.replace("lens_a_", "lens_v_", 1)
+        self.ctes.append((per_value, select))
+        counts = exp.Select().from_(per_value, copy=False).select(
+            *[sql.column(f"d{i}") for i in range(len(dims))],
+            *[exp.alias_(exp.CountIf(this=sql.column(f"f{i}")), f"m{i}", quoted=True) for i in range(len(flags))],
+            copy=False)
+        if dims:
+            counts = counts.group_by(*[sql.column(f"d{i}") for i in range(len(dims))], copy=False)
+        self.ctes.append((name, counts))
         return name
 
     @staticmethod
