@@ -519,7 +519,8 @@ class _Planner:
         Several COUNT(DISTINCT CASE WHEN c_i THEN v END) of one value v (orders placed / rejected /
         invoiced, orders this month / this year) make Spark copy every row once per count (Expand).
         They are counted in two steps instead: one row per (dimensions, v) with a flag per count
-        (was c_i true on any of its rows), then COUNT_IF per flag -- one pass over the rows.
+        (was c_i true on any of its rows), then COUNT_IF per flag over the non-NULL v -- one pass
+        over the rows.
         """
         dims = [exp.alias_(v, f"d{i}", quoted=True) for i, v in enumerate(values)]
         split = _distinct_counts_of_one_value(aggregates)
@@ -528,9 +529,8 @@ class _Planner:
                                    copy=False)
         else:
             value, conditions = split
-            counted = exp.not_(exp.Is(this=value.copy(), expression=exp.Null()))
-            flags = [exp.Max(this=exp.Coalesce(this=exp.and_(c, counted.copy(), copy=False),
-                                               expressions=[exp.false()])) for c in conditions]
+            flags = [c if c == exp.true() else exp.Max(this=exp.Coalesce(this=c, expressions=[exp.false()]))
+                     for c in conditions]
             select = source.select(*dims, exp.alias_(value, "v", quoted=True),
                                    *[exp.alias_(f, f"f{i}", quoted=True) for i, f in enumerate(flags)], copy=False)
             values = [*values, value]
@@ -542,10 +542,12 @@ class _Planner:
             self.ctes.append((name, select))
             return name
         per_value = name.replace("lens_a_", "lens_v_", 1)
+        counted = exp.not_(exp.Is(this=sql.column("v"), expression=exp.Null()))  # COUNT(DISTINCT) skips NULL
         self.ctes.append((per_value, select))
         counts = exp.Select().from_(per_value, copy=False).select(
             *[sql.column(f"d{i}") for i in range(len(dims))],
-            *[exp.alias_(exp.CountIf(this=sql.column(f"f{i}")), f"m{i}", quoted=True) for i in range(len(flags))],
+            *[exp.alias_(exp.CountIf(this=exp.and_(sql.column(f"f{i}"), counted.copy(), copy=False)), f"m{i}",
+                         quoted=True) for i in range(len(flags))],
             copy=False)
         if dims:
             counts = counts.group_by(*[sql.column(f"d{i}") for i in range(len(dims))], copy=False)

@@ -99,9 +99,20 @@ def test_trino_integer_division_stays_integer_division():
     assert spark_sql("count(x) / count(*)", dialect="spark") == "COUNT(x) / COUNT(*)"
 
 
+@pytest.mark.parametrize("snippet, expected", [
+    # days between two dates: Spark's date subtraction, not TIMESTAMPDIFF
+    ("date_diff('day', date(${e.a}), date(${e.b}))", "DATEDIFF(DATE(__lens_ref_1__), DATE(__lens_ref_0__))"),
+    # anything else keeps its unit
+    ("date_diff('day', ${e.a}, ${e.b})", "DATEDIFF(DAY, __lens_ref_0__, __lens_ref_1__)"),
+    ("date_diff('hour', date(${e.a}), date(${e.b}))", "DATEDIFF(HOUR, DATE(__lens_ref_0__), DATE(__lens_ref_1__))"),
+])
+def test_day_differences_of_dates_are_date_subtractions(snippet, expected):
+    assert spark_sql(snippet) == expected
+
+
 def test_trino_functions_map_to_spark():
     assert spark_sql("date_diff('day', date(${e.ts}), current_date)") == (
-        "DATEDIFF(DAY, DATE(__lens_ref_0__), CAST('2026-01-31' AS DATE))"
+        "DATEDIFF(CAST('2026-01-31' AS DATE), DATE(__lens_ref_0__))"
     )
     assert spark_sql("approx_distinct(${e.x})") == "APPROX_COUNT_DISTINCT(__lens_ref_0__)"
 
