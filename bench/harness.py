@@ -1,4 +1,4 @@
-"""Paired measurement: A, B, A, B, ... in one session; report the median of the paired ratios A/B.
+"""Paired measurement: A, B, then B, A, ... in one session; report the median of the paired ratios A/B.
 
 These machines are shared and noisy, so an absolute time alone proves nothing: each pair runs back
 to back under the same conditions and only their ratio is compared.
@@ -48,10 +48,16 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
 
 def paired(cmp: Comparison, run_a: Callable[[], object], run_b: Callable[[], object], pairs: int,
            check: Callable[[object, object], None] | None = None) -> Comparison:
-    """Run A then B `pairs` times, recording seconds; `check(a_value, b_value)` guards correctness."""
-    for _ in range(pairs):
-        seconds_a, value_a = timed(run_a)
-        seconds_b, value_b = timed(run_b)
+    """Run A and B back to back `pairs` times, recording seconds; `check(a_value, b_value)` guards
+    correctness. Every other pair runs B first, so that going first or second (warm caches, the
+    other run's garbage still to collect) favours neither side."""
+    for i in range(pairs):
+        if i % 2 == 0:
+            seconds_a, value_a = timed(run_a)
+            seconds_b, value_b = timed(run_b)
+        else:
+            seconds_b, value_b = timed(run_b)
+            seconds_a, value_a = timed(run_a)
         if check is not None:
             check(value_a, value_b)
         cmp.a_seconds.append(round(seconds_a, 3))

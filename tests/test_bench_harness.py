@@ -1,0 +1,26 @@
+"""bench.harness.paired: A and B alternate who goes first, and every pair is recorded and checked."""
+from __future__ import annotations
+
+from bench.harness import Comparison, paired
+
+
+def test_pairs_alternate_which_side_runs_first_and_are_all_checked():
+    calls, checked = [], []
+
+    def side(name):
+        def run():
+            calls.append(name)
+            return name
+        return run
+
+    cmp = paired(Comparison("Bx", "demo", "a", "b"), side("a"), side("b"), 3,
+                 check=lambda a, b: checked.append((a, b)))
+    assert calls == ["a", "b", "b", "a", "a", "b"]
+    assert checked == [("a", "b")] * 3
+    assert len(cmp.a_seconds) == len(cmp.b_seconds) == 3
+
+
+def test_the_median_is_of_the_paired_ratios():
+    cmp = Comparison("Bx", "demo", "a", "b", a_seconds=[2.0, 9.0, 3.0], b_seconds=[1.0, 3.0, 3.0])
+    assert cmp.ratios == [2.0, 3.0, 1.0]
+    assert cmp.median_ratio == 2.0
