@@ -226,3 +226,21 @@ def test_identical_bad_lines_are_each_quarantined_once_across_reruns(make_ctx, s
     rows = ctx.warehouse.read(spark, tables.QUARANTINE_EVENTS).collect()
     assert [(r["raw"], r["reason"]) for r in rows] == [(bad, ingest.NOT_AN_OBJECT)] * 2
     assert len({r["line_hash"] for r in rows}) == 2
+
+
+def test_a_replay_keeps_its_first_copy_and_keys_already_landed_are_dropped(spark):
+    rows = spark.createDataFrame(
+        [("k1", "b.jsonl", '{"v": 1}'), ("k1", "a.jsonl", '{"v": 2}'), ("k1", "a.jsonl", '{"v": 3}'),
+         ("k2", "a.jsonl", '{"v": 4}'), ("k2", "a.jsonl", '{"v": 4}'), ("k3", "a.jsonl", '{"v": 5}'),
+         ("k4", "a.jsonl", '{"v": 6}'), ("k4", "a.jsonl", '{"v": 7}')],
+        "message_id string, source_file string, raw string",
+    )
+    landed = spark.createDataFrame([("k4",)], "message_id string")
+    to_resolve = ingest.keys_to_resolve(rows.select("message_id"), landed, "message_id")
+    got = ingest.keep_new_first_copies(rows, to_resolve, "message_id")
+    # k1: first by (source_file, raw); k2: identical copies kept once; k3 passes; k4 landed before.
+    expected = spark.createDataFrame(
+        [("k1", "a.jsonl", '{"v": 2}'), ("k2", "a.jsonl", '{"v": 4}'), ("k3", "a.jsonl", '{"v": 5}')],
+        "message_id string, source_file string, raw string",
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
