@@ -53,6 +53,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
+from jobs.graph import DEFAULT_LOCAL_THRESHOLD
 from jobs.identifiers import ANONYMOUS_ID, EMAIL, IDENTIFIER_TYPES, PHONE, USER_ID
 from jobs.identity_evidence import edges_both_ways
 
@@ -99,7 +100,7 @@ class IdentitySettings:
     survivorship_default: str = "most_recent"
     survivorship: dict[str, str] = field(default_factory=dict)
     # Connected components: graphs with at most this many edges are finished on the driver.
-    local_threshold: int = 2_000_000
+    local_threshold: int = DEFAULT_LOCAL_THRESHOLD
     max_rounds: int = 200
     # `c360 identity explain` collects one customer's evidence to the driver up to this size.
     explain_max_identifiers: int = 50_000
