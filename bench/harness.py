@@ -91,10 +91,22 @@ def memory_meta(spark) -> dict:
             "driver_jvm_peak_rss_mb": jvm_peak_rss_mb(proc.pid) if proc else None}
 
 
+def _comparison(data: dict) -> Comparison:
+    return Comparison(**{k: data[k] for k in ("id", "name", "a_label", "b_label", "a_seconds", "b_seconds",
+                                               "target", "extra")})
+
+
 def write_results(scale: str, comparisons: list[Comparison], meta: dict) -> tuple[Path, Path]:
+    """Write the scale's results. Comparisons measured by an earlier run (`--only` others) are kept
+    unless this run measured them again; each keeps its own pairs and the meta of the latest run."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     json_path = RESULTS / f"{scale}.json"
     md_path = RESULTS / f"{scale}.md"
+    measured = {(c.id, c.name) for c in comparisons}
+    earlier = json.loads(json_path.read_text()).get("comparisons", []) if json_path.is_file() else []
+    kept = [_comparison(c) for c in earlier if (c["id"], c["name"]) not in measured]
+    order = {"B4": 0, "B5": 1, "B2": 2}
+    comparisons = sorted(kept + comparisons, key=lambda c: order.get(c.id, len(order)))
     json_path.write_text(json.dumps({"scale": scale, **meta, "comparisons": [c.to_json() for c in comparisons]}, indent=2))
     lines = [
         f"# c360 bench — scale {scale}",

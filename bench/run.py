@@ -176,6 +176,9 @@ def b5_nightly(spark, data: Path, pairs: int) -> Comparison:
     lines = reports[-1]["stages"]["ingest"]["metrics"]["lines_read"]
     cmp.extra["events"] = f"{lines:,} lines in"
     cmp.extra["events/s per core, whole nightly"] = f"{lines / min(cmp.a_seconds) / cores:,.0f}"
+    peaks = memory_meta(spark)
+    cmp.extra["driver peak memory"] = (f"Python {peaks['driver_python_peak_rss_mb']} MB, "
+                                       f"JVM {peaks['driver_jvm_peak_rss_mb']} MB (whole bench session so far)")
     for name, stage in reports[-1]["stages"].items():
         cmp.extra[f"stage {name}"] = f"{stage['seconds']} s, {lines / max(stage['seconds'], 0.1) / cores:,.0f} events/s per core"
     return cmp

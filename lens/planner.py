@@ -91,6 +91,21 @@ def _distinct_counts_of_one_value(aggregates: list[exp.Expression]) -> tuple[exp
     return value.copy(), conditions
 
 
+def _carried(alias: str, name: str) -> str:
+    """The name a joined column has on the rows that carry it (lens_u_)."""
+    return f"{alias}__{name}"
+
+
+def _moved_to_scan(aliases: list[str]) -> Callable[[exp.Expression], exp.Expression]:
+    """References to a gated join's columns -> the same columns carried on the rows (lens_u_)."""
+    def move(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and node.table in aliases:
+            return sql.column(_carried(node.table, node.name), SCAN)
+        return node
+
+    return lambda tree: tree.transform(move)
+
+
 def _ref(key: str) -> exp.Column:
     return exp.Column(this=sql.quoted(key))
 
@@ -479,26 +494,26 @@ class _Planner:
         if any(a is None for a in aggregates):
             return None
 
-        scan = exp.Select().from_(shapes[0].table.copy(), copy=False).select(*projections, copy=False)
         predicates = [s.predicate.copy() if s.predicate is not None else exp.true() for s in shapes]
-        if tagged:
-            members = [exp.If(this=p, true=exp.Literal.number(i), false=exp.Null()) for i, p in enumerate(predicates)]
-            tags = exp.Explode(this=exp.Anonymous(this="ARRAY_COMPACT", expressions=[exp.Array(expressions=members)]))
-            scan = scan.select(exp.alias_(tags, TAG, quoted=True), copy=False)
-        else:
-            scan = scan.select(*[exp.alias_(exp.Coalesce(this=p.copy(), expressions=[exp.false()]), f"in{i}", quoted=True)
-                                 for i, p in enumerate(predicates)], copy=False)
-        if all(s.predicate is not None for s in shapes):
-            scan = scan.where(exp.or_(*[p.copy() for p in predicates], copy=False), copy=False)
-        scan_name = f"lens_s_{batch[0]}"
-        self.ctes.append((scan_name, scan))
 
-        select = exp.Select().from_(_table(scan_name, SCAN), copy=False)
-        for alias, target, on in joins.values():
-            if len(users[alias]) < len(batch):
-                used_by = exp.In(this=sql.column(TAG, SCAN), expressions=[exp.Literal.number(i) for i in sorted(users[alias])])
-                on = exp.and_(used_by, on.copy(), copy=False)
-            select = select.join(_table(self._entity_cte(target), alias), on=on, join_type="left", copy=False)
+        def scan_of(entities: list[int]) -> exp.Select:
+            """One read of the table for these entities' rows, flagged or tagged with them."""
+            scan = exp.Select().from_(shapes[0].table.copy(), copy=False).select(*[p.copy() for p in projections],
+                                                                                copy=False)
+            if tagged and len(entities) == 1:
+                scan = scan.select(exp.alias_(exp.Literal.number(entities[0]), TAG, quoted=True), copy=False)
+            elif tagged:
+                members = [exp.If(this=predicates[i].copy(), true=exp.Literal.number(i), false=exp.Null()) for i in entities]
+                tags = exp.Explode(this=exp.Anonymous(this="ARRAY_COMPACT", expressions=[exp.Array(expressions=members)]))
+                scan = scan.select(exp.alias_(tags, TAG, quoted=True), copy=False)
+            else:
+                scan = scan.select(*[exp.alias_(exp.Coalesce(this=predicates[i].copy(), expressions=[exp.false()]),
+                                                f"in{i}", quoted=True) for i in entities], copy=False)
+            if all(shapes[i].predicate is not None for i in entities):
+                scan = scan.where(exp.or_(*[predicates[i].copy() for i in entities], copy=False), copy=False)
+            return scan
+
+        scan_name = f"lens_s_{batch[0]}"
 
         def by_tag(values: list[exp.Expression]) -> exp.Expression:
             if len({sql.render(v, pretty=False) for v in values}) == 1:
@@ -510,7 +525,58 @@ class _Planner:
 
         group_values = [by_tag([values[d] for values in dim_values]) for d in range(len(dims))]
         where = by_tag([_and(conds) for conds in filters]) if conditions else None
+        by_alias = {alias: (target, on) for alias, target, on in joins.values()}
+        gated = [alias for alias in by_alias if len(users[alias]) < len(batch)]
+        # Joins from the scan itself that only some entities need are made on those entities' rows
+        # alone (lens_u_); any other join is made after, a gated one gated in its ON clause.
+        on_scan = [a for a in gated if all(c.table == SCAN for c in by_alias[a][1].this.find_all(exp.Column))]
+        after = [a for a in by_alias if a not in on_scan]
+        if on_scan:
+            later = [by_alias[a][1] for a in after]
+            rows = self._rows_with_joins(batch[0], scan_of, len(batch), by_alias, users, on_scan,
+                                         [*group_values, *aggregates, *([where] if where else []), *later])
+            moved = _moved_to_scan(on_scan)
+            group_values, aggregates = [moved(v) for v in group_values], [moved(a) for a in aggregates]
+            where = moved(where) if where is not None else None
+            by_alias.update({a: (by_alias[a][0], moved(by_alias[a][1])) for a in after})
+        else:
+            rows = scan_name
+            self.ctes.append((scan_name, scan_of(list(range(len(batch))))))
+        select = exp.Select().from_(_table(rows, SCAN), copy=False)
+        for alias in after:
+            target, on = by_alias[alias]
+            if alias in gated:
+                used_by = exp.In(this=sql.column(TAG, SCAN), expressions=[exp.Literal.number(i) for i in sorted(users[alias])])
+                on = exp.and_(used_by, on.copy(), copy=False)
+            select = select.join(_table(self._entity_cte(target), alias), on=on.copy(), join_type="left", copy=False)
         return self._aggregate_cte(f"lens_a_{batch[0]}", select, group_values, aggregates, where)
+
+    def _rows_with_joins(self, first: str, scan_of: Callable[[list[int]], exp.Select], entities: int,
+                         by_alias: dict, users: dict[str, set[int]], aliases: list[str],
+                         expressions: list[exp.Expression]) -> str:
+        """The rows of the scan with the columns the aggregate reads from `aliases`, joins from the
+        scan that only some entities need. The entities are read in groups by the joins they use
+        (one read of the table per group, UNION ALL), and each group goes through its joins and no
+        other: a row is never shuffled for a join its entity does not use."""
+        columns = sorted({(c.table, c.name) for e in expressions for c in e.find_all(exp.Column) if c.table in aliases})
+        by_joins: dict[tuple[str, ...], list[int]] = {}
+        for tag in range(entities):
+            by_joins.setdefault(tuple(a for a in aliases if tag in users[a]), []).append(tag)
+        union = None
+        for k, (used, tags) in enumerate(by_joins.items()):
+            scan_name = f"lens_s_{first}_{k}"
+            self.ctes.append((scan_name, scan_of(tags)))
+            branch = exp.Select().from_(_table(scan_name, SCAN), copy=False).select(
+                exp.Column(this=exp.Star(), table=sql.quoted(SCAN)), copy=False)
+            for alias in used:
+                target, on = by_alias[alias]
+                branch = branch.join(_table(self._entity_cte(target), alias), on=on.copy(), join_type="left", copy=False)
+            branch = branch.select(*[exp.alias_(sql.column(name, alias) if alias in used else exp.Null(),
+                                                _carried(alias, name), quoted=True) for alias, name in columns], copy=False)
+            union = branch if union is None else exp.union(union, branch, distinct=False, copy=False)
+        name = f"lens_u_{first}"
+        self.ctes.append((name, union))
+        return name
 
     def _aggregate_cte(self, name: str, source: exp.Select, values: list[exp.Expression],
                        aggregates: list[exp.Expression], where: exp.Expression | None) -> str:

@@ -24,3 +24,17 @@ def test_the_median_is_of_the_paired_ratios():
     cmp = Comparison("Bx", "demo", "a", "b", a_seconds=[2.0, 9.0, 3.0], b_seconds=[1.0, 3.0, 3.0])
     assert cmp.ratios == [2.0, 3.0, 1.0]
     assert cmp.median_ratio == 2.0
+
+
+def test_results_keep_comparisons_an_earlier_run_measured_and_replace_the_remeasured(tmp_path, monkeypatch):
+    import json
+
+    from bench import harness
+
+    monkeypatch.setattr(harness, "RESULTS", tmp_path)
+    first = [Comparison("B4", "ingest", "a", "b", [4.0], [2.0]), Comparison("B2", "lens: rfm", "a", "b", [3.0], [1.0])]
+    harness.write_results("S", first, {"pairs": 1})
+    harness.write_results("S", [Comparison("B2", "lens: rfm", "a", "b", [1.0], [1.0])], {"pairs": 7})
+    written = json.loads((tmp_path / "S.json").read_text())
+    assert [(c["id"], c["median_ratio"]) for c in written["comparisons"]] == [("B4", 2.0), ("B2", 1.0)]
+    assert written["pairs"] == 7

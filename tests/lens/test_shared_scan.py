@@ -180,14 +180,20 @@ def test_the_three_order_entities_read_the_activity_stream_once():
     assert "lens_tag" not in overall.sql and "lens_tag" not in by_state.sql   # same grouping: flags
 
 
-def test_entities_that_group_differently_are_tagged_and_the_join_only_some_need_is_gated():
+def test_entities_that_group_differently_are_tagged_and_only_the_rows_that_need_a_join_are_joined():
     model = load_model(PROJECT)
     compiled = compile_query(model, load_query(REPO / "lens/queries/order_outcomes.yml", "by_product_category"),
                              run_date=RUN_DATE, views=SEED_VIEWS)
-    # one scan for the three entities + the placed lines the other two join to (as by hand)
-    assert reads_of(compiled, "lens_activity_stream") == 2
-    join = sqlglot.parse_one(compiled.sql, read="spark").find(exp.Join)
-    assert "`lens_scan`.`lens_tag` IN (1, 2)" in join.args["on"].sql("spark")
+    parts = {cte.alias: cte.this for cte in sqlglot.parse_one(compiled.sql, read="spark").find_all(exp.CTE)}
+    # as by hand: the placed lines; the rejections and invoices, joined to the placed lines they refer to
+    assert parts["lens_s_order_placed_0"].args["where"].this.sql("spark") == "activity = 'order_placed'"
+    assert parts["lens_s_order_placed_1"].args["where"].this.sql("spark") == (
+        "activity = 'order_rejected' OR activity = 'order_invoiced'")
+    placed, outcomes = parts["lens_u_order_placed"].this, parts["lens_u_order_placed"].expression   # UNION ALL
+    assert placed.args["from_"].this.name == "lens_s_order_placed_0" and not placed.args.get("joins")
+    assert outcomes.args["from_"].this.name == "lens_s_order_placed_1"
+    assert [j.this.name for j in outcomes.args["joins"]] == ["lens_e_order_placed"]
+    assert reads_of(compiled, "lens_activity_stream") == 3
 
 
 def test_distinct_counts_of_one_value_are_counted_in_two_steps():
@@ -230,7 +236,8 @@ def answer(spark, model, query: dict):
 def test_a_shared_scan_answers_as_the_entities_apart_and_as_by_hand(spark, stream_views, stream_model, monkeypatch,
                                                                     name, query):
     shared_sql, shared = answer(spark, stream_model, query)
-    assert reads_of(shared_sql, "scan_stream") == (2 if "orders.product" in query.get("dimensions", ()) else 1)
+    # a dimension the entities reach differently: one read per join set, + the orders joined to
+    assert reads_of(shared_sql, "scan_stream") == (3 if "orders.product" in query.get("dimensions", ()) else 1)
     monkeypatch.setattr(planner._Planner, "_scan_batches", lambda self, groups, needed: [[e] for e in groups])
     apart_sql, apart = answer(spark, stream_model, query)
     assert not any(n.startswith(("lens_s_", "lens_v_")) for n in cte_names(apart_sql))
