@@ -19,7 +19,7 @@ PAIRS = {"S": 5, "M": 3, "L": 2}
 # A whole nightly at M takes about a quarter of an hour on 2 cores: one pair there, as many as asked at S.
 NIGHTLY_PAIRS = {"S": 3, "M": 1, "L": 1}
 # Lens questions take seconds: more pairs, so that a few noisy ones do not move the median.
-LENS_PAIRS = {"S": 7, "M": 7, "L": 3}
+LENS_PAIRS = {"S": 9, "M": 15, "L": 5}
 SEED = 42
 DAYS = 180
 RUN_DATE = dt.date(2026, 6, 30)
