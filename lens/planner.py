@@ -438,10 +438,11 @@ class _Planner:
         Each entity is a context: its members are the scan's columns, the entities it reaches are
         joins (shared when two contexts join the same way). When every context has the same
         dimensions, filters and joins, a row counts for each entity whose predicate it meets (flags);
-        otherwise each row is repeated once per entity it belongs to (a tag), the dimensions and
-        filters are chosen by the tag, and a join only some contexts need is gated by it, so that no
-        context sees a row another context's join multiplied. None when an expression cannot be
-        placed on the scan (an unqualified column): the caller then aggregates the entities apart.
+        otherwise each row is repeated once per entity it belongs to (a tag) and the dimensions and
+        filters are chosen by the tag. A join only some contexts need is made on their rows alone
+        (read apart, see _rows_with_joins), so that no context sees a row another context's join
+        multiplied. None when an expression cannot be placed on the scan (an unqualified column):
+        the caller then aggregates the entities apart.
         """
         shapes = [self._shape(entity) for entity in batch]
         scan_columns: dict[str, str] = {}           # expression SQL -> scan column
@@ -513,8 +514,6 @@ class _Planner:
                 scan = scan.where(exp.or_(*[predicates[i].copy() for i in entities], copy=False), copy=False)
             return scan
 
-        scan_name = f"lens_s_{batch[0]}"
-
         def by_tag(values: list[exp.Expression]) -> exp.Expression:
             if len({sql.render(v, pretty=False) for v in values}) == 1:
                 return values[0].copy()
@@ -540,8 +539,8 @@ class _Planner:
             where = moved(where) if where is not None else None
             by_alias.update({a: (by_alias[a][0], moved(by_alias[a][1])) for a in after})
         else:
-            rows = scan_name
-            self.ctes.append((scan_name, scan_of(list(range(len(batch))))))
+            rows = f"lens_s_{batch[0]}"
+            self.ctes.append((rows, scan_of(list(range(len(batch))))))
         select = exp.Select().from_(_table(rows, SCAN), copy=False)
         for alias in after:
             target, on = by_alias[alias]
