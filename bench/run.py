@@ -184,6 +184,47 @@ def b5_nightly(spark, data: Path, pairs: int) -> Comparison:
     return cmp
 
 
+def next_day_input(scale: str) -> Path:
+    """B3's second day: 1 % of the scale's profiles with a day of new events on RUN_DATE + 1.
+    Profiles are numbered, so these are the first 1 % of the first day's customers (same user ids,
+    new anonymous ids, emails, orders); message ids carry the data set's prefix, so none is a replay."""
+    out = WORK / f"data-{scale}-next-day"
+    if (out / "_manifest.json").is_file():
+        return out
+    c360 = Path(sys.executable).parent / "c360"
+    cmd = [str(c360), "generate", "--out", str(out), "--profiles", str(SCALES[scale] // 100), "--days", "1",
+           "--seed", str(SEED + 1), "--run-date", str(RUN_DATE + dt.timedelta(days=1)), "--force"]
+    print("generating:", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def b3_incremental(spark, data: Path, pairs: int) -> Comparison:
+    """B3: the next day's nightly with 1 % new events, incremental vs a full rebuild of the same day,
+    each on a copy of the first day's warehouse."""
+    scale = data.name.removeprefix("data-")
+    pairs = min(pairs, NIGHTLY_PAIRS[scale])
+    first_day = built_warehouse(spark, scale, data)
+    next_day, next_date = next_day_input(scale), RUN_DATE + dt.timedelta(days=1)
+    reports: dict[str, dict] = {}
+
+    def second_night(label: str, full: bool):
+        def run():
+            target = WORK / f"b3-{label}-{scale}"
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(first_day, target)
+            reports[label] = run_nightly(spark, target, next_day, next_date, full=full)
+        return run
+
+    cmp = Comparison("B3", "second nightly, 1 % new events", "incremental", "full rebuild")
+    paired(cmp, second_night("incremental", False), second_night("full", True), pairs)
+    lines = reports["incremental"]["stages"]["ingest"]["metrics"]["lines_read"]
+    cmp.extra["new lines"] = f"{lines:,}"
+    for label, report in reports.items():
+        cmp.extra[f"{label} stage seconds"] = ", ".join(f"{n} {st['seconds']}" for n, st in report["stages"].items())
+    return cmp
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", choices=sorted(SCALES), default="S")
@@ -194,7 +235,7 @@ def main(argv=None) -> int:
     data = generated_input(args.scale)
     spark = bench_spark()
     # B5 before B2: its last nightly builds the warehouse B2 queries.
-    measurements = {"B4": b4_ingest, "B5": b5_nightly, "B2": b2_lens}
+    measurements = {"B4": b4_ingest, "B5": b5_nightly, "B2": b2_lens, "B3": b3_incremental}
     comparisons = []
     for mid, fn in measurements.items():
         if args.only and mid not in args.only:
