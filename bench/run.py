@@ -38,6 +38,11 @@ def generated_input(scale: str) -> Path:
     return out
 
 
+def scale_of(data: Path) -> str:
+    """The scale a generated input folder (generated_input) is for."""
+    return data.name.removeprefix("data-")
+
+
 def bench_spark():
     from jobs.config import SparkSettings
     from jobs.session import build_spark
@@ -121,7 +126,7 @@ def b2_lens(spark, data: Path, pairs: int) -> list[Comparison]:
     from lens.query_format import load_query
     from lens.reference_sql import REFERENCES
 
-    scale = data.name.removeprefix("data-")
+    scale = scale_of(data)
     warehouse = built_warehouse(spark, scale, data)
     settings = load_config().lens
     catalog = warehouse_catalog(settings.catalog, warehouse)
@@ -155,7 +160,7 @@ def b5_nightly(spark, data: Path, pairs: int) -> Comparison:
     """
     from jobs import nightly
 
-    scale = data.name.removeprefix("data-")
+    scale = scale_of(data)
     pairs = min(pairs, NIGHTLY_PAIRS[scale])
     stages = len(nightly.stages())
     target = WORK / f"warehouse-{scale}"
@@ -202,7 +207,7 @@ def next_day_input(scale: str) -> Path:
 def b3_incremental(spark, data: Path, pairs: int) -> Comparison:
     """B3: the next day's nightly with 1 % new events, incremental vs a full rebuild of the same day,
     each on a copy of the first day's warehouse."""
-    scale = data.name.removeprefix("data-")
+    scale = scale_of(data)
     pairs = min(pairs, NIGHTLY_PAIRS[scale])
     first_day = built_warehouse(spark, scale, data)
     next_day, next_date = next_day_input(scale), RUN_DATE + dt.timedelta(days=1)

@@ -11,6 +11,10 @@ Shape of the SQL (all CTEs):
                     (activity-schema entities), the table is read once for all of them, each row
                     flagged (or, when they group differently, tagged) with the entities it belongs to;
                     their lens_a_ is then one aggregate whose measures are gated by those flags.
+                    Entities that need a join the others do not are read in groups by the joins
+                    they use (lens_s_<entity>_<k>) and put together again (lens_u_<entity>).
+  lens_v_<entity>   several distinct counts of one value: one row per (dimensions, value) with a
+                    flag per count, which lens_a_ then counts with COUNT_IF.
   lens_r            the aggregates combined: FULL OUTER JOIN on the dimension values (null-safe), or
                     a CROSS JOIN of single rows without dimensions; derived measures computed here.
 then the final SELECT: requested members, measure filters (HAVING), ORDER BY, LIMIT.
@@ -119,6 +123,7 @@ class _Planner:
         self.where = f"query on {model.source}"
         self.ctes: list[tuple[str, exp.Expression]] = []
         self.entity_ctes: set[str] = set()
+        self.shapes: dict[str, ScanShape | None] = {}
 
     # ------------------------------------------------------------------ members and expressions
 
@@ -377,7 +382,6 @@ class _Planner:
             where = _and([c.copy() for c in conditions]) if conditions else None
             return self._aggregate_cte(name, self._from(entity, edges), values,
                                        [self._aggregate(self._member(k)) for k in keys], where)
-        aggregates = [exp.alias_(self._aggregate(self._member(k)), f"m{i}", quoted=True) for i, k in enumerate(keys)]
         primary = self.model.entities[entity].primary_key()
         if not primary:
             raise LensError(f"{self.model.where(entity=entity)}: its measures are asked across a one-to-many "
@@ -395,17 +399,14 @@ class _Planner:
         select = exp.Select().from_(_table(keys_name, "keys"), copy=False).join(
             _table(self._entity_cte(entity), entity), on=on, join_type="inner", copy=False)
         dim_refs = [sql.column(f"d{i}", "keys") for i in range(len(values))]
-        select = select.select(*[exp.alias_(r, f"d{i}", quoted=True) for i, r in enumerate(dim_refs)],
-                               *aggregates, copy=False)
-        if dim_refs:
-            select = select.group_by(*[r.copy() for r in dim_refs], copy=False)
-        self.ctes.append((name, select))
-        return name
+        return self._aggregate_cte(name, select, dim_refs, [self._aggregate(self._member(k)) for k in keys], None)
 
     # ------------------------------------------------------------------ shared scans
 
     def _shape(self, entity: str) -> ScanShape | None:
-        return scan_shape(self._entity_query(entity))
+        if entity not in self.shapes:  # asked when batching and again when building the batch
+            self.shapes[entity] = scan_shape(self._entity_query(entity))
+        return self.shapes[entity]
 
     def _scan_batches(self, groups: dict[str, list[str]], needed: set[str]) -> list[list[str]]:
         """The measure entities in batches that can share one scan (in first-asked order).
