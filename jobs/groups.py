@@ -53,6 +53,8 @@ STANDARD_TRAIT_KEYS = {
     "name": "name",
 }
 TRAITS_MAP = MapType(StringType(), StringType())
+# bronze/events keeps the message as received (`raw`); a group call's traits are read from it.
+GROUP_CALL_TRAITS = StructType([StructField("traits", TRAITS_MAP)])
 
 GROUPS_SCHEMA = StructType([
     StructField("group_id", StringType(), False),
@@ -95,7 +97,7 @@ def latest_group_traits(bronze: DataFrame) -> DataFrame:
     return (
         group_calls(bronze)
         .select("group_id", "timestamp", "message_id",
-                F.explode(F.from_json("traits", TRAITS_MAP)).alias("trait_key", "value"))
+                F.explode(F.from_json("raw", GROUP_CALL_TRAITS)["traits"]).alias("trait_key", "value"))
         .filter(F.col("value").isNotNull())
         .withColumn("trait", F.coalesce(standard[key], F.col("trait_key")))
         .groupBy("group_id", "trait")

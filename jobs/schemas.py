@@ -12,21 +12,28 @@ CUSTOMER_COLUMNS = (
 
 EVENT_TYPES = ("identify", "track", "group", "alias", "page", "screen")
 
-# What ingest parses out of each JSON line. Nested objects are declared as strings so Spark keeps
-# their JSON text (traits, properties, context), parsed later only where a stage needs them.
-RAW_EVENT_SCHEMA = StructType([
-    StructField("messageId", StringType()),
-    StructField("type", StringType()),
-    StructField("event", StringType()),
-    StructField("userId", StringType()),
-    StructField("anonymousId", StringType()),
-    StructField("previousId", StringType()),
-    StructField("groupId", StringType()),
-    StructField("timestamp", StringType()),
-    StructField("traits", StringType()),
-    StructField("properties", StringType()),
-    StructField("context", StringType()),
-    StructField("_corrupt_record", StringType()),
+_TEXT = StringType()
+_MESSAGE_FIELDS = [StructField(name, _TEXT) for name in (
+    "messageId", "type", "event", "userId", "anonymousId", "previousId", "groupId", "timestamp", "properties",
+)]
+CORRUPT_RECORD = "_corrupt_record"
+CONTACT_FIELDS = StructType([StructField("email", _TEXT), StructField("phone", _TEXT)])
+CONTEXT_FIELDS = StructType([StructField("groupId", _TEXT), StructField("traits", CONTACT_FIELDS)])
+
+# What ingest parses out of each JSON line, in one pass: the top-level fields as text (`properties`
+# keeps its JSON text for the activity stream) and, from `traits` and `context`, only the fields
+# ingest uses, so the parser skips the rest of those objects instead of re-serializing them.
+RAW_EVENT_SCHEMA = StructType(_MESSAGE_FIELDS + [
+    StructField("traits", CONTACT_FIELDS),
+    StructField("context", CONTEXT_FIELDS),
+    StructField(CORRUPT_RECORD, _TEXT),
+])
+# The same message with every field as text: a `traits` or `context` that is not an object fails
+# RAW_EVENT_SCHEMA without the line being invalid JSON, so such lines are parsed again with this.
+RAW_EVENT_TEXT_SCHEMA = StructType(_MESSAGE_FIELDS + [
+    StructField("traits", _TEXT),
+    StructField("context", _TEXT),
+    StructField(CORRUPT_RECORD, _TEXT),
 ])
 
 BRONZE_EVENTS_SCHEMA = StructType([
@@ -41,10 +48,8 @@ BRONZE_EVENTS_SCHEMA = StructType([
     StructField("timestamp", TimestampType(), False),
     StructField("email", StringType()),          # normalized, from traits or context.traits
     StructField("phone", StringType()),          # normalized, from traits or context.traits
-    StructField("traits", StringType()),         # JSON text
-    StructField("properties", StringType()),     # JSON text
-    StructField("context", StringType()),        # JSON text
-    StructField("raw", StringType(), False),     # the line as received
+    StructField("properties", StringType()),     # JSON text, for the activity stream
+    StructField("raw", StringType(), False),     # the line as received (traits, context: parse it)
     StructField("source_file", StringType(), False),
     StructField("run_date", DateType(), False),
 ])

@@ -56,8 +56,8 @@ def master_candidates(customers: DataFrame, identity_map: DataFrame) -> DataFram
 
 def trait_candidates(events: DataFrame, identity_map: DataFrame) -> DataFrame:
     """(customer_id, column, value, ...) from identify calls: email, phone and name traits."""
-    name = F.coalesce(*[F.get_json_object("traits", f"$.{k}") for k in TRAIT_NAMES["customer_name"]],
-                      *[F.get_json_object("context", f"$.traits.{k}") for k in TRAIT_NAMES["customer_name"]])
+    name = F.coalesce(*[F.get_json_object("raw", f"$.traits.{k}") for k in TRAIT_NAMES["customer_name"]],
+                      *[F.get_json_object("raw", f"$.context.traits.{k}") for k in TRAIT_NAMES["customer_name"]])
     values = F.array(
         F.struct(F.lit("customer_name").alias("column"), F.trim(name).alias("value")),
         F.struct(F.lit("email").alias("column"), F.col("email").alias("value")),

@@ -69,8 +69,10 @@ class Warehouse:
             writer = writer.partitionBy(*partition_by)
         writer.save(self.path(table))
 
-    def append(self, df: DataFrame, table: str, *, partition_by: list[str] | None = None) -> None:
-        writer = df.write.format("delta").mode("append")
+    def append(self, df: DataFrame, table: str, *, partition_by: list[str] | None = None,
+               properties: dict[str, str] | None = None) -> None:
+        """Append rows; `properties` (delta.* table properties) take effect when the table is created."""
+        writer = df.write.format("delta").mode("append").options(**(properties or {}))
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         writer.save(self.path(table))

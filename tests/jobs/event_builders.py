@@ -40,9 +40,8 @@ def event(
     return {
         "message_id": message_id, "type": kind, "event": name, "user_id": user, "anonymous_id": anon,
         "previous_id": None, "group_id": group, "timestamp": utc(at), "email": None, "phone": None,
-        "traits": json.dumps(traits) if traits is not None else None,
         "properties": json.dumps(properties) if properties is not None else None,
-        "context": None, "raw": json.dumps(message), "source_file": "events/test.jsonl",
+        "raw": json.dumps(message), "source_file": "events/test.jsonl",
         "run_date": dt.date.fromisoformat(run_date),
     }
 

@@ -184,6 +184,15 @@ def test_tables_are_readable_by_another_delta_reader(make_ctx, first_batch):
     assert quarantine.num_rows == result.metrics["quarantined"] + result.metrics["customer_rows_quarantined"]
 
 
+def test_bronze_events_keeps_statistics_for_timestamp_only(make_ctx, spark, first_batch):
+    """Delta's min/max statistics are for timestamp alone, not for ids and JSON text."""
+    ctx, _ = run_ingest(make_ctx, first_batch, "2026-01-10")
+    path = ctx.warehouse.path(tables.BRONZE_EVENTS)
+    assert spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["properties"]["delta.dataSkippingStatsColumns"] == "timestamp"
+    stats = [json.loads(a["stats"]) for a in spark.read.json(f"{path}/_delta_log/*.json").where("add IS NOT NULL").select("add.*").collect()]
+    assert stats and all(set(s["minValues"]) == set(s["maxValues"]) == {"timestamp"} for s in stats)
+
+
 def test_input_errors_name_the_problem(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         ingest.discover_inputs(tmp_path / "nope")
@@ -242,5 +251,38 @@ def test_a_replay_keeps_its_first_copy_and_keys_already_landed_are_dropped(spark
     expected = spark.createDataFrame(
         [("k1", "a.jsonl", '{"v": 2}'), ("k2", "a.jsonl", '{"v": 4}'), ("k3", "a.jsonl", '{"v": 5}')],
         "message_id string, source_file string, raw string",
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_traits_or_context_that_are_not_objects_do_not_make_a_line_invalid(spark):
+    """The one-pass parse reads traits and context as objects; a line where they are something else
+    is valid JSON, is parsed again as text and keeps every field it has."""
+    raws = [
+        json.dumps(_msg("t1", type_="identify", traits="vip")),
+        json.dumps(_msg("t2", type_="identify", traits=["a"], context={"traits": {"email": "X@Y.com"}})),
+        json.dumps(_msg("t3", context="web", anonymousId="a3", properties={"order_id": "O1-1"})),
+        json.dumps(_msg("t4", context={"groupId": "g9", "traits": "x"})),
+        json.dumps(_msg("t5", type_="identify", traits={"email": 5, "phone": "555 0100"})),
+        '{"messageId": "t6", "type": "track", "traits": "x", ',
+    ]
+    lines = spark.createDataFrame([(r, "f.jsonl") for r in raws], "raw string, source_file string")
+    got = (
+        lines.transform(ingest.parse_event_lines)
+        .transform(ingest.event_rejection_reason)
+        .transform(lambda df: ingest.to_bronze_events(df, dt.date(2026, 1, 10)))
+        .select("message_id", "reason", "anonymous_id", "group_id", "email", "phone", "properties")
+    )
+    expected = spark.createDataFrame(
+        [
+            ("t1", None, None, None, None, None, None),
+            ("t2", None, None, None, "x@y.com", None, None),
+            ("t3", None, "a3", None, None, None, '{"order_id":"O1-1"}'),
+            ("t4", None, None, "g9", None, None, None),
+            ("t5", None, None, None, "5", "+5550100", None),
+            (None, ingest.INVALID_JSON, None, None, None, None, None),
+        ],
+        "message_id string, reason string, anonymous_id string, group_id string, email string, phone string, "
+        "properties string",
     )
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)

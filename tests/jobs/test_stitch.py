@@ -36,10 +36,10 @@ MAP_COLUMNS = ["identifier_type", "identifier_value", "customer_id"]
 def ev(mid, at, kind="track", *, user=None, anon=None, previous=None, email=None, phone=None, group=None, name=None,
        run_date=DAY):
     """A bronze/events row (identifiers already normalized, as ingest writes them)."""
-    traits = json.dumps({"name": name}) if name else None
+    raw = json.dumps({"traits": {"name": name}} if name else {})
     return (mid, kind, "Clicked" if kind == "track" else None, user, anon, previous, group,
-            dt.datetime.fromisoformat(at).replace(tzinfo=dt.timezone.utc), email, phone, traits, None, None,
-            "{}", EVENTS_FILE, run_date)
+            dt.datetime.fromisoformat(at).replace(tzinfo=dt.timezone.utc), email, phone, None,
+            raw, EVENTS_FILE, run_date)
 
 
 def master(customer_id, run_date=DAY, **values):
