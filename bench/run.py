@@ -52,6 +52,11 @@ def bench_spark():
     return build_spark(settings)
 
 
+def bare_read(spark, events_dir: Path) -> int:
+    """The floor of the format (benchmarks.md): a bare spark.read.json + count."""
+    return spark.read.json(str(events_dir)).count()
+
+
 def b4_ingest(spark, data: Path, pairs: int) -> list[Comparison]:
     """B4: our ingest of the raw JSON vs a bare spark.read.json + count of the same files; and, as
     the floor under it, ingest's parse and checks of every line with no write at all."""
@@ -68,9 +73,6 @@ def b4_ingest(spark, data: Path, pairs: int) -> list[Comparison]:
         counts.update(metrics)
         return metrics["lines_read"]
 
-    def bare_read():
-        return spark.read.json(str(events_dir)).count()
-
     planted = json.loads((data / "_manifest.json").read_text())["events"]["lines"]
 
     def same_lines(ours, _bare):
@@ -81,7 +83,7 @@ def b4_ingest(spark, data: Path, pairs: int) -> list[Comparison]:
 
     cmp = Comparison("B4", "ingest raw JSON → bronze + quarantine", "c360 ingest", "spark.read.json + count",
                      target="≤ 1.5")
-    paired(cmp, run_ingest, bare_read, pairs, check=same_lines)
+    paired(cmp, run_ingest, lambda: bare_read(spark, events_dir), pairs, check=same_lines)
     lines = counts["lines_read"]
     cores = 2
     cmp.extra["lines"] = f"{lines:,} (accepted {counts['accepted']:,}, duplicates {counts['duplicates']:,}, quarantined {counts['quarantined']:,})"
@@ -96,15 +98,11 @@ def b4_parse_floor(spark, events_dir: Path, pairs: int) -> Comparison:
     from jobs import ingest
 
     def parse_and_check():
-        (ingest.read_event_lines(spark, events_dir)
-         .transform(ingest.parse_event_lines)
-         .transform(ingest.event_rejection_reason)
-         .transform(lambda df: ingest.to_bronze_events(df, RUN_DATE))
-         .write.format("noop").mode("overwrite").save())
+        ingest.classify_event_lines(spark, events_dir, RUN_DATE).write.format("noop").mode("overwrite").save()
 
     cmp = Comparison("B4", "floor: ingest's parse and checks, nothing written", "parse + checks",
                      "spark.read.json + count")
-    return paired(cmp, parse_and_check, lambda: spark.read.json(str(events_dir)).count(), pairs)
+    return paired(cmp, parse_and_check, lambda: bare_read(spark, events_dir), pairs)
 
 
 def nightly_ctx(spark, warehouse: Path, run_date: dt.date):
@@ -192,7 +190,7 @@ def b5_nightly(spark, data: Path, pairs: int) -> Comparison:
 
     def floor():
         for _ in range(stages):
-            spark.read.json(str(events_dir)).count()
+            bare_read(spark, events_dir)
 
     cmp = Comparison("B5", f"whole nightly ({stages} stages)", "c360 nightly", f"bare read × {stages}")
     paired(cmp, run_all, floor, pairs)

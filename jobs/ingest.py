@@ -12,9 +12,9 @@ Blank lines are not messages and are not counted.
 Cost model (bench B4): the input is parsed once (traits and context only for the fields ingest
 uses) and the shaped rows are cached; counts, the quarantine write and the bronze write all read
 that cache. bronze/events keeps `properties` for the activity stream; traits and context stay in
-`raw`, read from there by the few stages that need more of them (groups, survivorship). Deduplication never moves the full rows:
-only the keys are shuffled, to find the few that repeat or were seen before, and that small set is
-broadcast to the rows.
+`raw`, read from there by the few stages that need more of them (groups, survivorship).
+Deduplication never moves the full rows: only the keys are shuffled, to find the few that repeat or
+were seen before, and that small set is broadcast to the rows.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from jobs.schemas import (
     CORRUPT_RECORD,
     CUSTOMER_COLUMNS,
     EVENT_TYPES,
+    MESSAGE_TEXT_FIELDS,
     QUARANTINE_SCHEMA,
     RAW_EVENT_SCHEMA,
     RAW_EVENT_TEXT_SCHEMA,
@@ -78,9 +79,6 @@ ISO_TIMESTAMP_WITH_ZONE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(
 FIELD_SEPARATOR = "\u0001"
 # Strict JSON: Spark's parser accepts single-quoted strings by default, JSONL producers do not.
 JSON_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_RECORD, "allowSingleQuotes": "false"}
-# The message fields every later step reads (column `m`), whichever of the two parses produced them.
-MESSAGE_TEXT_FIELDS = ("messageId", "type", "event", "userId", "anonymousId", "previousId", "groupId", "timestamp",
-                       "properties")
 # Working columns of the landing (never written).
 COPIES, SEEN, RANK = "_copies", "_seen", "_rank"
 CACHE_COMPRESSION = "spark.sql.inMemoryColumnarStorage.compressed"
@@ -155,6 +153,10 @@ def _blank(col: Column) -> Column:
     return col.isNull() | (F.trim(col) == "")
 
 
+def _message_type(m: Column) -> Column:
+    return F.lower(F.trim(m["type"]))
+
+
 def parse_event_lines(lines: DataFrame) -> DataFrame:
     """[raw, source_file] -> raw, source_file and the parsed message (`m`).
 
@@ -195,11 +197,11 @@ def parse_event_lines(lines: DataFrame) -> DataFrame:
 def event_rejection_reason(df: DataFrame) -> DataFrame:
     """Adds `reason`: the first failing check, or null for an acceptable message."""
     m = F.col("m")
-    msg_type = F.lower(F.trim(m["type"]))
+    msg_type = _message_type(m)
     has_identity = ~_blank(m["userId"]) | ~_blank(m["anonymousId"])
     starts_as_object = F.col("starts_as_object")
     reason = (
-        F.when(starts_as_object & (m.isNull() | m["_corrupt_record"].isNotNull()), F.lit(INVALID_JSON))
+        F.when(starts_as_object & (m.isNull() | m[CORRUPT_RECORD].isNotNull()), F.lit(INVALID_JSON))
         .when(~starts_as_object & F.col("is_json"), F.lit(NOT_AN_OBJECT))
         .when(~starts_as_object, F.lit(INVALID_JSON))
         .when(_blank(m["messageId"]), F.lit(MISSING_MESSAGE_ID))
@@ -223,7 +225,7 @@ def to_bronze_events(df: DataFrame, run_date) -> DataFrame:
     """Classified messages -> the bronze/events columns (identifiers normalized, UTC timestamp),
     plus `reason` (null = accepted), so one parse serves the quarantine and the bronze rows."""
     m = F.col("m")
-    msg_type = F.lower(F.trim(m["type"]))
+    msg_type = _message_type(m)
 
     def contact(name: str) -> Column:
         # A group call's traits describe the group, not the caller: only identify traits (and any
@@ -433,13 +435,18 @@ def land(spark: SparkSession, wh, classified: DataFrame, *, kind: str, key: str,
     return Landing(valid + quarantined, accepted, valid - accepted, quarantined, by_reason)
 
 
-def ingest_events(spark: SparkSession, wh, events_dir: Path, run_date) -> dict[str, int]:
-    classified = (
+def classify_event_lines(spark: SparkSession, events_dir: Path, run_date) -> DataFrame:
+    """Every non-blank line under events_dir, parsed, checked and shaped as bronze/events + `reason`."""
+    return (
         read_event_lines(spark, events_dir)
         .transform(parse_event_lines)
         .transform(event_rejection_reason)
         .transform(lambda df: to_bronze_events(df, run_date))
     )
+
+
+def ingest_events(spark: SparkSession, wh, events_dir: Path, run_date) -> dict[str, int]:
+    classified = classify_event_lines(spark, events_dir, run_date)
     landed = land(spark, wh, classified, kind=KIND_EVENT, key="message_id", table=tables.BRONZE_EVENTS,
                   schema=BRONZE_EVENTS_SCHEMA, run_date=run_date, properties=BRONZE_EVENTS_PROPERTIES)
     return {

@@ -13,9 +13,10 @@ CUSTOMER_COLUMNS = (
 EVENT_TYPES = ("identify", "track", "group", "alias", "page", "screen")
 
 _TEXT = StringType()
-_MESSAGE_FIELDS = [StructField(name, _TEXT) for name in (
-    "messageId", "type", "event", "userId", "anonymousId", "previousId", "groupId", "timestamp", "properties",
-)]
+# The message fields ingest keeps as text, whichever of the two schemas below parsed the line.
+MESSAGE_TEXT_FIELDS = ("messageId", "type", "event", "userId", "anonymousId", "previousId", "groupId", "timestamp",
+                       "properties")
+_MESSAGE_FIELDS = [StructField(name, _TEXT) for name in MESSAGE_TEXT_FIELDS]
 CORRUPT_RECORD = "_corrupt_record"
 CONTACT_FIELDS = StructType([StructField("email", _TEXT), StructField("phone", _TEXT)])
 CONTEXT_FIELDS = StructType([StructField("groupId", _TEXT), StructField("traits", CONTACT_FIELDS)])
