@@ -44,7 +44,8 @@ from pyspark.sql.types import (
 from jobs import groups, tables
 from jobs.activity_settings import FEATURE_SLOTS, ActivityMapping, ActivitySettings
 from jobs.context import JobContext, StageResult
-from jobs.identifiers import ANONYMOUS_ID, EMAIL, PHONE, USER_ID, normalize_email, normalize_id, normalize_phone
+from jobs.identifiers import ANONYMOUS_ID, EMAIL, PHONE, USER_ID, normalize_email, normalize_id
+from jobs.phones import DEFAULT_PHONE_REGION, with_e164
 from jobs.resolution import resolve_customer_id
 
 HELP = "bronze events -> silver/activity_stream (entity_id = stitched customer_id), gold/groups, group_members"
@@ -54,7 +55,9 @@ ACTIVITY_CALLS = ("track", "page", "screen")
 UNNAMED_ACTIVITY = "unnamed_event"
 PROPERTIES_MAP = MapType(StringType(), StringType())
 NORMALIZERS: dict[str, Callable[[Column], Column]] = {
-    USER_ID: normalize_id, ANONYMOUS_ID: normalize_id, EMAIL: normalize_email, PHONE: normalize_phone,
+    USER_ID: normalize_id, ANONYMOUS_ID: normalize_id, EMAIL: normalize_email,
+    # trimmed here, then read as E.164 by jobs.phones (to_activity_events)
+    PHONE: normalize_id,
 }
 DELETE_FLAG = "_delete"
 LINEAGE_DDL = "run_date date, old_id string, new_id string, change string"
@@ -114,8 +117,9 @@ def _per_activity(mappings: dict[str, ActivityMapping], value_of: Callable[[Acti
     return expr if expr is not None else F.lit(None)
 
 
-def to_activity_events(bronze: DataFrame, settings: ActivitySettings) -> DataFrame:
-    """One row per track/page/screen event with its features (EVENT_COLUMNS), not yet attributed."""
+def to_activity_events(bronze: DataFrame, settings: ActivitySettings, phone_region: str = DEFAULT_PHONE_REGION) -> DataFrame:
+    """One row per track/page/screen event with its features (EVENT_COLUMNS), not yet attributed.
+    Identifiers read from a property as `phone` are read in E.164 (`phone_region`, jobs.phones)."""
     props = F.col("_props")
     mappings = settings.mappings
 
@@ -132,7 +136,7 @@ def to_activity_events(bronze: DataFrame, settings: ActivitySettings) -> DataFra
         mappings, lambda m: F.lit(m.identifier_type) if m.identifier_type is not None else None
     )
     kind = F.col("type")
-    return (
+    events = (
         bronze.filter(kind.isin(*ACTIVITY_CALLS))
         .select(
             "message_id", "group_id", "user_id", "properties",
@@ -161,6 +165,9 @@ def to_activity_events(bronze: DataFrame, settings: ActivitySettings) -> DataFra
             F.coalesce("_property_identifier", "user_id", "anonymous_entity_id").alias("identifier_value"),
         )
     )
+    if not any(m.identifier_type == PHONE for m in mappings.values()):
+        return events
+    return with_e164(events, "identifier_value", phone_region, where=F.col("identifier_type") == PHONE)
 
 
 def activity_uuid(entity: Column) -> Column:
@@ -176,12 +183,17 @@ def attribute(events: DataFrame, identity_map: DataFrame, group_members: DataFra
             events.select(*EVENT_COLUMNS), identity_map,
             user_col="user_id", anonymous_col="anonymous_entity_id", out="_sender",
         )
-        # one pass: the sender (even unresolved, so the event is never lost) and every other member
+        # one pass: the sender (even unresolved, so the event is never lost) and every other member;
+        # a group event without a sender (interface §3) is only its members' (or, with none yet,
+        # one unresolved row)
         .join(member_lists, on="group_id", how="left")
+        .withColumn("_members", F.coalesce("_members", no_members))
         .select(
             "*",
-            F.explode(F.array_distinct(F.concat(F.array("_sender"), F.coalesce("_members", no_members))))
-            .alias("entity_id"),
+            F.explode(
+                F.when(F.col("_sender").isNull() & (F.size("_members") > 0), F.col("_members"))
+                .otherwise(F.array_distinct(F.concat(F.array("_sender"), F.col("_members"))))
+            ).alias("entity_id"),
         )
         .withColumn("activity_uuid", activity_uuid(F.col("entity_id")))
         .select(*ATTRIBUTED_COLUMNS)
@@ -200,11 +212,12 @@ def with_occurrence(rows: DataFrame) -> DataFrame:
 
 
 def build_stream(
-    bronze: DataFrame, identity_map: DataFrame, group_members: DataFrame, settings: ActivitySettings
+    bronze: DataFrame, identity_map: DataFrame, group_members: DataFrame, settings: ActivitySettings,
+    phone_region: str = DEFAULT_PHONE_REGION,
 ) -> DataFrame:
     """The whole activity stream from bronze (first run and `--full`)."""
     return (
-        to_activity_events(bronze, settings)
+        to_activity_events(bronze, settings, phone_region)
         .transform(lambda events: attribute(events, identity_map, group_members))
         .transform(with_occurrence)
     )
@@ -360,8 +373,8 @@ def persisting() -> Iterator[Callable[[DataFrame], DataFrame]]:
             df.unpersist()
 
 
-def _full_build(spark, wh, bronze, identity_map, members, settings, version) -> dict:
-    wh.overwrite(build_stream(bronze, identity_map, members, settings), tables.ACTIVITY_STREAM)
+def _full_build(spark, wh, bronze, identity_map, members, settings, version, phone_region) -> dict:
+    wh.overwrite(build_stream(bronze, identity_map, members, settings, phone_region), tables.ACTIVITY_STREAM)
     written = wh.operation_metrics_since(spark, tables.ACTIVITY_STREAM, version)
     return {"mode": "full", "activities": written.get("numOutputRows", 0)}
 
@@ -392,6 +405,7 @@ def _merge(spark, wh, stream, new_events, identity_map, members, run_date, versi
 
 def run(ctx: JobContext, args: argparse.Namespace) -> StageResult:
     spark, wh, settings = ctx.spark, ctx.warehouse, ctx.config.activities
+    phone_region = ctx.config.identity.default_phone_region
     bronze, identity_map = groups.read_inputs(spark, wh, ctx.run_date)
     notes: list[str] = []
     version = wh.version(spark, tables.ACTIVITY_STREAM)
@@ -400,17 +414,17 @@ def run(ctx: JobContext, args: argparse.Namespace) -> StageResult:
         full = getattr(args, "full", False) or version < 0
         if not full:
             stream = wh.read(spark, tables.ACTIVITY_STREAM)
-            new_events = reuse(to_activity_events(unread_bronze(bronze, stream, ctx.run_date), settings))
+            new_events = reuse(to_activity_events(unread_bronze(bronze, stream, ctx.run_date), settings, phone_region))
             new_count, stream_rows = new_events.count(), stream.count()
             # a merge that recomputes most of the table costs more than writing it again
             if new_count > settings.rebuild_above_new_share * stream_rows:
                 full = True
                 notes.append(f"rebuilt: {new_count:,} new activities against {stream_rows:,} rows in the stream")
         if full:
-            metrics = _full_build(spark, wh, bronze, identity_map, members, settings, version)
+            metrics = _full_build(spark, wh, bronze, identity_map, members, settings, version, phone_region)
         else:
             metrics = _merge(spark, wh, stream, new_events, identity_map, members, ctx.run_date, version, reuse)
-        metrics.update(groups.write_groups(spark, wh, groups.build_groups(bronze), members))
+        metrics.update(groups.write_groups(spark, wh, groups.build_groups(bronze, phone_region), members))
     # files without nulls in entity_id are skipped by their statistics, so this reads little
     unresolved = wh.read(spark, tables.ACTIVITY_STREAM).filter(F.col("entity_id").isNull()).count()
     metrics["unresolved"] = unresolved

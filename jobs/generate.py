@@ -26,15 +26,21 @@ Identities (ground truth = one person per profile):
   phone of a person appears in at least one identify with the person's userId.
 - anonymous-only profile (`Rates.anonymous_only`): one device, never identifies, may order.
 - alias profile (`Rates.alias`): userId was a legacy id `L0000042` before a random moment; an
-  alias call {previousId: legacy, userId} links them. previousId is always a former userId.
+  alias call {previousId: legacy, userId} links them (previousId a former userId).
+- login-alias profile (`Rates.login_alias`, the most common Segment pattern): the first device
+  browses (and may order) under its anonymousId only; at login an alias call {previousId:
+  anonymousId, userId} is the only message linking them, and from then on that device sends the
+  userId alone. So the anonymous history reaches the customer only through the alias.
 - chain profile (`Rates.chains_per_chunk`): anonymous devices linked only through `chain_hops`
   hops: identify(anon1, email1), identify(anon2, email1), identify(anon2, email2), ..., finally
   identify(userId, email_k). Its orders come from anon1, the far end of the chain.
 - junk identifiers (`Rates.junk_email`, `Rates.junk_phone`): `test@test.com`, `none@none.com` and
   phone `0000000000` each appear in an identify of many unrelated persons. They are not in _truth.
+  Every alias previousId is in _truth with the type it was seen under (user_id for a legacy id,
+  anonymous_id for a device).
 - emails are written with random case / surrounding spaces, phones as `+1 555 123 4567`,
-  `(555) 123-4567`, `555-123-4567`, `15551234567`, ... (normalization: trim+lower; `+` and digits,
-  so a phone has a 10- and an 11-digit normalized form; _truth lists the forms actually written).
+  `(555) 123-4567`, `555-123-4567`, `15551234567`, ... (US numbers, with or without the country
+  code; _truth lists each in E.164, `+1` and the 10 national digits).
 - households / accounts of 2-5 known members: the holder sends a `group` call whose traits carry
   the holder's own email/phone (so group traits never link two persons); other members join by a
   `group` call without contact traits or by an identify with a top-level groupId. Members send
@@ -114,6 +120,7 @@ class Rates:
     junk_email: float = 0.006         # per junk email: share of profiles that used it (>= 1 per chunk)
     junk_phone: float = 0.006
     alias: float = 0.03               # known profiles with a legacy userId and an alias call
+    login_alias: float = 0.15         # known profiles whose first device is linked by alias(anonymousId) only
     chains_per_chunk: int = 1         # profiles linked only through a long chain, per chunk
     chain_hops: int = 60              # hops from the chain's first anonymousId to its userId (even)
     context_traits: float = 0.10      # identified track events that also carry context.traits
@@ -402,6 +409,7 @@ def build_manifest(params: GenerateParams, totals: ChunkCounts, per_file: list[d
             "anonymous_only": v("anonymous_only", 0),
             "devices": v("devices", 0),
             "with_alias": v("alias", 0),
+            "with_login_alias": v("login_alias", 0),
             "junk_identifier_users": {k: totals.junk.get(k, 0) for k in (*JUNK_EMAILS, JUNK_PHONE)},
             "chains": totals.chains,
         },
@@ -456,7 +464,7 @@ def _generate_chunk(job: tuple[GenerateParams, int]) -> ChunkOutput:
 
 class Person:
     __slots__ = ("idx", "pid", "user_id", "legacy_id", "alias_ms", "devices", "emails", "phones", "first",
-                 "last", "mult", "chain", "group", "pref_hour")
+                 "last", "mult", "chain", "group", "pref_hour", "alias_device")
 
     def __init__(self, idx: int):
         self.idx = idx
@@ -473,6 +481,8 @@ class Person:
         self.chain = False
         self.group: str | None = None
         self.pref_hour: dict[str, int] = {}
+        # The device linked to the user only by alias(previousId=its anonymousId) at its login.
+        self.alias_device: str | None = None
 
     def uid_at(self, ts: int) -> str | None:
         if self.legacy_id is not None and ts < self.alias_ms:
@@ -482,7 +492,7 @@ class Person:
     def ident(self, device: list[Any], ts: int) -> tuple[str | None, str | None]:
         login = device[2]
         if login is not None and ts >= login:
-            return self.uid_at(ts), device[0]
+            return self.uid_at(ts), (None if device[0] == self.alias_device else device[0])
         return None, device[0]
 
 
@@ -540,9 +550,10 @@ class ChunkWriter:
 
     def record_truth(self, person: Person, msg: dict[str, Any]) -> None:
         add = self.truth.add
-        for key in ("userId", "previousId"):
-            if key in msg:
-                add((person.pid, "user_id", msg[key]))
+        if "userId" in msg:
+            add((person.pid, "user_id", msg["userId"]))
+        if "previousId" in msg:
+            add((person.pid, "user_id" if msg["previousId"] == person.legacy_id else "anonymous_id", msg["previousId"]))
         if "anonymousId" in msg:
             add((person.pid, "anonymous_id", msg["anonymousId"]))
         for traits in (msg.get("traits"), msg["context"].get("traits")):
@@ -557,7 +568,7 @@ class ChunkWriter:
         if phone:
             digits = "".join(ch for ch in phone if ch.isdigit())
             if digits and digits != JUNK_PHONE:
-                self.truth.add((person.pid, "phone", "+" + digits))
+                self.truth.add((person.pid, "phone", "+1" + digits[-10:]))  # every planted number is US
 
     def device_context(self, person: Person, device: list[Any], ident, extra: dict[str, Any] | None = None):
         context: dict[str, Any] = {"library": {"name": device[1]}}
@@ -620,6 +631,9 @@ class ChunkWriter:
                         person.legacy_id = f"L{person.idx:07d}"
                         person.alias_ms = self.rand_ts()
                         self.counts.bump("alias")
+                    if rng.random() < r.login_alias:
+                        person.alias_device = person.devices[0][0]
+                        self.counts.bump("login_alias")
                 self.counts.bump("known")
             else:
                 self.counts.bump("anonymous_only")
@@ -681,6 +695,9 @@ class ChunkWriter:
                       {"library": {"name": device[1]}})
         if person.legacy_id is not None:
             self.emit(person.alias_ms, "alias", person, (person.user_id, None), {"previousId": person.legacy_id})
+        if person.alias_device is not None:
+            login = person.devices[0][2]
+            self.emit(login, "alias", person, (person.uid_at(login), None), {"previousId": person.alias_device})
 
     def chain_events(self, person: Person) -> None:
         """identify(anon_j, email_j) and identify(anon_j+1, email_j): each link in its own message."""

@@ -32,7 +32,8 @@ from pyspark.sql.types import (
 from jobs import tables
 from jobs.context import JobContext, StageResult
 from jobs.errors import InputError
-from jobs.identifiers import normalize_email, normalize_phone
+from jobs.identifiers import normalize_email, normalize_id
+from jobs.phones import DEFAULT_PHONE_REGION, with_e164
 from jobs.resolution import resolve_customer_id
 
 HELP = "rebuild gold/groups and gold/group_members from group and identify calls (also run by `activities`)"
@@ -105,8 +106,8 @@ def latest_group_traits(bronze: DataFrame) -> DataFrame:
     )
 
 
-def build_groups(bronze: DataFrame) -> DataFrame:
-    """gold/groups: every group named by a group call or an identify-with-groupId."""
+def build_groups(bronze: DataFrame, phone_region: str = DEFAULT_PHONE_REGION) -> DataFrame:
+    """gold/groups: every group named by a group call or an identify-with-groupId (phone in E.164)."""
     traits = (
         latest_group_traits(bronze)
         .groupBy("group_id")
@@ -121,7 +122,7 @@ def build_groups(bronze: DataFrame) -> DataFrame:
         .select(
             "group_id",
             normalize_email(F.col("traits")["email"]).alias("email"),
-            normalize_phone(F.col("traits")["phone"]).alias("phone"),
+            normalize_id(F.col("traits")["phone"]).alias("phone"),
             F.col("traits")["first_name"].alias("first_name"),
             F.col("traits")["last_name"].alias("last_name"),
             F.col("traits")["name"].alias("name"),
@@ -131,6 +132,7 @@ def build_groups(bronze: DataFrame) -> DataFrame:
             ).alias("custom_traits"),
             "updated_at",
         )
+        .transform(lambda groups: with_e164(groups, "phone", phone_region))
     )
 
 
@@ -192,5 +194,6 @@ def read_inputs(spark: SparkSession, wh, run_date: dt.date) -> tuple[DataFrame, 
 def run(ctx: JobContext, args: argparse.Namespace) -> StageResult:
     spark, wh = ctx.spark, ctx.warehouse
     bronze, identity_map = read_inputs(spark, wh, ctx.run_date)
-    counts = write_groups(spark, wh, build_groups(bronze), build_group_members(bronze, identity_map))
+    counts = write_groups(spark, wh, build_groups(bronze, ctx.config.identity.default_phone_region),
+                          build_group_members(bronze, identity_map))
     return StageResult(metrics=counts)

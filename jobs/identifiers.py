@@ -1,6 +1,7 @@
 """Identifier types and their normalization (interface §3), as Spark column expressions.
 
-`user_id` is one namespace for Segment userIds and customer master customer_ids.
+`user_id` is one namespace for Segment userIds and customer master customer_ids. Phones are read
+in E.164 by jobs.phones (a Python parser, so not a column expression).
 """
 from __future__ import annotations
 
@@ -18,12 +19,6 @@ def normalize_email(col: Column) -> Column:
     """Trimmed and lower-cased; empty becomes null."""
     value = F.lower(F.trim(col))
     return F.when(value != "", value)
-
-
-def normalize_phone(col: Column) -> Column:
-    """`+` followed by the digits; a value without digits becomes null."""
-    digits = F.regexp_replace(col, r"[^0-9]", "")
-    return F.when(digits != "", F.concat(F.lit("+"), digits))
 
 
 def normalize_id(col: Column) -> Column:

@@ -19,13 +19,15 @@ from pyspark.sql import functions as F
 from jobs import tables
 from jobs.context import JobContext
 from jobs.errors import InputError
-from jobs.identifiers import IDENTIFIER_TYPES, PHONE, normalize_email, normalize_id, normalize_phone
-from jobs.identity_evidence import CUSTOMER_MASTER, IDENTIFIER_KEY, edges_both_ways
+from jobs.identifiers import IDENTIFIER_TYPES, PHONE, normalize_email, normalize_id
+from jobs.phones import e164
+from jobs.identity_evidence import CUSTOMER_MASTER, IDENTIFIER_KEY, edges_both_ways, endpoints
 
 HELP = "inspect identity stitching: `explain ID_A ID_B` shows the evidence linking two identifiers"
 NEEDS_SPARK = True
 ACTIONS = ("explain",)
-NORMALIZERS = {"user_id": normalize_id, "anonymous_id": normalize_id, "email": normalize_email, "phone": normalize_phone}
+# Phones are read in E.164 on the driver (jobs.phones.e164) before these run; trimming keeps them.
+NORMALIZERS = {"user_id": normalize_id, "anonymous_id": normalize_id, "email": normalize_email, "phone": normalize_id}
 PHONE_LIKE = r"^\+?[0-9 ().-]*[0-9][0-9 ().-]*$"
 
 
@@ -42,14 +44,15 @@ def run(ctx: JobContext, args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def candidates(spark: SparkSession, text: str) -> DataFrame:
-    """(identifier_type, identifier_value) keys `text` may denote, normalized like ingest does."""
+def candidates(spark: SparkSession, text: str, phone_region: str) -> DataFrame:
+    """(identifier_type, identifier_value) keys `text` may denote, normalized like stitching does."""
     kind, sep, rest = text.partition(":")
     if sep and kind in IDENTIFIER_TYPES:
         pairs = [(kind, rest)]
     else:
         pairs = [(t, text) for t in IDENTIFIER_TYPES if t != PHONE]
         pairs += [(PHONE, text)] if re.match(PHONE_LIKE, text.strip()) else []
+    pairs = [(t, e164(v, phone_region) if t == PHONE else v) for t, v in pairs]
     raw = spark.createDataFrame(pairs, "identifier_type string, raw string")
     value = F.lit(None).cast("string")
     for name, normalize in NORMALIZERS.items():
@@ -107,11 +110,14 @@ def explain(ctx: JobContext, first: str, second: str) -> list[str]:
     if not all(wh.exists(spark, t) for t in needed):
         raise InputError(f"no identity graph under {wh.root}: run `c360 stitch` first")
     keys = list(IDENTIFIER_KEY)
-    identifiers = wh.read(spark, tables.IDENTITY_IDENTIFIERS)
+    identifiers = wh.read(spark, tables.IDENTITY_IDENTIFIERS).select(*keys)
+    if wh.exists(spark, tables.IDENTITY_ALIAS_EDGES):
+        # previousIds seen only in alias calls exist only as ends of alias edges
+        identifiers = identifiers.unionByName(endpoints(wh.read(spark, tables.IDENTITY_ALIAS_EDGES)))
     identity_map = wh.read(spark, tables.IDENTITY_MAP)
     found = []
     for text in (first, second):
-        rows = identifiers.join(candidates(spark, text), keys, "left_semi").select(*keys).collect()
+        rows = identifiers.join(candidates(spark, text, settings.default_phone_region), keys, "left_semi").select(*keys).collect()
         if not rows:
             raise InputError(f"unknown identifier {text!r}: no identifier of any type has that value")
         found.append({(r["identifier_type"], r["identifier_value"]) for r in rows})
@@ -125,6 +131,14 @@ def explain(ctx: JobContext, first: str, second: str) -> list[str]:
     if shared:
         return _linked(spark, wh, settings, shared[0], found, names)
     return _not_linked(spark, wh, found, names, labels, customers)
+
+
+def graph_edges(spark: SparkSession, wh) -> DataFrame:
+    """Every edge of the identity graph: co-occurrence evidence and the resolved alias edges."""
+    edges = wh.read(spark, tables.IDENTITY_EDGES)
+    if wh.exists(spark, tables.IDENTITY_ALIAS_EDGES):
+        edges = edges.unionByName(wh.read(spark, tables.IDENTITY_ALIAS_EDGES))
+    return edges
 
 
 def _keys_frame(spark: SparkSession, keys: set) -> DataFrame:
@@ -142,7 +156,7 @@ def _linked(spark, wh, settings, customer_id: str, found, names) -> list[str]:
     member_keys = {(r[0], r[1]) for r in members.collect()}
     frame = _keys_frame(spark, member_keys)
     edges = (
-        wh.read(spark, tables.IDENTITY_EDGES)
+        graph_edges(spark, wh)
         .join(F.broadcast(frame.toDF("a_type", "a_value")), ["a_type", "a_value"], "left_semi")
         .join(F.broadcast(frame.toDF("b_type", "b_value")), ["b_type", "b_value"], "left_semi")
         .collect()
@@ -206,7 +220,7 @@ def _current_audit(spark, wh) -> DataFrame:
 def _shared_removed_neighbours(spark, wh, audit, members, customers) -> list[tuple[tuple, str]]:
     """Removed identifiers with direct evidence to both customers."""
     removed = audit.where(F.col("other_type").isNull()).select(*IDENTIFIER_KEY, "rule")
-    edges = wh.read(spark, tables.IDENTITY_EDGES)
+    edges = graph_edges(spark, wh)
     both_ways = edges_both_ways(edges, other=("member_type", "member_value"))
     sides = members.select(F.col("identifier_type").alias("member_type"), F.col("identifier_value").alias("member_value"),
                            "customer_id")

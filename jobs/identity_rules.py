@@ -2,11 +2,11 @@
 
 Rules run in this order on a graph of identifiers (vertices) and evidence edges:
 
-0. **Alias edges are merge instructions.** A Segment/RudderStack `alias` call (previousId ->
-   userId, previousId typed by `alias_previous_type`, default user_id: previousId is a former
-   userId) says "these two user ids are one person". With that typing an edge between two user ids
-   can only come from an alias call (an event or customer master row carries one user id), so
-   every user_id-user_id edge is an alias edge. The user ids linked by alias edges (between
+0. **Alias edges are merge instructions.** A Segment/RudderStack `alias` call links its previousId
+   to every anonymous_id and user_id with that value (jobs.identity_evidence). When previousId was
+   a former userId, the call says "these two user ids are one person" (an explicit merge, audited
+   as rule `alias_merge`). An edge between two user ids can only come from such a call (an event
+   or customer master row carries one user id), so every user_id-user_id edge is an alias edge. The user ids linked by alias edges (between
    non-blocked user ids, transitively) form one *person*: the hub cap and the per-customer limit
    on user_id count persons, not user ids, and an alias edge is never cut by a limit.
 
@@ -56,12 +56,17 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 from jobs.graph import DEFAULT_LOCAL_THRESHOLD
 from jobs.identifiers import ANONYMOUS_ID, EMAIL, IDENTIFIER_TYPES, PHONE, USER_ID
 from jobs.identity_evidence import edges_both_ways
+from jobs.phones import DEFAULT_PHONE_REGION, is_known_region
 
 # Rule names as written to gold/identity_audit.
 RULE_BLOCKED_VALUE = "blocked_value"
 RULE_BLOCKED_PATTERN = "blocked_pattern"
 RULE_HUB_CAP = "hub_cap"
 RULE_LIMIT_PREFIX = "limit:"
+# Audit-only rule names: a phone value that is no number (never an identifier, jobs.phones), and an
+# alias call that merged two user ids (rule 0).
+RULE_UNPARSEABLE_PHONE = "unparseable_phone"
+RULE_ALIAS_MERGE = "alias_merge"
 
 SURVIVORSHIP_STRATEGIES = ("most_recent", "oldest", "most_frequent")
 
@@ -72,8 +77,10 @@ DEFAULT_BLOCKED_VALUES = (
 )
 DEFAULT_BLOCKED_PATTERNS = {
     EMAIL: [r"^(noemail|no-email|no\.email|noreply|no-reply|donotreply|do-not-reply)@.*"],
-    # All-zero / all-same-digit numbers and "1234567890": placeholders typed into phone fields.
-    PHONE: [r"^\+?(\d)\1*$", r"^\+?1?234567890$"],
+    # On the E.164 form (+<country code><national number>): a national number of one repeated digit
+    # or 1234567890, placeholders typed into phone fields.
+    # (+1 and +7 are the one-digit country codes; the others have two or three digits.)
+    PHONE: [r"^\+[17](\d)\1{6,}$", r"^\+[2-9]\d{1,2}(\d)\1{6,}$", r"^\+11234567890$"],
 }
 
 
@@ -92,10 +99,8 @@ class IdentitySettings:
     blocked_patterns: dict[str, list[str]] = field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_BLOCKED_PATTERNS.items()}
     )
-    # Type given to an alias call's previousId. user_id (Segment/RudderStack semantics: previousId is
-    # a former userId and the alias merges the two users); anonymous_id if your sources alias a
-    # pre-signup anonymousId instead (then alias calls are plain co-occurrence evidence).
-    alias_previous_type: str = USER_ID
+    # Phones without a country code are read in this region (ISO 3166 code, jobs.phones).
+    default_phone_region: str = DEFAULT_PHONE_REGION
     # silver/customers: strategy per customer column; columns not listed use the default.
     survivorship_default: str = "most_recent"
     survivorship: dict[str, str] = field(default_factory=dict)
@@ -123,8 +128,9 @@ class IdentitySettings:
                     re.compile(pattern)
                 except re.error as exc:
                     raise ValueError(f"'{key}.blocked_patterns.{name}[{i}]' is not a valid regex: {exc}") from None
-        if self.alias_previous_type not in (USER_ID, ANONYMOUS_ID):
-            raise ValueError(f"'{key}.alias_previous_type' must be {USER_ID} or {ANONYMOUS_ID}")
+        if not is_known_region(self.default_phone_region):
+            raise ValueError(f"'{key}.default_phone_region' must be an ISO 3166 region code that phonenumbers "
+                             f"knows (e.g. US, GB, DE), not {self.default_phone_region!r}")
         from jobs.schemas import CUSTOMER_COLUMNS
 
         for name, strategy in {"survivorship_default": self.survivorship_default, **self.survivorship}.items():

@@ -3,11 +3,14 @@
 Flow of one run for run date D:
 
 1. New bronze rows (run_date after the last stitched bronze date, or = D; never after D; all of
-   them with `--full`) become evidence (jobs.identity_evidence) merged into
-   silver/identity_identifiers and silver/identity_edges (min/max merges: re-runs change nothing).
+   them with `--full`) become evidence (jobs.identity_evidence), phones read as E.164
+   (jobs.phones), merged into silver/identity_identifiers, silver/identity_edges and, for alias
+   calls, silver/identity_aliases (min/max merges: re-runs change nothing). All alias claims are
+   then resolved against every identifier seen (a previousId links to each anonymous_id and
+   user_id of that value, else it is an anonymous_id) into silver/identity_alias_edges.
 2. The *scope* to recompute: with `--full` (or on the first run) every identifier; otherwise the
-   identifiers seen in the new rows plus every member of the previous graph components they
-   belong to (the `component` column of gold/identity_map: components before per-customer limits,
+   identifiers seen in the new rows and both ends of every alias edge that changed, plus every
+   member of the previous graph components they belong to (the `component` column of gold/identity_map: components before per-customer limits,
    so a limit decision is always taken over a whole component). The scope is closed: an edge
    leaving it can only lead to an identifier a rule removed.
 3. Rules (jobs.identity_rules): alias calls merge user ids into persons (the components of all
@@ -15,10 +18,11 @@ Flow of one run for run date D:
    scope), blocked values and hubs are removed, connected components (jobs.graph) of the rest,
    then per-customer limits (counting persons) split the components that break them.
 4. Stable customer ids against the previous labels of the scope (jobs.identity_ids; a person
-   merged by alias is named by the alias target, from the previousIds of all bronze alias calls),
+   merged by alias is named by the alias target, from the previousIds of all alias calls),
    lineage.
 5. gold/identity_map is merged for the scope only (untouched customers are not rewritten),
-   gold/identity_audit and gold/identity_lineage get this run's rows (insert-if-absent, so a
+   gold/identity_audit (removed identifiers, cut edges, unparseable phones, alias merges of two
+   user ids) and gold/identity_lineage get this run's rows (insert-if-absent, so a
    re-run of D adds nothing), silver/customers is rebuilt (jobs.survivorship).
 
 Because the scope is always whole components and every step is a deterministic function of the
@@ -36,27 +40,37 @@ from pyspark.sql.types import DateType, LongType, StringType, StructField, Struc
 from jobs import graph, tables
 from jobs.context import JobContext, StageResult
 from jobs.errors import InputError
-from jobs.identifiers import USER_ID
+from jobs.identifiers import PHONE, USER_ID
 from jobs.identity_evidence import (
+    ALIAS_CLAIM_KEY,
     EDGE_KEY,
     EVIDENCE_COLUMNS,
     IDENTIFIER_KEY,
     aggregate_evidence,
-    alias_previous_ids,
+    alias_claims,
+    claims_in_e164,
     customer_observations,
     edge_evidence,
+    edges_in_e164,
+    endpoints,
     event_observations,
     identifier_evidence,
+    identifiers_in_e164,
+    resolve_alias_claims,
+    unparseable_phones,
 )
 from jobs.identity_ids import assign_customer_ids
 from jobs.identity_rules import (
     CUT_SCHEMA,
     PERSONS_SCHEMA,
+    RULE_ALIAS_MERGE,
+    RULE_UNPARSEABLE_PHONE,
     IdentitySettings,
     alias_edges,
     enforce_limits,
     removed_identifiers,
 )
+from jobs.phones import parsed_phones
 from jobs.schemas import BRONZE_CUSTOMERS_SCHEMA, BRONZE_EVENTS_SCHEMA
 from jobs.survivorship import build_customers
 
@@ -158,8 +172,13 @@ def read_bronze(spark: SparkSession, wh: tables.Warehouse, table: str, run_date:
     return rows
 
 
-def observations(events: DataFrame, customers: DataFrame, settings: IdentitySettings) -> DataFrame:
-    return event_observations(events, settings.alias_previous_type).unionByName(customer_observations(customers))
+def observations(events: DataFrame, customers: DataFrame) -> DataFrame:
+    return event_observations(events).unionByName(customer_observations(customers))
+
+
+def changed_rows(now: DataFrame, before: DataFrame) -> DataFrame:
+    """Rows in one of two same-schema frames and not the other (either way)."""
+    return now.subtract(before).unionByName(before.subtract(now))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -222,7 +241,7 @@ def alias_persons(scratch: Scratch, edges: DataFrame, settings: IdentitySettings
 
 def label_scope(ctx: JobContext, scratch: Scratch, scope: DataFrame, scope_edges: DataFrame, all_edges: DataFrame):
     """(labels, removed, cuts) for a closed scope; labels = identifier_type, identifier_value,
-    first_seen, component, cluster. `all_edges`: every stored edge (its alias edges make persons)."""
+    first_seen, component, cluster. `all_edges`: edges holding every alias edge (they make persons)."""
     settings: IdentitySettings = ctx.config.identity
     keys = list(IDENTIFIER_KEY)
     # Before the main components run, whose round count graph.LAST_RUN reports.
@@ -280,27 +299,60 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         since = wh.read(spark, tables.IDENTITY_IDENTIFIERS).agg(F.max("last_run_date")).first()[0]
     events = read_bronze(spark, wh, tables.BRONZE_EVENTS, run_date, since)
     customers = read_bronze(spark, wh, tables.BRONZE_CUSTOMERS, run_date, since)
-    observed = scratch.keep(observations(events, customers, settings), "observations")
-    new_identifiers = scratch.keep(identifier_evidence(observed), "new_identifiers")
-    new_edges = scratch.keep(edge_evidence(observed), "new_edges")
+    observed = scratch.keep(observations(events, customers), "observations")
 
     if incremental and observed.isEmpty():
         return StageResult(metrics={"new_observations": 0}, notes=["no new bronze rows: identity unchanged"])
+    # Phones as received -> E.164, parsed once per distinct value (jobs.phones).
+    raw_identifiers = scratch.keep(identifier_evidence(observed), "raw_identifiers")
+    parsed = scratch.keep(parsed_phones(
+        raw_identifiers.where(F.col("identifier_type") == PHONE).select("identifier_value"),
+        settings.default_phone_region), "phones")
+    unparseable = unparseable_phones(raw_identifiers, parsed)
+    new_identifiers = scratch.keep(identifiers_in_e164(raw_identifiers, parsed), "new_identifiers")
+    new_edges = scratch.keep(edges_in_e164(edge_evidence(observed), parsed), "new_edges")
+    new_claims = scratch.keep(claims_in_e164(alias_claims(events), parsed), "new_claims")
+
     had_map = wh.exists(spark, tables.IDENTITY_MAP)
     previous_map = scratch.keep(wh.read(spark, tables.IDENTITY_MAP), "previous_map") if had_map else None
+    had_alias_edges = incremental and wh.exists(spark, tables.IDENTITY_ALIAS_EDGES)
+    previous_alias_edges = (scratch.keep(wh.read(spark, tables.IDENTITY_ALIAS_EDGES), "previous_alias_edges")
+                            if had_alias_edges else None)
     if incremental:
         upsert_evidence(spark, wh, new_identifiers, tables.IDENTITY_IDENTIFIERS, IDENTIFIER_KEY)
         upsert_evidence(spark, wh, new_edges, tables.IDENTITY_EDGES, EDGE_KEY)
-        scope_keys = scratch.keep(scope_of(new_identifiers, previous_map), "scope_keys")
-        scope = wh.read(spark, tables.IDENTITY_IDENTIFIERS).join(scope_keys, keys, "inner")
-        scope = scratch.keep(scope, "scope")
-        scope_edges = scratch.keep(edges_touching(wh.read(spark, tables.IDENTITY_EDGES), scope_keys), "scope_edges")
+        wh.ensure(spark, tables.IDENTITY_ALIASES, new_claims.schema)
+        upsert_evidence(spark, wh, new_claims, tables.IDENTITY_ALIASES, ALIAS_CLAIM_KEY)
     else:
         wh.overwrite(new_identifiers, tables.IDENTITY_IDENTIFIERS)
         wh.overwrite(new_edges, tables.IDENTITY_EDGES)
-        scope, scope_edges = new_identifiers, new_edges
+        wh.overwrite(new_claims, tables.IDENTITY_ALIASES)
+    # Alias claims are resolved against every identifier seen so far, every run (a previousId
+    # first seen as neither type may show up as a userId on a later night).
+    resolved_edges, alias_only, user_merges = resolve_alias_claims(
+        wh.read(spark, tables.IDENTITY_ALIASES), wh.read(spark, tables.IDENTITY_IDENTIFIERS))
+    alias_graph = scratch.keep(resolved_edges, "alias_graph")
+    alias_only = scratch.keep(alias_only, "alias_only")
+    user_merges = scratch.keep(user_merges, "user_merges")
+    wh.overwrite(alias_graph, tables.IDENTITY_ALIAS_EDGES)
 
-    labels, removed, cuts = label_scope(ctx, scratch, scope, scope_edges, wh.read(spark, tables.IDENTITY_EDGES))
+    if incremental:
+        # Recompute the components of every identifier seen in the new rows, and of both ends of
+        # every alias edge that appeared, disappeared or changed its evidence.
+        before = previous_alias_edges if previous_alias_edges is not None else alias_graph.limit(0)
+        touched = new_identifiers.select(*keys).unionByName(endpoints(changed_rows(alias_graph, before)))
+        scope_keys = scratch.keep(scope_of(touched, previous_map), "scope_keys")
+        identifiers = wh.read(spark, tables.IDENTITY_IDENTIFIERS).unionByName(alias_only)
+        scope = scratch.keep(identifiers.join(scope_keys, keys, "inner"), "scope")
+        stored_edges = edges_touching(wh.read(spark, tables.IDENTITY_EDGES), scope_keys)
+        scope_edges = aggregate_evidence(stored_edges.unionByName(edges_touching(alias_graph, scope_keys)), EDGE_KEY)
+        scope_edges = scratch.keep(scope_edges, "scope_edges")
+    else:
+        scope_keys = None
+        scope = scratch.keep(new_identifiers.unionByName(alias_only), "scope")
+        scope_edges = scratch.keep(aggregate_evidence(new_edges.unionByName(alias_graph), EDGE_KEY), "scope_edges")
+
+    labels, removed, cuts = label_scope(ctx, scratch, scope, scope_edges, alias_graph)
     if previous_map is not None:
         previous = previous_map.join(scope.select(*keys, "first_seen"), keys, "inner").select(*keys, "first_seen", "customer_id")
         ids_in_use = previous_map.select("customer_id")
@@ -309,10 +361,7 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         ids_in_use = spark.createDataFrame([], "customer_id string")
     if wh.exists(spark, tables.IDENTITY_LINEAGE):
         ids_in_use = ids_in_use.unionByName(wh.read(spark, tables.IDENTITY_LINEAGE).select(F.col("old_id").alias("customer_id")))
-    all_events = read_bronze(spark, wh, tables.BRONZE_EVENTS, run_date, None)
-    retired = None
-    if settings.alias_previous_type == USER_ID:
-        retired = scratch.keep(alias_previous_ids(all_events), "retired")
+    retired = user_merges.select(F.col("previous_id").alias("identifier_value")).distinct()
     ids, lineage = assign_customer_ids(
         labels.select(*keys, "first_seen", "cluster"), previous, ids_in_use, run_date, retired
     )
@@ -321,7 +370,8 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     )
 
     if incremental:
-        source = scope.select(*keys).join(new_map, keys, "left")
+        # scope_keys, not scope: an alias-only identifier that is no longer one is deleted.
+        source = scope_keys.join(new_map, keys, "left")
         (
             wh.delta(spark, tables.IDENTITY_MAP).alias("t")
             .merge(source.alias("s"), _null_safe_on(IDENTIFIER_KEY))
@@ -337,15 +387,34 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     else:
         wh.overwrite(new_map.select(*IDENTITY_MAP_SCHEMA.fieldNames()), tables.IDENTITY_MAP)
 
+    no_text = F.lit(None).cast("string")
+    merges_in_scope = user_merges.join(
+        scope.where(F.col("identifier_type") == USER_ID).select(F.col("identifier_value").alias("previous_id")),
+        "previous_id", "left_semi")
     audit = removed.select(
         F.lit(run_date).cast("date").alias("run_date"), "rule", *keys,
-        F.lit(None).cast("string").alias("other_type"), F.lit(None).cast("string").alias("other_value"), "detail",
-    ).unionByName(cuts.select(F.lit(run_date).cast("date").alias("run_date"), *CUT_SCHEMA.fieldNames()))
+        no_text.alias("other_type"), no_text.alias("other_value"), "detail",
+    ).unionByName(cuts.select(F.lit(run_date).cast("date").alias("run_date"), *CUT_SCHEMA.fieldNames())).unionByName(
+        unparseable.select(
+            F.lit(run_date).cast("date").alias("run_date"), F.lit(RULE_UNPARSEABLE_PHONE).alias("rule"), *keys,
+            no_text.alias("other_type"), no_text.alias("other_value"),
+            F.lit(f"not a phone number (read in region {settings.default_phone_region})").alias("detail"),
+        )
+    ).unionByName(
+        merges_in_scope.select(
+            F.lit(run_date).cast("date").alias("run_date"), F.lit(RULE_ALIAS_MERGE).alias("rule"),
+            F.lit(USER_ID).alias("identifier_type"), F.col("previous_id").alias("identifier_value"),
+            F.lit(USER_ID).alias("other_type"), F.col("user_id").alias("other_value"),
+            F.lit("alias call: previousId (a former userId) and userId are one person, counted once by "
+                  "identity.limits; the edge is never cut").alias("detail"),
+        )
+    )
     insert_missing(spark, wh, audit, tables.IDENTITY_AUDIT, AUDIT_SCHEMA, AUDIT_KEY)
     lineage = scratch.keep(lineage, "lineage")
     insert_missing(spark, wh, lineage, tables.IDENTITY_LINEAGE, LINEAGE_SCHEMA, LINEAGE_KEY)
 
     identity_map = wh.read(spark, tables.IDENTITY_MAP)
+    all_events = read_bronze(spark, wh, tables.BRONZE_EVENTS, run_date, None)
     all_customers = read_bronze(spark, wh, tables.BRONZE_CUSTOMERS, run_date, None)
     wh.overwrite(build_customers(identity_map, all_customers, all_events, settings), tables.SILVER_CUSTOMERS)
 

@@ -19,7 +19,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.groups import membership_evidence
-from jobs.identifiers import EMAIL, PHONE, USER_ID, normalize_email, normalize_id, normalize_phone
+from jobs.identifiers import EMAIL, PHONE, USER_ID, normalize_email, normalize_id
+from jobs.phones import with_e164
 from jobs.identity_rules import IdentitySettings, blocked_rule
 from jobs.resolution import resolve_customer_id
 from jobs.schemas import CUSTOMER_COLUMNS
@@ -35,7 +36,7 @@ def _master_value(column: str) -> Column:
     if column == "email":
         return normalize_email(F.col(column))
     if column == "phone_number":
-        return normalize_phone(F.col(column))
+        return normalize_id(F.col(column))  # read as E.164 in build_customers
     return F.col(column)
 
 
@@ -115,7 +116,10 @@ def build_customers(
     identity_map: DataFrame, customers: DataFrame, events: DataFrame, settings: IdentitySettings
 ) -> DataFrame:
     """silver/customers: CUSTOMER_COLUMNS + group_ids, one row per customer in the identity map."""
-    candidates = master_candidates(customers, identity_map).unionByName(trait_candidates(events, identity_map))
+    candidates = with_e164(
+        master_candidates(customers, identity_map).unionByName(trait_candidates(events, identity_map)),
+        "value", settings.default_phone_region, where=F.col("column") == "phone_number",
+    )
     chosen = (
         choose_values(candidates, settings)
         .groupBy("customer_id")

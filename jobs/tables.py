@@ -18,6 +18,9 @@ IDENTITY_LINEAGE = "gold/identity_lineage"
 # Identity graph state (jobs.stitch): evidence per identifier and per identifier pair.
 IDENTITY_IDENTIFIERS = "silver/identity_identifiers"
 IDENTITY_EDGES = "silver/identity_edges"
+# Alias calls (jobs.identity_evidence): the claims as evidence, and the edges they resolve to now.
+IDENTITY_ALIASES = "silver/identity_aliases"
+IDENTITY_ALIAS_EDGES = "silver/identity_alias_edges"
 SILVER_CUSTOMERS = "silver/customers"
 ACTIVITY_STREAM = "silver/activity_stream"
 GROUPS = "gold/groups"

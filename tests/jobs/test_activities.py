@@ -183,13 +183,18 @@ def test_group_event_reaches_every_member_and_customer_event_only_its_customer(s
         track("cust", "Order Placed", "2026-01-02 11:00", user="u1", properties=ORDER_LINE),
         # a group event sent by a non-member stays with its sender as well
         track("ext", "Lead Scored", "2026-01-02 12:00", user="u3", group="G1"),
+        # a group event without a sender (a group transaction): its members only, or one
+        # unresolved row while the group has none
+        track("acct", "Order Placed", "2026-01-02 13:00", group="G1", properties=ORDER_LINE),
+        track("lone", "Order Placed", "2026-01-02 14:00", group="G9", properties=ORDER_LINE),
     ]
     idmap = identity_map(spark, {"C1": ["u1"], "C2": ["u2"], "C3": ["u3"]})
     members = group_members(spark, {"G1": ["C1", "C2"]})
     stream = stream_of(spark, events, idmap, members)
     expected = spark.createDataFrame(
         [("grp", "C1", "G1"), ("grp", "C2", "G1"), ("cust", "C1", None),
-         ("ext", "C3", "G1"), ("ext", "C1", "G1"), ("ext", "C2", "G1")],
+         ("ext", "C3", "G1"), ("ext", "C1", "G1"), ("ext", "C2", "G1"),
+         ("acct", "C1", "G1"), ("acct", "C2", "G1"), ("lone", None, "G9")],
         "message_id string, entity_id string, group_id string",
     )
     assert_df_equality(stream.select("message_id", "entity_id", "group_id"), expected,
@@ -200,7 +205,8 @@ def test_group_event_reaches_every_member_and_customer_event_only_its_customer(s
         "message_id", "entity_id", "activity", "activity_occurence"
     )
     expected_group = spark.createDataFrame(
-        [("grp", "G1", "lead_initial", 1), ("ext", "G1", "lead_scored", 1)],
+        [("grp", "G1", "lead_initial", 1), ("ext", "G1", "lead_scored", 1), ("acct", "G1", "order_placed", 1),
+         ("lone", "G9", "order_placed", 1)],
         "message_id string, entity_id string, activity string, activity_occurence int",
     )
     assert_df_equality(group_view, expected_group, ignore_row_order=True, ignore_nullable=True)

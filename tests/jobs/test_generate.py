@@ -150,16 +150,21 @@ def norm_email(value: str) -> str:
 
 
 def norm_phone(value: str) -> str:
+    """E.164 of the generator's US numbers (with or without the country code)."""
     digits = "".join(ch for ch in value if ch.isdigit())
-    return "+" + digits if digits else ""
+    return "+1" + digits[-10:] if digits else ""
 
 
-def identifiers_of(msg: dict) -> list[tuple[str, str]]:
-    """The identifiers one message ties together (interface §3), normalized."""
+def identifiers_of(msg: dict, seen: set[tuple[str, str]] = frozenset()) -> list[tuple[str, str]]:
+    """The identifiers one message ties together (interface §3), normalized. An alias previousId
+    is each of user_id / anonymous_id it is `seen` as elsewhere, else an anonymous_id."""
     ids = []
-    for key, kind in (("userId", "user_id"), ("previousId", "user_id"), ("anonymousId", "anonymous_id")):
+    for key, kind in (("userId", "user_id"), ("anonymousId", "anonymous_id")):
         if msg.get(key):
             ids.append((kind, msg[key]))
+    if msg.get("previousId"):
+        previous = [(kind, msg["previousId"]) for kind in ("user_id", "anonymous_id") if (kind, msg["previousId"]) in seen]
+        ids.extend(previous or [("anonymous_id", msg["previousId"])])
     for traits in (msg.get("traits") or {}, (msg.get("context") or {}).get("traits") or {}):
         if traits.get("email"):
             ids.append(("email", norm_email(traits["email"])))
@@ -168,7 +173,7 @@ def identifiers_of(msg: dict) -> list[tuple[str, str]]:
     return ids
 
 
-JUNK = {("email", e) for e in JUNK_EMAILS} | {("phone", "+" + JUNK_PHONE)}
+JUNK = {("email", e) for e in JUNK_EMAILS} | {("phone", "+1" + JUNK_PHONE)}
 
 
 class UnionFind:
@@ -192,9 +197,12 @@ class UnionFind:
 
 def identity_edges(out: Path, events: Events) -> list[list[tuple[str, str]]]:
     """Every message / customer row as the list of non-junk identifiers it links."""
-    groups = [[i for i in identifiers_of(m) if i not in JUNK] for m in events.messages]
     header, rows, _ = read_customers(out)
     col = {name: n for n, name in enumerate(header[0])}
+    seen = {(kind, m[key]) for m in events.messages
+            for key, kind in (("userId", "user_id"), ("anonymousId", "anonymous_id")) if m.get(key)}
+    seen |= {("user_id", row[col["customer_id"]]) for row in rows if row[col["customer_id"]]}
+    groups = [[i for i in identifiers_of(m, seen) if i not in JUNK] for m in events.messages]
     for row in rows:
         if not row[col["customer_id"]]:
             continue
@@ -422,15 +430,24 @@ def test_order_lines_reference_existing_placed_lines(dataset):
     assert isinstance(sample["order_value"], float) and dt.date.fromisoformat(sample["request_delivery_date"])
 
 
-def test_pre_login_orders_are_linked_later_by_an_identify_on_the_same_device(dataset):
+def test_pre_login_orders_are_linked_later_by_an_identify_or_an_alias_on_the_same_device(dataset):
     out, manifest = dataset
     messages = read_events(out).messages
     identified_devices = {m["anonymousId"] for m in messages
                           if m["type"] == "identify" and m.get("userId") and m.get("anonymousId")}
-    pre_login = {m["properties"]["order_id"].split("-")[0] for m in messages
-                 if m["type"] == "track" and m["event"] == "Order Placed" and not m.get("userId")
-                 and m["anonymousId"] in identified_devices}
-    assert len(pre_login) == manifest["orders"]["pre_login_orders"] > 0
+    aliased_devices = {m["previousId"] for m in messages if m["type"] == "alias"} - {
+        m["userId"] for m in messages if m.get("userId")}
+
+    def pre_login(devices):
+        return {m["properties"]["order_id"].split("-")[0] for m in messages
+                if m["type"] == "track" and m["event"] == "Order Placed" and not m.get("userId")
+                and m["anonymousId"] in devices}
+
+    # Login-alias devices are linked by the alias alone: never in an identify with the userId.
+    assert not aliased_devices & identified_devices
+    assert len(aliased_devices) == manifest["persons"]["with_login_alias"] > 0
+    assert len(pre_login(identified_devices | aliased_devices)) == manifest["orders"]["pre_login_orders"]
+    assert pre_login(identified_devices) and pre_login(aliased_devices)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -489,7 +506,7 @@ def test_junk_identifiers_are_shared_by_many_persons(dataset):
     expected = manifest["persons"]["junk_identifier_users"]
     assert {v: len(u) for v, u in users.items()} == {
         "test@test.com": expected["test@test.com"], "none@none.com": expected["none@none.com"],
-        "+0000000000": expected["0000000000"],
+        "+10000000000": expected["0000000000"],
     }
     assert min(expected.values()) >= 3          # at least one per chunk
 
@@ -539,11 +556,20 @@ def test_households_have_group_calls_members_and_group_events(dataset):
     assert holder_calls and all({"name", "plan"} <= set(m["traits"]) for m in holder_calls)
 
 
-def test_alias_calls_link_a_legacy_user_id(dataset):
+def test_alias_calls_link_a_legacy_user_id_or_a_device_anonymous_id(dataset):
     out, manifest = dataset
-    aliases = [m for m in read_events(out).messages if m["type"] == "alias"]
-    assert len(aliases) == manifest["persons"]["with_alias"] > 0
-    assert all(m["previousId"] != m["userId"] for m in aliases)
+    messages = read_events(out).messages
+    aliases = [m for m in messages if m["type"] == "alias"]
+    user_ids = {m["userId"] for m in messages if m.get("userId") and m["type"] != "alias"}
+    anonymous_ids = {m["anonymousId"] for m in messages if m.get("anonymousId")}
+    legacy = [m for m in aliases if m["previousId"] in user_ids]
+    device = [m for m in aliases if m["previousId"] not in user_ids]
+    assert len(legacy) == manifest["persons"]["with_alias"] > 0
+    assert len(device) == manifest["persons"]["with_login_alias"] > 0
+    # Most devices browsed before login; one that did not has its anonymousId only in the alias.
+    browsed = [m for m in device if m["previousId"] in anonymous_ids]
+    assert 0 < len(browsed) < len(device)
+    assert all(m["previousId"] != m["userId"] and "anonymousId" not in m for m in aliases)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def comparable(df, map_column):
 def test_group_attributes_most_recent_value_wins_per_attribute(spark):
     got = groups.build_groups(bronze_events(spark, CALLS))
     expected = spark.createDataFrame(
-        [("G1", "bills@smith.org", "+5550100001", "Anne", "Smith", "Smith household",
+        [("G1", "bills@smith.org", "+15550100001", "Anne", "Smith", "Smith household",
           {"plan": "family", "income": "82000"}, utc("2026-01-05 10:00")),
          ("G2", None, None, None, None, None, {}, None)],
         groups.GROUPS_SCHEMA,

@@ -35,7 +35,8 @@ def test_shipped_configs_load_the_defaults():
         ({"blocked_patterns": {"phone": ["^(0+$"]}}, "'identity.blocked_patterns.phone[0]' is not a valid regex"),
         ({"survivorship": {"zip": "newest"}}, "'identity.survivorship.zip' must be one of"),
         ({"survivorship": {"shoe_size": "oldest"}}, "'identity.survivorship.shoe_size' is not a customer column"),
-        ({"alias_previous_type": "email"}, "'identity.alias_previous_type' must be user_id or anonymous_id"),
+        ({"default_phone_region": "XX"}, "'identity.default_phone_region' must be an ISO 3166 region code"),
+        ({"alias_previous_type": "user_id"}, "unknown key 'identity.alias_previous_type'"),
     ],
 )
 def test_bad_identity_config_names_file_and_key(data, message):
@@ -48,8 +49,8 @@ def test_blocked_values_and_patterns(spark):
     settings = IdentitySettings()
     rows = [
         ("user_id", "NULL"), ("anonymous_id", "anonymous"), ("email", "test@test.com"),
-        ("email", "noreply@shop.com"), ("phone", "+0000000000"), ("phone", "+5555555555"),
-        ("phone", "+1234567890"), ("phone", "+15551234567"), ("email", "ann@shop.com"), ("user_id", "u1"),
+        ("email", "noreply@shop.com"), ("phone", "+10000000000"), ("phone", "+15555555555"),
+        ("phone", "+11234567890"), ("phone", "+15551234567"), ("email", "ann@shop.com"), ("user_id", "u1"),
     ]
     df = spark.createDataFrame(rows, "identifier_type string, identifier_value string")
     expected = spark.createDataFrame(

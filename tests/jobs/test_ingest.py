@@ -126,7 +126,7 @@ def test_bronze_rows_are_normalized_and_utc(make_ctx, spark, first_batch):
     expected = spark.createDataFrame(
         [
             ("m1", "track", "Product Viewed", "u1", None, None, None, day(2026, 1, 10, 4, 30), None, None),
-            ("m2", "identify", None, "u2", "a2", None, None, day(2026, 1, 10, 8, 0), "jane.doe@example.com", "+5551234567"),
+            ("m2", "identify", None, "u2", "a2", None, None, day(2026, 1, 10, 8, 0), "jane.doe@example.com", "(555) 123-4567"),
             ("m3", "page", None, None, "a3", None, None, day(2026, 1, 10, 3, 30), None, None),
             # a group call's traits describe the group: no user email from them
             ("m4", "group", None, "u1", None, None, "g1", day(2026, 1, 10, 8, 0), None, None),
@@ -218,6 +218,11 @@ def test_input_errors_name_the_problem(tmp_path):
         (json.dumps(_msg("ok", timestamp="2026-01-10T08:00:00")), ingest.BAD_TIMESTAMP),  # no zone: ambiguous
         (json.dumps(_msg("ok", timestamp="2026-01-10T08:00:00+0530")), None),
         (json.dumps(_msg("ok", type_="alias", previousId="a1", userId=None, anonymousId="a2")), ingest.MISSING_IDENTITY),
+        # a track with a group id and no user is an event of the whole group (interface §3)
+        (json.dumps(_msg("ok", userId=None, groupId="g1")), None),
+        (json.dumps(_msg("ok", userId=None, context={"groupId": "g1"})), None),
+        (json.dumps(_msg("ok", userId=None, groupId=" ")), ingest.MISSING_IDENTITY),
+        (json.dumps(_msg("ok", type_="page", userId=None, groupId="g1")), ingest.MISSING_IDENTITY),
     ],
 )
 def test_rejection_reason_of_single_lines(spark, raw, reason):
@@ -279,7 +284,7 @@ def test_traits_or_context_that_are_not_objects_do_not_make_a_line_invalid(spark
             ("t2", None, None, None, "x@y.com", None, None),
             ("t3", None, "a3", None, None, None, '{"order_id":"O1-1"}'),
             ("t4", None, None, "g9", None, None, None),
-            ("t5", None, None, None, "5", "+5550100", None),
+            ("t5", None, None, None, "5", "555 0100", None),
             (None, ingest.INVALID_JSON, None, None, None, None, None),
         ],
         "message_id string, reason string, anonymous_id string, group_id string, email string, phone string, "

@@ -128,7 +128,7 @@ def _map(spark, rows):
 
 
 DAY_MAP = [("user_id", k, k) for k in JUNK] + [
-    ("user_id", "u1", "u1"), ("anonymous_id", "a_dev", "u1"), ("email", "one@x.com", "u1"), ("phone", "+5551002000", "u1"),
+    ("user_id", "u1", "u1"), ("anonymous_id", "a_dev", "u1"), ("email", "one@x.com", "u1"), ("phone", "+15551002000", "u1"),
     ("user_id", "u2", "u2"),
     ("user_id", "u3", "u3"), ("anonymous_id", "a3", "u3"), ("email", "chain@x.com", "u3"),
     ("user_id", "u4", "u4"), ("anonymous_id", "a4", "u4"),
@@ -160,7 +160,7 @@ def test_day_audit_names_every_removal(spark, runs):
     expected = spark.createDataFrame(
         [
             (DAY, "hub_cap", "email", SHARED_EMAIL, None, None, f"linked to {JUNK_CUSTOMERS} user ids (cap {HUB_CAP})"),
-            (DAY, "blocked_pattern", "phone", "+0000000000", None, None, None),
+            (DAY, "blocked_pattern", "phone", "+10000000000", None, None, None),
             (DAY, "limit:user_id", "anonymous_id", "a_dev", "user_id", "u2", "would join user_id:u1 and user_id:u2"),
             (DAY, "limit:user_id", "anonymous_id", "a4", "email", "chain@x.com", "would join user_id:u3 and user_id:u4"),
         ],
@@ -227,7 +227,7 @@ def test_silver_customers_survivorship(spark, runs):
         [_customer(k, email=SHARED_EMAIL) for k in JUNK] + [
             # Latest master row wins per column (name, phone); state only on the older row; the
             # email only from the identify call (master rows have none).
-            _customer("u1", ["g1"], customer_name="New Name", email="one@x.com", phone_number="+5551002000",
+            _customer("u1", ["g1"], customer_name="New Name", email="one@x.com", phone_number="+15551002000",
                       state="CA", consent="yes"),
             _customer("u2"), _customer("u3", ["g2"], customer_name="Three", email="chain@x.com"),
             # m05 (a4 + chain@x.com) is u4's identify call: its trait email is u4's too.
@@ -280,7 +280,7 @@ def test_explain_not_linked_through_removed_identifiers(runs):
         "not linked: user_id:k001 and user_id:k002 are not the same customer",
         "  customers: k001 / k002",
         f"  both are linked to email:{SHARED_EMAIL}, which rule hub_cap removed from stitching",
-        "  both are linked to phone:+0000000000, which rule blocked_pattern removed from stitching",
+        "  both are linked to phone:+10000000000, which rule blocked_pattern removed from stitching",
     ]
 
 
@@ -310,21 +310,25 @@ ALIAS_NEXT_DAY_EVENTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def alias_runs(spark, tmp_path_factory):
-    """Stitch D (full), D+1 (incremental, brings the alias), D+1 --full; snapshots."""
-    root = tmp_path_factory.mktemp("stitch_alias") / "warehouse"
-    day, next_day = (_ctx(spark, root, d, hub_cap=ALIAS_HUB_CAP) for d in (DAY, NEXT_DAY))
+def _day_next_and_full(spark, root, day_events, next_day_events, hub_cap=HUB_CAP) -> dict:
+    """Stitch D (full), D+1 (incremental, brings `next_day_events`), D+1 --full; snapshots."""
+    day, next_day = (_ctx(spark, root, d, hub_cap=hub_cap) for d in (DAY, NEXT_DAY))
     wh = day.warehouse
-    wh.overwrite(spark.createDataFrame(ALIAS_DAY_EVENTS, BRONZE_EVENTS_SCHEMA), tables.BRONZE_EVENTS,
+    wh.overwrite(spark.createDataFrame(day_events, BRONZE_EVENTS_SCHEMA), tables.BRONZE_EVENTS,
                  partition_by=["run_date"])
     out = {}
     _stitch_and_snapshot(spark, out, "day", day, False)
-    wh.append(spark.createDataFrame(ALIAS_NEXT_DAY_EVENTS, BRONZE_EVENTS_SCHEMA), tables.BRONZE_EVENTS,
+    wh.append(spark.createDataFrame(next_day_events, BRONZE_EVENTS_SCHEMA), tables.BRONZE_EVENTS,
               partition_by=["run_date"])
     _stitch_and_snapshot(spark, out, "next", next_day, False)
     _stitch_and_snapshot(spark, out, "full", next_day, True)
     return out
+
+
+@pytest.fixture(scope="module")
+def alias_runs(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("stitch_alias") / "warehouse"
+    return _day_next_and_full(spark, root, ALIAS_DAY_EVENTS, ALIAS_NEXT_DAY_EVENTS, hub_cap=ALIAS_HUB_CAP)
 
 
 ALIAS_SHARED_DEVICE = [("user_id", "s1", "s1"), ("anonymous_id", "dev", "s1"), ("user_id", "s2", "s2")]
@@ -359,6 +363,8 @@ def test_alias_edge_is_never_cut_but_other_users_and_shared_devices_still_are(sp
             # L1's component was recomputed with the alias: only w1's link is cut, not L1 - U1.
             (NEXT_DAY, "limit:user_id", "email", "fam@x.com", "user_id", "w1",
              "would join user_id:L1 and user_id:U1 and user_id:w1"),
+            # The explicit merge of two user ids is recorded.
+            (NEXT_DAY, "alias_merge", "user_id", "L1", "user_id", "U1", ALIAS_MERGE_DETAIL),
         ],
         stitch.AUDIT_SCHEMA,
     )
@@ -369,4 +375,53 @@ def test_alias_edge_is_never_cut_but_other_users_and_shared_devices_still_are(sp
 def test_alias_full_rebuild_equals_incremental(alias_runs):
     assert alias_runs["full:result"].metrics["mode"] == "full"
     assert_df_equality(alias_runs[f"full:{tables.IDENTITY_MAP}"], alias_runs[f"next:{tables.IDENTITY_MAP}"],
+                       ignore_row_order=True)
+
+
+ALIAS_MERGE_DETAIL = ("alias call: previousId (a former userId) and userId are one person, counted once by "
+                      "identity.limits; the edge is never cut")
+
+# ----------------------------------------------------------------------------------------------
+# alias: previousId = the anonymousId the visitor browsed under (Segment's login pattern), or a
+# value seen as neither type (an anonymous_id until it is seen as a userId)
+# ----------------------------------------------------------------------------------------------
+
+LOGIN_DAY_EVENTS = [
+    ev("v01", "2026-01-05T10:00:00", "page", anon="v1"),
+    ev("v02", "2026-01-05T10:05:00", anon="v1"),
+    ev("v03", "2026-01-05T10:09:00", "alias", user="U7", previous="v1"),
+    ev("v04", "2026-01-05T10:10:00", user="U7"),
+    ev("v05", "2026-01-06T10:00:00", "alias", user="U8", previous="ghost"),
+]
+LOGIN_NEXT_DAY_EVENTS = [
+    # "ghost" shows up as a userId: the alias now merges two user ids instead.
+    ev("w01", "2026-02-01T10:00:00", user="ghost", run_date=NEXT_DAY),
+]
+
+
+@pytest.fixture(scope="module")
+def login_alias_runs(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("stitch_login_alias") / "warehouse"
+    return _day_next_and_full(spark, root, LOGIN_DAY_EVENTS, LOGIN_NEXT_DAY_EVENTS)
+
+
+def test_login_alias_joins_the_anonymous_history_and_an_unseen_previous_id_is_anonymous(spark, login_alias_runs):
+    expected = [("anonymous_id", "v1", "U7"), ("user_id", "U7", "U7"),
+                ("anonymous_id", "ghost", "U8"), ("user_id", "U8", "U8")]
+    assert_df_equality(login_alias_runs[f"day:{tables.IDENTITY_MAP}"].select(*MAP_COLUMNS), _map(spark, expected),
+                       ignore_row_order=True, ignore_nullable=True)
+    assert login_alias_runs[f"day:{tables.IDENTITY_AUDIT}"].count() == 0
+
+
+def test_previous_id_later_seen_as_a_user_id_becomes_a_merge_of_two_user_ids(spark, login_alias_runs):
+    expected = [("anonymous_id", "v1", "U7"), ("user_id", "U7", "U7"),
+                ("user_id", "ghost", "U8"), ("user_id", "U8", "U8")]
+    for run in ("next", "full"):
+        assert_df_equality(login_alias_runs[f"{run}:{tables.IDENTITY_MAP}"].select(*MAP_COLUMNS),
+                           _map(spark, expected), ignore_row_order=True, ignore_nullable=True)
+    audit = spark.createDataFrame([(NEXT_DAY, "alias_merge", "user_id", "ghost", "user_id", "U8", ALIAS_MERGE_DETAIL)],
+                                  stitch.AUDIT_SCHEMA)
+    assert_df_equality(login_alias_runs[f"next:{tables.IDENTITY_AUDIT}"], audit, ignore_row_order=True,
+                       ignore_nullable=True)
+    assert_df_equality(login_alias_runs[f"full:{tables.IDENTITY_MAP}"], login_alias_runs[f"next:{tables.IDENTITY_MAP}"],
                        ignore_row_order=True)
