@@ -11,10 +11,11 @@ import csv
 import dataclasses
 import datetime as dt
 import decimal
+import itertools
 import json
 import math
 import sys
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from jobs.context import JobContext
 
@@ -104,36 +105,60 @@ def _order_arg(text: str) -> tuple[str, str]:
 
 
 def run(ctx: JobContext, args: argparse.Namespace) -> None:
-    from lens.execute import compile_for, run_compiled, warehouse_catalog
+    from lens.execute import QUERY_ERRORS, compile_for, query_error, run_compiled, warehouse_catalog
     from lens.model import load_model
 
     settings = ctx.config.lens
     catalog = warehouse_catalog(settings.catalog, ctx.warehouse.root)
     model = load_model(args.model, default_dialect=settings.dialect)
-    compiled = compile_for(model, build_query(args), ctx.run_date, catalog)
+    compiled = compile_for(model, build_query(args), ctx.run_date, catalog, settings.as_of)
     if args.lens_command == "sql":
         print(compiled.sql)
         return None
     frame = run_compiled(ctx.spark, compiled, catalog)
     columns = list(compiled.columns)
-    if args.format == "table":
-        rows = frame.limit(args.max_rows + 1).collect()  # bounded by --max-rows
-        print(format_table(columns, [tuple(r) for r in rows[: args.max_rows]], more=len(rows) > args.max_rows))
-    else:
-        rows = (tuple(r) for r in frame.toLocalIterator())  # streamed, not collected
-        write_csv(columns, rows) if args.format == "csv" else write_json(columns, rows)
+    try:
+        if args.format == "table":
+            rows = frame.limit(args.max_rows + 1).collect()  # bounded by --max-rows
+            print(format_table(columns, [tuple(r) for r in rows[: args.max_rows]], more=len(rows) > args.max_rows))
+        else:
+            # streamed, not collected; the first row is fetched before anything is printed, so a
+            # query that fails at run time (a malformed cast) fails before any output
+            rows = _started((tuple(r) for r in frame.toLocalIterator()))
+            write_csv(columns, rows) if args.format == "csv" else write_json(columns, rows)
+    except QUERY_ERRORS as exc:
+        raise query_error(exc) from None
     return None
 
 
+def _started(rows: Iterator[tuple]) -> Iterator[tuple]:
+    """`rows` with its first row already fetched."""
+    first = next(rows, None)
+    if first is None:
+        return iter(())
+    return itertools.chain([first], rows)
+
+
 def plain(value: Any) -> Any:
-    """A JSON/CSV-friendly value: dates as ISO text, decimals as numbers, NaN/infinity as null."""
+    """A JSON-friendly value: dates as ISO text, decimals as numbers, NaN/infinity as null.
+
+    Floats print as the shortest text that reads back as the same double (Python's repr), so a
+    sum the lens computed exactly (lens.planner.SUM_DECIMAL) prints as its decimals: 5373.64."""
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
-        return float(value)
+        return float(value) if value.is_finite() else None
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def text(value: Any) -> str:
+    """A value as CSV/table text: decimals exactly as stored, without trailing zeros (5373.64)."""
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        return format(value.normalize(), "f")
+    shown = plain(value)
+    return "" if shown is None else str(shown)
 
 
 def write_json(columns: list[str], rows: Iterable[tuple]) -> None:
@@ -148,11 +173,11 @@ def write_csv(columns: list[str], rows: Iterable[tuple]) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if v is None else plain(v) for v in row])
+        writer.writerow([text(v) for v in row])
 
 
 def format_table(columns: list[str], rows: list[tuple], *, more: bool = False) -> str:
-    cells = [[("NULL" if v is None else str(plain(v))) for v in row] for row in rows]
+    cells = [[("NULL" if plain(v) is None else text(v)) for v in row] for row in rows]
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
     numeric = [all(isinstance(row[i], (int, float, decimal.Decimal)) or row[i] is None for row in rows)
                for i in range(len(columns))]

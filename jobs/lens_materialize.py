@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(ctx: JobContext, args: argparse.Namespace) -> StageResult:
     from lens.errors import LensError
-    from lens.execute import compile_for, run_compiled, warehouse_catalog
+    from lens.execute import QUERY_ERRORS, compile_for, query_error, run_compiled, warehouse_catalog
     from lens.model import load_model
     from lens.query_format import load_query
 
@@ -43,9 +43,15 @@ def run(ctx: JobContext, args: argparse.Namespace) -> StageResult:
         path = item.model_path()
         if path not in models:
             models[path] = load_model(path, default_dialect=settings.dialect)
-        compiled = compile_for(models[path], load_query(item.query_path(), item.variant), ctx.run_date, catalog)
+        compiled = compile_for(models[path], load_query(item.query_path(), item.variant), ctx.run_date, catalog,
+                               settings.as_of)
         table = tables.lens_table(item.name)
-        ctx.warehouse.overwrite(run_compiled(ctx.spark, compiled, catalog), table)
+        try:
+            ctx.warehouse.overwrite(run_compiled(ctx.spark, compiled, catalog), table)
+        except LensError as exc:
+            raise LensError(f"lens.materialize {item.name}: {exc}") from None
+        except QUERY_ERRORS as exc:
+            raise LensError(f"lens.materialize {item.name}: {query_error(exc)}") from None
         rows += ctx.warehouse.row_count(ctx.spark, table)
     return StageResult(metrics={"queries": len(items), "rows": rows},
                        notes=[f"wrote {', '.join(tables.lens_table(m.name) for m in items)}"])

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
 import re
 from pathlib import Path
 from typing import Mapping
 
-from pyspark.errors import AnalysisException, ParseException
+from pyspark.errors import (AnalysisException, ArithmeticException, DateTimeException, IllegalArgumentException,
+                            NumberFormatException, ParseException, SparkRuntimeException)
 from pyspark.sql import DataFrame, SparkSession
 
 from lens.errors import LensError
@@ -15,6 +18,14 @@ from lens.planner import CompiledQuery, compile_query
 from lens.query_format import Query, load_query, parse_query
 
 UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Z", "+00:00", "GMT", "Etc/GMT"})
+# Errors Spark raises for a query that does not fit its tables or data (a column the table lacks, a
+# cast of malformed text under ANSI mode): the user's to fix, reported as one paragraph (exit 2).
+QUERY_ERRORS = (AnalysisException, ParseException, ArithmeticException, NumberFormatException,
+                DateTimeException, IllegalArgumentException, SparkRuntimeException)
+# PySpark 4 logs every SQL error with a query context as JSON with a Python stack trace, on the
+# stderr of the moment -- the terminal, under the CLI. These loggers write to fd 2 instead (the
+# JVM's log file under the CLI, see jobs.console).
+QUERY_CONTEXT_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
 
 
 def view_name(location: str) -> str:
@@ -42,6 +53,24 @@ def warehouse_catalog(catalog: Mapping[str, str], warehouse_root: str | Path) ->
     return {t: (v if "://" in v or Path(v).is_absolute() else str(root / v)) for t, v in catalog.items()}
 
 
+def as_of_columns(catalog: Mapping[str, str], as_of: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Model table -> time column, for each catalog table whose location is (or ends with) a table
+    `as_of` names (warehouse tables such as silver/activity_stream, or locations; default:
+    lens.settings.default_as_of, the activity stream's activity_ts)."""
+    from lens.settings import default_as_of
+
+    wanted = default_as_of() if as_of is None else as_of
+    found: dict[str, str] = {}
+    for table, location in catalog.items():
+        where = str(location).rstrip("/")
+        for name, column in wanted.items():
+            name = str(name).rstrip("/")
+            if where == name or where.endswith("/" + name.lstrip("/")):
+                found[table.lower()] = column
+                break
+    return found
+
+
 def as_query(query: Query | Mapping | str | Path) -> Query:
     if isinstance(query, Query):
         return query
@@ -50,8 +79,11 @@ def as_query(query: Query | Mapping | str | Path) -> Query:
     return load_query(query)
 
 
-def compile_for(model: Model, query: Query, run_date: dt.date, catalog: Mapping[str, str]) -> CompiledQuery:
-    return compile_query(model, query, run_date=run_date, views=views_for(catalog))
+def compile_for(model: Model, query: Query, run_date: dt.date, catalog: Mapping[str, str],
+                as_of: Mapping[str, str] | None = None) -> CompiledQuery:
+    """The query compiled for the catalog's views, reading the `as_of` tables as of the run date."""
+    return compile_query(model, query, run_date=run_date, views=views_for(catalog),
+                         as_of=as_of_columns(catalog, as_of))
 
 
 def register_tables(spark: SparkSession, compiled: CompiledQuery, catalog: Mapping[str, str]) -> None:
@@ -67,6 +99,42 @@ def register_tables(spark: SparkSession, compiled: CompiledQuery, catalog: Mappi
         spark.read.format("delta").load(location).createOrReplaceTempView(views[table])
 
 
+class _FileDescriptor2:
+    """A text stream writing to whatever fd 2 is now (not sys.stderr, which the CLI keeps for the user)."""
+
+    def write(self, text: str) -> int:
+        return os.write(2, text.encode("utf-8", "replace"))
+
+    def flush(self) -> None:
+        pass
+
+
+def keep_query_errors_off_the_terminal() -> None:
+    from pyspark.logger import PySparkLogger
+
+    for name in QUERY_CONTEXT_LOGGERS:
+        logger = PySparkLogger.getLogger(name)
+        if not any(isinstance(getattr(h, "stream", None), _FileDescriptor2) for h in logger.handlers):
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            logger.addHandler(logging.StreamHandler(_FileDescriptor2()))
+
+
+def spark_error_message(exc: BaseException) -> str:
+    """The first meaningful line of a Spark error (no JVM stack trace)."""
+    text = exc.getMessage() if hasattr(exc, "getMessage") else str(exc)
+    for line in str(text).strip().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("at ", "JVM stacktrace", "Traceback")):
+            return line[:1000]
+    return type(exc).__name__
+
+
+def query_error(exc: BaseException) -> LensError:
+    return LensError(f"Spark rejected the compiled query (check the model's sql.query and columns "
+                     f"against the catalog tables, and the values in them): {spark_error_message(exc)}")
+
+
 def check_session(spark: SparkSession) -> None:
     zone = spark.conf.get("spark.sql.session.timeZone")
     if zone not in UTC_NAMES:
@@ -75,20 +143,24 @@ def check_session(spark: SparkSession) -> None:
 
 
 def run_compiled(spark: SparkSession, compiled: CompiledQuery, catalog: Mapping[str, str]) -> DataFrame:
+    """The query's DataFrame (analysed, not run); Spark's query errors become a LensError here
+    and, for errors at run time, in the caller (catch QUERY_ERRORS around the action)."""
+    keep_query_errors_off_the_terminal()
     check_session(spark)
     register_tables(spark, compiled, catalog)
     try:
         return spark.sql(compiled.sql)
-    except (AnalysisException, ParseException) as exc:
-        first = str(getattr(exc, "desc", None) or exc).strip().splitlines()[0]
-        raise LensError(f"Spark rejected the compiled query (check the model's sql.query and columns "
-                        f"against the catalog tables): {first}") from None
+    except QUERY_ERRORS as exc:
+        raise query_error(exc) from None
 
 
 def query(spark: SparkSession, model_path: str | Path | Model, query: Query | Mapping | str | Path,
-          run_date: dt.date, catalog: Mapping[str, str], *, dialect: str = "trino") -> DataFrame:
+          run_date: dt.date, catalog: Mapping[str, str], *, dialect: str = "trino",
+          as_of: Mapping[str, str] | None = None) -> DataFrame:
     """The Python API: answer `query` (a Query, a dict in the query format, or a query file) with
-    the model at `model_path`; `catalog` maps model table names to Delta locations."""
+    the model at `model_path`; `catalog` maps model table names to Delta locations. `as_of` maps
+    warehouse tables to their time column (default: silver/activity_stream's activity_ts): the
+    query ignores their rows after the run date."""
     model = model_path if isinstance(model_path, Model) else load_model(model_path, default_dialect=dialect)
-    compiled = compile_for(model, as_query(query), run_date, catalog)
+    compiled = compile_for(model, as_query(query), run_date, catalog, as_of)
     return run_compiled(spark, compiled, catalog)

@@ -1,6 +1,9 @@
 """Query planning: a lens query -> one deterministic Spark SQL statement. Pure Python, no Spark.
 
 Shape of the SQL (all CTEs):
+  lens_t_<view>     a catalog table with a time column (the activity stream), as of the run date D:
+                    only its rows with time < D+1 00:00 UTC (interface §5: "as of D" ignores later
+                    activities); entity queries read it in place of the table
   lens_e_<entity>   the entity's sql.query, tables pointed at registered views
   lens_a_<entity>   for each entity that owns a requested measure: its measures aggregated at its
                     own grain, grouped by the query's dimensions, reached from it along relationships
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from sqlglot import exp
+from sqlglot.optimizer.annotate_types import annotate_types
 
 from lens import sql
 from lens.errors import LensError
@@ -46,11 +50,19 @@ SCAN = "lens_scan"   # alias of a shared scan in its aggregate
 TAG = "lens_tag"     # which entity a shared-scan row stands for, when the entities group it differently
 
 
+# A sum of a floating-point value (the seed casts its text amounts to double) is added up in this
+# DECIMAL and returned as a double, so it comes out as the stored decimals would (5373.64, not
+# 5373.639999999999) and does not depend on the order Spark adds the rows in. The same scale as
+# gold/rfm's monetary (jobs.measures.EXACT_DECIMAL), so the two agree to the last digit.
+SUM_DECIMAL = "DECIMAL(38, 9)"
+FLOAT_TYPES = (exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT)
+
+
 @dataclass(frozen=True)
 class CompiledQuery:
     sql: str
     columns: tuple[str, ...]   # output column names, `entity.member` (time dimensions: `.granularity`)
-    tables: tuple[str, ...]    # catalog tables the SQL reads (model names)
+    tables: tuple[str, ...]    # catalog tables the SQL reads (model names): read off the SQL itself
 
 
 @dataclass(frozen=True)
@@ -60,9 +72,25 @@ class _Dimension:
     granularity: str | None = None
 
 
-def compile_query(model: Model, query: Query, *, run_date: dt.date, views: Mapping[str, str]) -> CompiledQuery:
-    """Compile `query` against `model`; `views` maps each catalog table name to a registered view."""
-    return _Planner(model, query, run_date, views).compile()
+def compile_query(model: Model, query: Query, *, run_date: dt.date, views: Mapping[str, str],
+                  as_of: Mapping[str, str] | None = None) -> CompiledQuery:
+    """Compile `query` against `model`; `views` maps each catalog table name to a registered view.
+
+    `as_of` maps catalog tables to their time column (the activity stream: activity_ts): the query
+    reads only their rows before the day after the run date (lens_t_<view>)."""
+    return _Planner(model, query, run_date, views, as_of or {}).compile()
+
+
+def tables_read(sql_text: str, views: Mapping[str, str]) -> tuple[str, ...]:
+    """The catalog tables (model names) whose views `sql_text` reads, in order of first reading."""
+    by_view: dict[str, list[str]] = {}
+    for table, view in views.items():
+        by_view.setdefault(view.lower(), []).append(table)
+    read = sql.table_names(sql.parse_spark(sql_text))
+    unknown = [name for name in read if name not in by_view]
+    if unknown:  # a planner bug, never a user mistake: every table is rewritten to a view
+        raise AssertionError(f"compiled SQL reads {', '.join(unknown)}, which is neither a CTE nor a catalog view")
+    return tuple(dict.fromkeys(t for name in read for t in by_view[name]))
 
 
 def _and(conditions: list[exp.Expression]) -> exp.Expression | None:
@@ -115,7 +143,8 @@ def _ref(key: str) -> exp.Column:
 
 
 class _Planner:
-    def __init__(self, model: Model, query: Query, run_date: dt.date, views: Mapping[str, str]):
+    def __init__(self, model: Model, query: Query, run_date: dt.date, views: Mapping[str, str],
+                 as_of: Mapping[str, str]):
         self.model = model
         self.query = query
         self.run_date = run_date
@@ -124,6 +153,28 @@ class _Planner:
         self.ctes: list[tuple[str, exp.Expression]] = []
         self.entity_ctes: set[str] = set()
         self.shapes: dict[str, ScanShape | None] = {}
+        self.column_types: dict[str, dict[str, exp.DataType]] = {}
+        # catalog table -> what entity queries read instead: its view, or the view as of D (lens_t_)
+        self.sources: dict[str, str] = dict(views)
+        self.as_of_ctes: dict[str, exp.Select] = {}
+        self.as_of_used: list[str] = []
+        taken = {v.lower() for v in views.values()}
+        for table, column in sorted(as_of.items()):
+            if table not in views:
+                continue
+            name = f"lens_t_{re.sub(r'^lens_', '', views[table])}"
+            while name.lower() in taken - set(self.as_of_ctes):
+                name += "_"
+            if name not in self.as_of_ctes:
+                self.as_of_ctes[name] = self._as_of_scan(views[table], column)
+            self.sources[table] = name
+
+    def _as_of_scan(self, view: str, column: str) -> exp.Select:
+        """The view's rows as of the run date: time < the next day's midnight (UTC)."""
+        end = sql.timestamp_literal(dt.datetime.combine(self.run_date + dt.timedelta(days=1), dt.time()))
+        return (exp.Select().select(exp.Star(), copy=False)
+                .from_(exp.Table(this=exp.to_identifier(view, quoted=True)), copy=False)
+                .where(exp.LT(this=sql.column(column), expression=end), copy=False))
 
     # ------------------------------------------------------------------ members and expressions
 
@@ -236,12 +287,47 @@ class _Planner:
 
     # ------------------------------------------------------------------ measures
 
+    def _columns_typed(self, entity: str) -> dict[str, exp.DataType]:
+        """The entity's output columns whose type its sql.query shows (casts, literals, arithmetic)."""
+        if entity not in self.column_types:
+            query = self._entity_query(entity)
+            known = {}
+            for projection in query.selects if isinstance(query, exp.Select) else ():
+                kind = projection.type
+                if projection.alias_or_name and kind is not None and not kind.is_type(exp.DataType.Type.UNKNOWN):
+                    known[projection.alias_or_name] = kind
+            self.column_types[entity] = known
+        return self.column_types[entity]
+
+    def _is_float(self, entity: str, value: exp.Expression) -> bool:
+        """Is `value` (over the entity's columns) a DOUBLE/FLOAT? Unknown column types: no."""
+        known = self._columns_typed(entity)
+        unknown = False
+
+        def typed(node: exp.Expression) -> exp.Expression:
+            nonlocal unknown
+            if isinstance(node, exp.Column):
+                if node.table != entity or node.name not in known:
+                    unknown = True
+                    return node
+                return exp.cast(exp.Null(), known[node.name].copy())
+            return node
+
+        probe = value.copy().transform(typed)
+        if unknown:
+            return False
+        kind = annotate_types(probe, dialect=sql.TARGET_DIALECT).type
+        return kind is not None and kind.this in FLOAT_TYPES
+
     def _aggregate(self, member: Member, gate: exp.Expression | None = None) -> exp.Expression:
         """The measure's aggregate; `gate` restricts it to some rows (a shared scan's entity flag)."""
         tree = self.model.expression(member.key)
         if member.type == "number":
             return self._spark(tree)
         value = self._spark(tree) if tree is not None else None
+        exact = member.type == "sum" and value is not None and self._is_float(member.entity, value)
+        if exact:
+            value = exp.cast(value, exp.DataType.build(SUM_DECIMAL, dialect=sql.TARGET_DIALECT))
         conditions = [self._spark(c.copy()) for c in self.model.filter_expressions.get(member.key, ())]
         conditions += [self._condition(f.structured, self._dimension_resolver(member.entity))
                        for f in member.filters if f.structured is not None]
@@ -256,6 +342,8 @@ class _Planner:
             return exp.Count(this=exp.Distinct(expressions=[value]))
         if member.type == "count_distinct_approx":
             return exp.ApproxDistinct(this=value)
+        if exact:
+            return exp.cast(exp.Sum(this=value), exp.DataType.build("double"))
         return {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[member.type](this=value)
 
     # ------------------------------------------------------------------ joins
@@ -292,7 +380,9 @@ class _Planner:
             if table not in self.views:
                 raise LensError(f"{self.model.where(entity=entity)}: sql.query reads table {table}, which "
                                 "has no catalog mapping (lens.catalog in the configuration)")
-        return self._spark(sql.rewrite_tables(definition.query, self.views))
+            if self.sources[table] in self.as_of_ctes and self.sources[table] not in self.as_of_used:
+                self.as_of_used.append(self.sources[table])
+        return self._spark(sql.rewrite_tables(definition.query, self.sources))
 
     def _entity_cte(self, entity: str) -> str:
         name = f"lens_e_{entity}"
@@ -710,7 +800,8 @@ class _Planner:
             select = select.order_by(*[exp.Ordered(this=_ref(k), desc=d == "desc") for k, d in order], copy=False)
         if self.query.limit:
             select = select.limit(self.query.limit, copy=False)
-        for name, body in self.ctes:
+        # the as-of reads first: every entity query and shared scan reads them
+        for name, body in [*((n, self.as_of_ctes[n]) for n in self.as_of_used), *self.ctes]:
             select = select.with_(name, as_=body, copy=False)
-        tables = tuple(dict.fromkeys(t for e in sorted(self.entity_ctes) for t in self.model.entities[e].tables))
-        return CompiledQuery(sql=sql.render(select), columns=tuple(columns), tables=tables)
+        text = sql.render(select)
+        return CompiledQuery(sql=text, columns=tuple(columns), tables=tables_read(text, self.views))

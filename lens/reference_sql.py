@@ -1,7 +1,8 @@
 """Hand-written Spark SQL for the four seed Lens questions (interface §5), independent of the planner.
 
 Each answer reads the activity stream (and customers) directly, as the best Spark SQL we can write
-by hand, and names its columns like the lens output (`entity.member`) so results compare as they
+by hand, as of the run date (activities before the next day; the rejections' 12 months end
+earlier), and names its columns like the lens output (`entity.member`) so results compare as they
 are. The tests check the saved lens queries against these; bench B2 times them side by side.
 `REFERENCES` lists (name, saved query file, variant, builder); a builder takes the run date and the
 names of the registered activity-stream and customers views.
@@ -12,6 +13,13 @@ import datetime as dt
 from typing import Callable, NamedTuple
 
 ORDER_NO = "CONCAT(entity_id, '-', SPLIT_PART(TRIM(feature1), '-', 1))"
+# order_value summed exactly, as the lens does (lens.planner.SUM_DECIMAL) and gold/rfm does
+MONETARY = "CAST(SUM(CAST(CAST({0}feature9 AS DOUBLE) AS DECIMAL(38, 9))) AS DOUBLE)"
+
+
+def _as_of(run_date: dt.date, alias: str = "") -> str:
+    """As of D (interface §5): activities before the day after the run date."""
+    return f"{alias}activity_ts < TIMESTAMP'{run_date + dt.timedelta(days=1)} 00:00:00'"
 
 
 def _month_start(day: dt.date, months_back: int = 0) -> dt.date:
@@ -25,9 +33,9 @@ def rfm(run_date: dt.date, activity_stream: str, customers: str) -> str:
         SELECT entity_id AS `order_placed.entity_id`,
                MIN(DATEDIFF(DATE'{run_date}', TO_DATE(activity_ts))) AS `order_placed.recency_days`,
                COUNT(DISTINCT {ORDER_NO}) AS `order_placed.frequency`,
-               SUM(CAST(feature9 AS DOUBLE)) AS `order_placed.monetary`
+               {MONETARY.format("")} AS `order_placed.monetary`
         FROM {activity_stream}
-        WHERE activity = 'order_placed' AND entity_id IS NOT NULL
+        WHERE activity = 'order_placed' AND entity_id IS NOT NULL AND {_as_of(run_date)}
         GROUP BY entity_id"""
 
 
@@ -51,7 +59,7 @@ def order_outcomes(run_date: dt.date, activity_stream: str, customers: str) -> s
     return f"""
         WITH counts AS (
           SELECT activity, COUNT(DISTINCT {ORDER_NO}) AS orders
-          FROM {activity_stream} WHERE {OUTCOMES} GROUP BY activity)
+          FROM {activity_stream} WHERE {OUTCOMES} AND {_as_of(run_date)} GROUP BY activity)
         SELECT {_outcome_columns()}
         FROM counts"""
 
@@ -63,7 +71,7 @@ def order_outcomes_by_state(run_date: dt.date, activity_stream: str, customers: 
           SELECT c.state, a.activity,
                  COUNT(DISTINCT CONCAT(a.entity_id, '-', SPLIT_PART(TRIM(a.feature1), '-', 1))) AS orders
           FROM {activity_stream} a LEFT JOIN {customers} c ON a.entity_id = c.customer_id
-          WHERE a.{OUTCOMES}
+          WHERE a.{OUTCOMES} AND {_as_of(run_date, "a.")}
           GROUP BY c.state, a.activity)
         SELECT {_outcome_columns("state AS `customer.state`,")}
         FROM counts GROUP BY state ORDER BY state NULLS LAST"""
@@ -74,10 +82,10 @@ def order_outcomes_by_product_category(run_date: dt.date, activity_stream: str, 
     return f"""
         WITH placed AS (
           SELECT TRIM(feature1) AS order_id, TRIM(feature5) AS category, {ORDER_NO} AS order_no
-          FROM {activity_stream} WHERE activity = 'order_placed'),
+          FROM {activity_stream} WHERE activity = 'order_placed' AND {_as_of(run_date)}),
         outcomes AS (
           SELECT activity, TRIM(feature1) AS ref_order_id, {ORDER_NO} AS order_no
-          FROM {activity_stream} WHERE activity IN ('order_rejected', 'order_invoiced')),
+          FROM {activity_stream} WHERE activity IN ('order_rejected', 'order_invoiced') AND {_as_of(run_date)}),
         lines AS (
           SELECT 'order_placed' AS activity, category, order_no FROM placed
           UNION ALL
@@ -94,7 +102,8 @@ def days_to_invoice(run_date: dt.date, activity_stream: str, customers: str) -> 
         SELECT AVG(DATEDIFF(TO_DATE(i.activity_ts), TO_DATE(p.activity_ts))) AS `invoice_lag.average_days_to_invoice`
         FROM {activity_stream} p
         JOIN {activity_stream} i ON TRIM(p.feature1) = TRIM(i.feature1)
-        WHERE p.activity = 'order_placed' AND i.activity = 'order_invoiced'"""
+        WHERE p.activity = 'order_placed' AND i.activity = 'order_invoiced'
+          AND {_as_of(run_date, "p.")} AND {_as_of(run_date, "i.")}"""
 
 
 def rejections_above_average(run_date: dt.date, activity_stream: str, customers: str) -> str:
@@ -127,9 +136,9 @@ def seed_rfm(run_date: dt.date, activity_stream: str, customers: str) -> str:
                MIN((UNIX_SECONDS(TIMESTAMP'{run_date} 00:00:00') - UNIX_SECONDS(a.activity_ts)) DIV 86400)
                  AS `order_placed.recency`,
                COUNT(DISTINCT CONCAT(a.entity_id, '-', SPLIT_PART(TRIM(a.feature1), '-', 1))) AS `order_placed.frequency`,
-               SUM(CAST(a.feature9 AS DOUBLE)) AS `order_placed.monetary`
+               {MONETARY.format("a.")} AS `order_placed.monetary`
         FROM {activity_stream} a LEFT JOIN {customers} c ON a.entity_id = c.customer_id
-        WHERE a.activity = 'order_placed'
+        WHERE a.activity = 'order_placed' AND {_as_of(run_date, "a.")}
         GROUP BY c.customer_id"""
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 LENS_ROOT = Path(__file__).resolve().parent.parent
 TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*){0,2}$")
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
+COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def default_catalog() -> dict[str, str]:
@@ -23,6 +24,13 @@ def default_catalog() -> dict[str, str]:
         "icebase.audience.activity_streams_large_data": tables.ACTIVITY_STREAM,
         "icebase.audience.customers_large_data": tables.SILVER_CUSTOMERS,
     }
+
+
+def default_as_of() -> dict[str, str]:
+    """Warehouse tables whose rows happen at a time: the activity stream, by activity_ts."""
+    from jobs import tables
+
+    return {tables.ACTIVITY_STREAM: "activity_ts"}
 
 
 @dataclass(frozen=True)
@@ -53,8 +61,14 @@ class LensSettings:
     # dialect of models that do not say `dialect:` (DataOS Lens models are written for Trino)
     dialect: str = "trino"
     materialize: list[LensMaterialization] = field(default_factory=list)
+    # warehouse table (as in `catalog`) -> its time column: every lens query reads only the rows
+    # with time < the day after the run date (interface §5: "as of D" ignores later activities)
+    as_of: dict[str, str] = field(default_factory=default_as_of)
 
     def validate(self, key: str) -> None:
+        for table, column in self.as_of.items():
+            if not isinstance(column, str) or not COLUMN_NAME.match(column):
+                raise ValueError(f"'{key}.as_of.{table}' must be a column name (e.g. activity_ts), got {column!r}")
         for table, target in self.catalog.items():
             if not TABLE_NAME.match(table):
                 raise ValueError(f"'{key}.catalog.{table}' must be a lower-case table name like catalog.schema.table")

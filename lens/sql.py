@@ -229,6 +229,11 @@ def parse_entity_query(text: str, dialect: str = DEFAULT_DIALECT) -> exp.Query:
     return query
 
 
+def parse_spark(text: str) -> exp.Expression:
+    """Spark SQL the lens generated, back as an AST (to check what it reads)."""
+    return sqlglot.parse_one(text, read=TARGET_DIALECT)
+
+
 def table_names(query: exp.Query) -> list[str]:
     """The catalog tables a query reads (lower-cased dotted names), CTE names excluded, in order."""
     return list(dict.fromkeys(_dotted(t) for t in _source_tables(query)))

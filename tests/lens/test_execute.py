@@ -28,7 +28,7 @@ from tests.conftest import TEST_SPARK
 from tests.lens import shop
 
 REPO = Path(__file__).resolve().parents[2]
-SEED = Path(__file__).parent / "seed" / "customer_360.lens.yml"
+SEED = REPO / "lens" / "seed" / "customer_360.lens.yml"
 PROJECT = REPO / "lens" / "customer_360.yml"
 RUN_DATE = dt.date(2026, 3, 15)
 FEATURES = [f"feature{i}" for i in range(1, 11)]
@@ -66,6 +66,11 @@ EVENTS = [
     ("c5", "order_placed", "2026-03-01 00:00:00", "O6-1", "P2", "beer", "1.0"),       # c5 is not a customer row
     ("c5", "order_rejected", "2026-03-01 00:00:01", "O6-1", "P2", "late", "1.0"),     # this month: not "last month"
     (None, "order_placed", "2026-03-10 06:00:00", "O7-1", "P1", "wine", "2.0"),       # not attributed yet
+    # after the run date: as of 2026-03-15 these have not happened (interface §5), every answer ignores them
+    ("c1", "order_placed", "2026-03-16 00:00:00", "O10-1", "P1", "wine", "100.0"),
+    ("c1", "order_rejected", "2026-03-16 00:00:00", "O1-1", "P1", "late", "10.0"),
+    ("c3", "order_invoiced", "2026-03-20 10:00:00", "O5-1", "P2", "beer", "8.0"),
+    ("c9", "order_placed", "2026-04-01 10:00:00", "O11-1", "P2", "beer", "1.0"),
 ]
 # c7: one rejected order in each of the 12 months before March 2026 -> average 1.0, last month 1: not above.
 # c8: two rejected orders in February 2026 and one in each of March..December 2025 -> 2 > 12 / 12: above.
@@ -140,8 +145,16 @@ BY_HAND = {
 }
 
 
+def drop_temp_views(spark) -> None:
+    """As in a fresh process: no view left registered by an earlier query."""
+    for table in spark.catalog.listTables():
+        if table.isTemporary:
+            spark.catalog.dropTempView(table.name)
+
+
 @pytest.mark.parametrize("ref", REFERENCES, ids=[r.name for r in REFERENCES])
 def test_saved_queries_equal_the_hand_written_sql(spark, catalog, ref):
+    drop_temp_views(spark)
     query = load_query(REPO / ref.query_file, ref.variant)
     answer = lens.query(spark, PROJECT, query, RUN_DATE, catalog).cache()
     expected = reference(spark, catalog, ref.sql)
@@ -222,3 +235,52 @@ def test_materialize_writes_gold_tables_and_is_a_no_op_before_the_activity_strea
     assert_same(written, reference(spark, catalog, REFERENCES[0].sql))
     empty = lens_materialize.run(context(spark, tmp_path, materialize=[item]), argparse.Namespace())
     assert empty.metrics == {"queries": 0} and "does not exist yet" in empty.notes[0]
+
+
+def stream_rows(events: list[tuple]) -> list[tuple]:
+    """Activity-stream rows for (uuid, entity, activity, ts, order_id, order_value)."""
+    return [(uuid, entity, None, activity, dt.datetime.fromisoformat(ts), order_id, "P1", None, None, "wine", None,
+             "1", "2", value, "2026-04-01", "{}", None, 1, None, None)
+            for uuid, entity, activity, ts, order_id, value in events]
+
+
+def cli_query_args(query_file: Path, output: str) -> argparse.Namespace:
+    return argparse.Namespace(lens_command="query", model=str(PROJECT), query_file=str(query_file), variant=None,
+                              measure=[], dimension=[], time_dimension=[], filter=[], order=[], limit=None,
+                              timezone=None, format=output, max_rows=100)
+
+
+def test_a_lens_query_is_as_of_the_run_date_and_sums_money_exactly(spark, tmp_path, capsys):
+    """Interface §5: as of D, activities after D do not exist yet; and 0.1 + 0.2 prints as 0.3."""
+    from jobs.lens_cli import run
+
+    events = [("t1", "c1", "order_placed", "2026-03-15 23:59:59", "T1-1", "0.1"),   # the last instant of D
+              ("t2", "c1", "order_placed", "2026-03-01 10:00:00", "T2-1", "0.2"),
+              ("t3", "c1", "order_placed", "2026-03-16 00:00:00", "T3-1", "100.0"),  # the day after D
+              ("t4", "c2", "order_placed", "2026-03-17 08:00:00", "T4-1", "5.0")]    # c2's first order: after D
+    Warehouse(tmp_path).overwrite(spark.createDataFrame(stream_rows(events), ACTIVITY_SCHEMA), tables.ACTIVITY_STREAM)
+    drop_temp_views(spark)
+    run(context(spark, tmp_path), cli_query_args(REPO / "lens/queries/rfm.yml", "json"))
+    assert json.loads(capsys.readouterr().out) == [{"order_placed.entity_id": "c1", "order_placed.recency_days": 0,
+                                                    "order_placed.frequency": 2, "order_placed.monetary": 0.3}]
+    run(context(spark, tmp_path), cli_query_args(REPO / "lens/queries/rfm.yml", "csv"))
+    assert capsys.readouterr().out.splitlines()[1] == "c1,0,2,0.3"
+    run(context(spark, tmp_path), cli_query_args(REPO / "lens/queries/rfm.yml", "table"))
+    assert capsys.readouterr().out.splitlines()[2].split() == ["c1", "0", "2", "0.3"]
+    # the double sum Spark would have printed, for the record
+    assert spark.sql("SELECT SUM(CAST(v AS DOUBLE)) FROM VALUES ('0.1'), ('0.2') AS t(v)").first()[0] != 0.3
+    # with the as-of cut turned off (lens.as_of: {}), D+1 counts: the setting is what cuts
+    run(context(spark, tmp_path, as_of={}), cli_query_args(REPO / "lens/queries/rfm.yml", "json"))
+    assert {r["order_placed.entity_id"] for r in json.loads(capsys.readouterr().out)} == {"c1", "c2"}
+
+
+def test_a_spark_error_at_run_time_is_one_paragraph(spark, tmp_path, capsys):
+    from jobs.lens_cli import run
+    from lens.errors import LensError
+
+    events = [("t1", "c1", "order_placed", "2026-03-15 10:00:00", "T1-1", "not a number")]
+    Warehouse(tmp_path).overwrite(spark.createDataFrame(stream_rows(events), ACTIVITY_SCHEMA), tables.ACTIVITY_STREAM)
+    with pytest.raises(LensError, match="Spark rejected the compiled query") as caught:
+        run(context(spark, tmp_path), cli_query_args(REPO / "lens/queries/rfm.yml", "json"))
+    assert "\n" not in str(caught.value) and "at org.apache" not in str(caught.value)
+    assert capsys.readouterr().out == ""   # nothing printed before the error

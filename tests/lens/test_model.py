@@ -12,7 +12,7 @@ from lens.errors import LensError
 from lens.model import load_model
 
 REPO = Path(__file__).resolve().parents[2]
-SEED_COPY = Path(__file__).parent / "seed" / "customer_360.lens.yml"
+SEED_COPY = REPO / "lens" / "seed" / "customer_360.lens.yml"
 SHARED_SEED = REPO.parent / "shared" / "seeds" / "customer_360.lens.yml"
 SEED_SHA256 = "0ac8da9c24aba655af39a0e9cb3aeb4c48ce021ef78fe9ab08f9d42831fbc06d"
 PROJECT_MODEL = REPO / "lens" / "customer_360.yml"

@@ -24,7 +24,7 @@ from lens.query_format import (Filter, load_query, parse_filter_arg, parse_query
 from tests.lens.shop import CUSTOMERS, ORDERS, RETURNS, VIEWS, write_shop_model
 
 REPO = Path(__file__).resolve().parents[2]
-SEED = Path(__file__).parent / "seed" / "customer_360.lens.yml"
+SEED = REPO / "lens" / "seed" / "customer_360.lens.yml"
 PROJECT = REPO / "lens" / "customer_360.yml"
 SEED_VIEWS = {"icebase.audience.activity_streams_large_data": "lens_activity_stream",
               "icebase.audience.customers_large_data": "lens_customers"}
@@ -126,7 +126,7 @@ def test_seed_rfm_per_customer_compiles_with_a_left_join_to_customers(seed):
     compiled = compile_on(seed, {"measures": ["order_placed.recency"], "dimensions": ["customer.customer_id"]},
                           SEED_VIEWS)
     assert compiled.columns == ("customer.customer_id", "order_placed.recency")
-    assert compiled.tables == ("icebase.audience.customers_large_data", "icebase.audience.activity_streams_large_data")
+    assert set(compiled.tables) == {"icebase.audience.customers_large_data", "icebase.audience.activity_streams_large_data"}
     text = " ".join(compiled.sql.split())
     assert "LEFT JOIN lens_e_customer AS `customer` ON `order_placed`.`entity_id` = `customer`.`customer_id`" in text
     assert ("MIN( EXTRACT(DAY FROM CAST(CAST('2026-03-15' AS DATE) AS TIMESTAMP) - "

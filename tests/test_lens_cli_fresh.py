@@ -1,0 +1,160 @@
+"""`c360 lens query` in a fresh process, as a user runs it after `c360 nightly`.
+
+In-process tests share one Spark session, where a view an earlier query registered hides a query
+that forgets to register it (TABLE_OR_VIEW_NOT_FOUND lens_silver_activity_stream, seen only in a
+new process). Here every query is its own `c360` process on a small warehouse built by
+`c360 generate` + `c360 nightly`: each saved query in lens/queries (and each variant), README's
+`lens query` examples, and one `lens sql`. Each must exit 0, print a JSON array keyed by
+`entity.member`, and keep stack traces off the terminal.
+
+Every process pays Spark's start-up, so the queries run two at a time (the CLI answers one query
+per process).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from lens.query_format import load_query, variant_names
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+C360 = REPO / ".venv" / "bin" / "c360"
+RUN_DATE = "2026-03-15"
+PROFILES = "200"
+PROJECT = "lens/customer_360.yml"
+TRACES = ("Traceback", "at org.apache", "py4j")
+PARALLEL = 2
+TIMEOUT = 900
+# set in this process by a Spark session of other tests; a user's shell has none of them
+INHERITED = ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET", "C360_LOG_FILE")
+BROKEN = "broken-model"
+
+
+def saved_queries() -> list[tuple[str, list[str]]]:
+    """(id, arguments after `c360`) for each saved query and each of its variants."""
+    found = []
+    for path in sorted((REPO / "lens" / "queries").glob("*.yml")):
+        for variant in [None, *variant_names(path)]:
+            args = ["lens", "query", "--model", PROJECT, "--query", str(path.relative_to(REPO))]
+            args += ["--variant", variant] if variant else []
+            found.append((f"{path.stem}{'-' + variant if variant else ''}", args))
+    return found
+
+
+def readme_examples() -> list[tuple[str, list[str]]]:
+    """README's `c360 lens query` commands (continuation lines joined), as written there."""
+    text = (REPO / "README.md").read_text().replace("\\\n", " ")
+    commands = [shlex.split(line)[1:] for line in text.splitlines()
+                if re.match(r"\s*(\.venv/bin/)?c360 lens query ", line)]
+    assert commands, "README shows `c360 lens query` examples"
+    return [(f"readme-{i}", args) for i, args in enumerate(commands, 1)]
+
+
+def as_json(args: list[str]) -> list[str]:
+    if "--format" in args:
+        at = args.index("--format")
+        return [*args[:at], "--format", "json", *args[at + 2:]]
+    return [*args, "--format", "json"]
+
+
+def expected_columns(args: list[str]) -> list[str]:
+    """The `entity.member` keys a query's JSON rows carry: dimensions, then measures."""
+    def values(flag: str) -> list[str]:
+        return [args[i + 1] for i, a in enumerate(args) if a == flag]
+
+    if "--query" in args:
+        query = load_query(REPO / values("--query")[0], (values("--variant") or [None])[0])
+        return [*query.dimensions, *(t.key for t in query.time_dimensions if t.granularity), *query.measures]
+    return [*values("--dimension"), *values("--measure")]
+
+
+# Each distinct command once: README's rfm example is the saved rfm query.
+COMMANDS: dict[tuple[str, ...], str] = {}
+for _name, _args in saved_queries() + readme_examples():
+    COMMANDS.setdefault(tuple(as_json(_args)), _name)
+CASES = [(name, list(args)) for args, name in COMMANDS.items()]
+
+
+def c360(*args: str, warehouse: Path | None = None) -> subprocess.CompletedProcess:
+    where = ["--warehouse", str(warehouse), "--run-date", RUN_DATE] if warehouse else []
+    env = {k: v for k, v in os.environ.items() if k not in INHERITED}
+    return subprocess.run([str(C360), *args, *where], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+def assert_no_trace(stderr: str) -> None:
+    for marker in TRACES:
+        assert marker not in stderr, f"{marker!r} on the terminal:\n{stderr}"
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> Path:
+    if not C360.exists():
+        pytest.skip(f"{C360} is missing (make setup)")
+    root = tmp_path_factory.mktemp("lens_fresh")
+    raw, store = root / "raw", root / "warehouse"
+    for args in (["generate", "--out", str(raw), "--profiles", PROFILES, "--seed", "7"],
+                 ["nightly", "--input", str(raw)]):
+        done = c360(*args, warehouse=store)
+        assert done.returncode == 0, f"c360 {args[0]} failed:\n{done.stdout}\n{done.stderr}"
+    return store
+
+
+@pytest.fixture(scope="module")
+def broken_model(tmp_path_factory) -> Path:
+    """The seed model with a column the activity stream does not have: Spark's analysis fails."""
+    text = (REPO / "lens" / "seed" / "customer_360.lens.yml").read_text()
+    assert "trim(feature6) as product_classification" in text
+    path = tmp_path_factory.mktemp("broken_model") / "broken.yml"
+    path.write_text(text.replace("trim(feature6) as product_classification", "trim(feature66) as product_classification", 1))
+    return path
+
+
+@pytest.fixture(scope="module")
+def answers(warehouse, broken_model) -> dict[str, Future]:
+    """Every command started at once, PARALLEL processes at a time; each test waits for its own."""
+    pool = ThreadPoolExecutor(max_workers=PARALLEL)
+    broken = ["lens", "query", "--model", str(broken_model), "--measure", "order_placed.frequency", "--format", "json"]
+    futures = {name: pool.submit(c360, *args, warehouse=warehouse) for name, args in [*CASES, (BROKEN, broken)]}
+    yield futures
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.parametrize("name, args", CASES, ids=[name for name, _ in CASES])
+def test_a_lens_query_answers_in_a_fresh_process(answers, name, args):
+    done = answers[name].result()
+    command = " ".join(["c360", *args])
+    assert done.returncode == 0, f"{command} exited {done.returncode}:\n{done.stderr}"
+    assert_no_trace(done.stderr)
+    rows = json.loads(done.stdout)
+    assert isinstance(rows, list), command
+    columns = expected_columns(args)
+    assert all(list(row) == columns for row in rows), f"{command}: keys {rows[:1]} != {columns}"
+    if name.startswith(("rfm", "order_outcomes")):
+        assert rows, f"{command}: no rows on a warehouse with orders"
+
+
+def test_lens_sql_prints_the_query_in_a_fresh_process(warehouse):
+    done = c360("lens", "sql", "--model", PROJECT, "--query", "lens/queries/order_outcomes.yml", warehouse=warehouse)
+    assert done.returncode == 0, done.stderr
+    assert_no_trace(done.stderr)
+    assert done.stdout.lstrip().startswith("WITH ") and "`lens_silver_activity_stream`" in done.stdout
+    assert "CAST('2026-03-16 00:00:00' AS TIMESTAMP)" in done.stdout   # as of the run date
+
+
+def test_a_query_spark_rejects_is_one_paragraph_and_exit_2(answers):
+    done = answers[BROKEN].result()
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert_no_trace(done.stderr)
+    message = done.stderr.strip()
+    assert message.startswith("c360 lens: error:") and "feature66" in message and "\n" not in message
