@@ -1,0 +1,1 @@
+"""An independent plain-Python reference implementation of the c360 contract (no Spark)."""
