@@ -16,13 +16,16 @@ export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 setup: $(PY_STAMP) $(JAR_STAMP)
 
 $(PY_STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || command -v $(PYTHON) >/dev/null \
+	  || { echo "error: $(PYTHON) not found: c360 needs Python 3.11 (or: make PYTHON=/path/to/python3.11 setup)" >&2; exit 2; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 
-$(JAR_STAMP): jvm/jars.lock jvm/resolve.sh
-	bash jvm/resolve.sh
+# Delta's jars with the Ivy inside pyspark (no Maven), checked against the sha256 pins.
+$(JAR_STAMP): $(PY_STAMP) jvm/jars.lock jvm/resolve.sh
+	C360_PYTHON=$(BIN)/python bash jvm/resolve.sh
 
 # Small deterministic sample, then the whole nightly on the embedded warehouse (./warehouse).
 run: setup
@@ -47,4 +50,4 @@ lock:
 	$(BIN)/pip freeze --exclude-editable | sed '1i # Exact versions installed by `make setup` (pip freeze of a working venv). Regenerate with `make lock`.' > requirements.lock
 
 clean:
-	rm -rf $(VENV) .jars warehouse data/sample dist
+	rm -rf $(VENV) .jars .ivy warehouse data/sample dist

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -107,9 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         ctx = make_context(args)
         if getattr(module, "NEEDS_SPARK", True):
             from jobs.console import divert_jvm_output
+            from jobs.session import LOG_FILE_ENV
 
             log_file = ctx.warehouse.root / "_logs" / f"{args.command}-{ctx.run_date}.log"
             divert_jvm_output(log_file)
+            # Spark's log4j writes here too (conf/log4j2.properties; jobs.session routes it).
+            os.environ[LOG_FILE_ENV] = str(log_file)
         result = module.run(ctx, args)
         if result is not None and args.command != "nightly":
             result.seconds = round(time.monotonic() - started, 1)

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
+import importlib.resources
+import os
+import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -25,7 +29,65 @@ from jobs.segment_settings import SegmentSettings
 from lens.settings import LensSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = REPO_ROOT / "conf" / "local.yml"
+DEFAULT_CONFIG_NAME = "conf/local.yml"
+DEFAULT_CONFIG = REPO_ROOT / DEFAULT_CONFIG_NAME
+
+
+# ----------------------------------------------------------------------------------------------
+# Files shipped with the code (lens models, saved queries, conf/). In a checkout they are plain
+# files under REPO_ROOT; under `spark-submit --py-files dist/c360.zip` the packages are imported
+# from the zip, REPO_ROOT is the zip itself, and these files are members of it.
+# ----------------------------------------------------------------------------------------------
+
+
+def packaged_file(relative: str | PurePosixPath) -> Path | None:
+    """A file shipped with the c360 packages, as a path on disk, or None if there is none.
+
+    `relative` is the file's path in the repo (e.g. "lens/queries/rfm.yml"). From a checkout this is
+    the file itself. From the --py-files zip it is read through importlib.resources and copied once,
+    by content, to a cache folder, so readers that open paths work unchanged."""
+    parts = PurePosixPath(relative).parts
+    if not parts or parts[0] in ("/", "..") or ".." in parts:
+        return None
+    resource = importlib.resources.files("jobs").parent.joinpath(*parts)
+    if not resource.is_file():
+        return None
+    if isinstance(resource, Path):
+        return resource
+    data = resource.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    out = Path(tempfile.gettempdir()) / f"c360-packaged-{digest}" / Path(*parts)
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(f".{out.name}.{os.getpid()}")
+        partial.write_bytes(data)
+        os.replace(partial, out)  # atomic: concurrent runs never read a half-written file
+    return out
+
+
+def locate_file(value: str) -> str:
+    """A file named in config, found on disk: an absolute path as is; a relative one under the
+    repo (a checkout), else shipped in the packages (the --py-files zip), else under the current
+    directory (a user's own file next to where spark-submit runs). Unfound, it stays as written,
+    for the reader to report."""
+    path = Path(value).expanduser()
+    if path.is_absolute() or (REPO_ROOT / path).is_file():
+        return value
+    packaged = packaged_file(PurePosixPath(path.as_posix()))
+    if packaged is not None:
+        return str(packaged)
+    here = Path.cwd() / path
+    return str(here.resolve()) if here.is_file() else value
+
+
+def default_config_file() -> Path:
+    """conf/local.yml of the checkout; under spark-submit, the one in the current directory or the zip."""
+    if DEFAULT_CONFIG.is_file():
+        return DEFAULT_CONFIG
+    here = Path.cwd() / DEFAULT_CONFIG_NAME
+    if here.is_file():
+        return here
+    return packaged_file(DEFAULT_CONFIG_NAME) or DEFAULT_CONFIG
 
 
 # ----------------------------------------------------------------------------------------------
@@ -93,7 +155,7 @@ def resolve_path(value: str | Path) -> Path:
 
 def load_config(path: str | Path | None = None, *, overrides: dict[str, Any] | None = None) -> Config:
     """Load and validate a config file; `overrides` replace top-level keys (e.g. warehouse)."""
-    file = Path(path) if path is not None else DEFAULT_CONFIG
+    file = Path(path) if path is not None else default_config_file()
     if not file.is_file():
         raise ConfigError(f"configuration file {file} does not exist (pass --config FILE)")
     try:
@@ -109,7 +171,13 @@ def load_config(path: str | Path | None = None, *, overrides: dict[str, Any] | N
     data = {**data, **(overrides or {})}
     data.pop("source", None)
     cfg = build_section(Config, data, key="", file=str(file))
-    return dataclasses.replace(cfg, source=str(file))
+    return dataclasses.replace(cfg, source=str(file), lens=_locate_lens_files(cfg.lens))
+
+
+def _locate_lens_files(lens: LensSettings) -> LensSettings:
+    """lens.materialize models and queries as files on disk (see locate_file)."""
+    items = [dataclasses.replace(m, model=locate_file(m.model), query=locate_file(m.query)) for m in lens.materialize]
+    return dataclasses.replace(lens, materialize=items)
 
 
 def build_section(cls: type, data: Any, *, key: str, file: str) -> Any:

@@ -31,7 +31,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 from jobs import tables
 from jobs.context import JobContext, StageResult
 from jobs.errors import InputError
-from jobs.identifiers import normalize_email, normalize_id, normalize_phone
+from jobs.identifiers import normalize_email, normalize_id
 from jobs.schemas import (
     BRONZE_CUSTOMERS_SCHEMA,
     BRONZE_EVENTS_SCHEMA,
@@ -199,6 +199,9 @@ def event_rejection_reason(df: DataFrame) -> DataFrame:
     m = F.col("m")
     msg_type = _message_type(m)
     has_identity = ~_blank(m["userId"]) | ~_blank(m["anonymousId"])
+    # A track with a group id and no user is an event of the whole group (interface §3; Blueshift's
+    # group transactions): it reaches every member.
+    group_event = (msg_type == "track") & ~_blank(F.coalesce(m["groupId"], m["context"]["groupId"]))
     starts_as_object = F.col("starts_as_object")
     reason = (
         F.when(starts_as_object & (m.isNull() | m[CORRUPT_RECORD].isNotNull()), F.lit(INVALID_JSON))
@@ -213,7 +216,7 @@ def event_rejection_reason(df: DataFrame) -> DataFrame:
             F.lit(BAD_TIMESTAMP),
         )
         .when((msg_type == "alias") & _blank(m["userId"]), F.lit(MISSING_IDENTITY))
-        .when(~has_identity, F.lit(MISSING_IDENTITY))
+        .when(~has_identity & ~group_event, F.lit(MISSING_IDENTITY))
         .when((msg_type == "track") & _blank(m["event"]), F.lit(MISSING_EVENT))
         .when((msg_type == "group") & _blank(m["groupId"]), F.lit(MISSING_GROUP_ID))
         .when((msg_type == "alias") & _blank(m["previousId"]), F.lit(MISSING_PREVIOUS_ID))
@@ -232,19 +235,23 @@ def to_bronze_events(df: DataFrame, run_date) -> DataFrame:
         # message's context.traits) carry the user's own email and phone.
         return F.coalesce(F.when(msg_type == "identify", m["traits"][name]), m["context"]["traits"][name])
 
+    # Accepted rows are valid UTF-8 everywhere (a byte sequence that is not becomes U+FFFD), so
+    # every Delta reader can read bronze; a rejected line keeps its exact bytes for the quarantine.
+    valid = F.make_valid_utf8
     return df.select(
-        F.trim(m["messageId"]).alias("message_id"),
+        valid(F.trim(m["messageId"])).alias("message_id"),
         msg_type.alias("type"),
-        F.trim(m["event"]).alias("event"),
-        normalize_id(m["userId"]).alias("user_id"),
-        normalize_id(m["anonymousId"]).alias("anonymous_id"),
-        normalize_id(m["previousId"]).alias("previous_id"),
-        normalize_id(F.coalesce(m["groupId"], m["context"]["groupId"])).alias("group_id"),
+        valid(F.trim(m["event"])).alias("event"),
+        valid(normalize_id(m["userId"])).alias("user_id"),
+        valid(normalize_id(m["anonymousId"])).alias("anonymous_id"),
+        valid(normalize_id(m["previousId"])).alias("previous_id"),
+        valid(normalize_id(F.coalesce(m["groupId"], m["context"]["groupId"]))).alias("group_id"),
         F.col("parsed_ts").alias("timestamp"),
-        normalize_email(contact("email")).alias("email"),
-        normalize_phone(contact("phone")).alias("phone"),
-        m["properties"].alias("properties"),
-        "raw",
+        valid(normalize_email(contact("email"))).alias("email"),
+        # As received (trimmed): the identity stage reads it as E.164 (jobs.phones), once per value.
+        valid(normalize_id(contact("phone"))).alias("phone"),
+        valid(m["properties"]).alias("properties"),
+        F.when(F.col("reason").isNull(), valid(F.col("raw"))).otherwise(F.col("raw")).alias("raw"),
         "source_file",
         F.lit(run_date).cast("date").alias("run_date"),
         "reason",
@@ -285,11 +292,16 @@ def keep_new_first_copies(rows: DataFrame, to_resolve: DataFrame, key: str) -> D
 
 def to_quarantine(df: DataFrame, kind: str, run_date) -> DataFrame:
     """One row per rejected line. The same bad line twice in one file is two rows: the key numbers
-    identical lines within their file, so a re-run finds the same keys and a count still adds up."""
+    identical lines within their file, so a re-run finds the same keys and a count still adds up.
+
+    A line is kept exactly as received in `raw_bytes`; `raw` is its text with any byte sequence that
+    is not UTF-8 replaced by U+FFFD, so every Delta reader can read the table (Spark's text source
+    passes invalid bytes through, and Arrow-based readers such as delta-rs reject them)."""
     same_line = Window.partitionBy("source_file", "raw").orderBy("reason")
     return df.withColumn("_copy", F.row_number().over(same_line)).select(
         F.lit(kind).alias("kind"),
-        "raw",
+        F.make_valid_utf8("raw").alias("raw"),
+        F.col("raw").cast("binary").alias("raw_bytes"),
         "reason",
         "source_file",
         F.sha2(F.concat_ws(FIELD_SEPARATOR, "source_file", "raw", F.col("_copy").cast("string")), 256).alias("line_hash"),
@@ -382,7 +394,9 @@ def quarantine_new(spark: SparkSession, wh, rows: DataFrame) -> None:
     table = tables.QUARANTINE_EVENTS
     if wh.exists(spark, table):
         rows = rows.join(wh.read(spark, table).select("line_hash"), on="line_hash", how="left_anti")
-    wh.append(rows.select(*QUARANTINE_SCHEMA.fieldNames()), table, partition_by=["run_date"])
+    # mergeSchema: a table written before raw_bytes existed gains the column (null in older rows).
+    wh.append(rows.select(*QUARANTINE_SCHEMA.fieldNames()), table, partition_by=["run_date"],
+              properties={"mergeSchema": "true"})
 
 
 def persist_uncompressed(spark: SparkSession, df: DataFrame) -> DataFrame:

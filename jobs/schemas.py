@@ -1,7 +1,7 @@
 """Explicit schemas: the raw Segment message as parsed, and the bronze/quarantine tables."""
 from __future__ import annotations
 
-from pyspark.sql.types import DateType, StringType, StructField, StructType, TimestampType
+from pyspark.sql.types import BinaryType, DateType, StringType, StructField, StructType, TimestampType
 
 # The seed model's customer entity columns, in its order (interface §3).
 CUSTOMER_COLUMNS = (
@@ -66,9 +66,10 @@ BRONZE_CUSTOMERS_SCHEMA = StructType(
 
 QUARANTINE_SCHEMA = StructType([
     StructField("kind", StringType(), False),        # event | customer
-    StructField("raw", StringType()),
+    StructField("raw", StringType()),                # the line as text; bytes that are not UTF-8 read U+FFFD
+    StructField("raw_bytes", BinaryType()),          # the line exactly as received
     StructField("reason", StringType(), False),
     StructField("source_file", StringType(), False),
-    StructField("line_hash", StringType(), False),   # sha2(source_file, raw, copy number): quarantined once
+    StructField("line_hash", StringType(), False),   # sha2(source_file, raw as received, copy number): quarantined once
     StructField("run_date", DateType(), False),
 ])

@@ -1,22 +1,31 @@
-"""The README's spark-submit command against a real standalone Spark cluster (a master and one worker
-on loopback), with the cluster-style config: no master in config, jars shipped with --jars, the code
-with --py-files. Executors write the Delta files, so this checks what local mode cannot."""
+"""README's spark-submit command: taken from README.md and run with `--master local[2]` as a whole
+nightly (all 7 stages; the lens models and queries read from the --py-files zip; Spark's log lines in
+<warehouse>/_logs/, none on the terminal), and against a real standalone Spark cluster (a master and
+one worker on loopback) for ingest, with the cluster-style config: no master in config, jars shipped
+with --jars, the code with --py-files. Executors write the Delta files there, so that checks what
+local mode cannot."""
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
+import zipfile
 from pathlib import Path
 
 import pyspark
 import pytest
+import yaml
 
 from jobs.config import REPO_ROOT
 from jobs.dist import build
+from tests.test_readme_commands import JVM_NOTICE, SPARK_LOG_LINE, TRACE_MARKERS, readme_commands
 
 BIN = Path(sys.executable).parent
 # pip's pyspark is a complete Spark distribution; its launcher scripts need SPARK_HOME to find it.
@@ -71,6 +80,42 @@ def standalone_cluster(tmp_path_factory):
                 proc.wait(timeout=30)
 
 
+# ---------------------------------------------------------------------------------------------
+# README's command
+# ---------------------------------------------------------------------------------------------
+
+RUN_DATE = "2026-02-01"
+
+
+def readme_spark_submit() -> list[str]:
+    """README's spark-submit command as words."""
+    found = [c for c in readme_commands() if c.startswith("spark-submit ")]
+    assert len(found) == 1, found
+    return shlex.split(found[0])
+
+
+def with_option(words: list[str], option: str, value: str) -> list[str]:
+    """`words` with `option`'s value replaced (the option must be there)."""
+    i = words.index(option)
+    return [*words[:i + 1], value, *words[i + 2:]]
+
+
+def readme_submit(master: str, archive: Path, app: list[str] | None = None, *, extra: tuple[str, ...] = (),
+                  **replace: str) -> list[str]:
+    """README's command as this test runs it: .venv's spark-submit, `master`, the archive built here,
+    `extra` spark-submit flags, and README's stage arguments with `replace` (--config, --input, ...)
+    or `app` instead; every other flag as README has it. Run it with cwd = the repo, as README says."""
+    words = readme_spark_submit()
+    words = with_option(with_option(words, "--master", master), "--py-files", str(archive))
+    assert {"--driver-java-options", "--jars"} <= set(words), "README routes logs and ships the jars"
+    script = words.index("jobs/cli.py")
+    submit, args = words[1:script], words[script + 1:]
+    if app is None:
+        for option, value in replace.items():
+            args = with_option(args, f"--{option.replace('_', '-')}", value)
+    return [str(BIN / "spark-submit"), *submit, *extra, "jobs/cli.py", *(args if app is None else app)]
+
+
 @pytest.mark.slow
 def test_spark_submit_runs_ingest_on_a_standalone_cluster(standalone_cluster, tmp_path):
     events = tmp_path / "raw" / "events"
@@ -83,18 +128,101 @@ def test_spark_submit_runs_ingest_on_a_standalone_cluster(standalone_cluster, tm
         f"warehouse: {tmp_path / 'wh'}\n"
         "spark:\n  master: null\n  shuffle_partitions: 2\n  jars_dir: null\n"
     )
-    archive = build(tmp_path / "c360.zip")
-    jars = ",".join(str(p) for p in sorted((REPO_ROOT / ".jars").glob("*.jar")))
-    cmd = [str(BIN / "spark-submit"), "--master", standalone_cluster, "--conf", "spark.driver.host=127.0.0.1",
-           "--conf", "spark.executor.memory=768m", "--jars", jars, "--py-files", str(archive),
-           str(REPO_ROOT / "jobs" / "cli.py"), "ingest", "--config", str(config), "--input", str(tmp_path / "raw"),
-           "--run-date", "2026-02-01"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    cmd = readme_submit(standalone_cluster, build(tmp_path / "c360.zip"),
+                        ["ingest", "--config", str(config), "--input", str(tmp_path / "raw"), "--run-date", RUN_DATE],
+                        extra=("--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.executor.memory=768m"))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
                           env={**os.environ, **SPARK_ENV})
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.startswith("ingest: lines_read=25, accepted=20, duplicates=5, quarantined=0"), proc.stdout
+    assert_terminal_free_of_spark(proc)
+    assert "Running Spark version" in (tmp_path / "wh" / "_logs" / f"ingest-{RUN_DATE}.log").read_text()
 
     from deltalake import DeltaTable
 
     bronze = DeltaTable(str(tmp_path / "wh" / "bronze" / "events")).to_pyarrow_table()
     assert sorted(bronze.column("message_id").to_pylist()) == sorted(f"m{i}" for i in range(20))
+
+
+def cluster_config_for_tests(path: Path) -> Path:
+    """conf/cluster.yml as is (lens.materialize and all), sized for 2 cores."""
+    data = yaml.safe_load((REPO_ROOT / "conf" / "cluster.yml").read_text())
+    data["spark"]["shuffle_partitions"] = 2
+    data["spark"].setdefault("conf", {})["spark.databricks.delta.snapshotPartitions"] = 1
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def assert_terminal_free_of_spark(proc: subprocess.CompletedProcess) -> None:
+    for name, text in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+        assert not SPARK_LOG_LINE.search(text), f"Spark log lines on {name}:\n{text[-3000:]}"
+        assert not any(m in text for m in TRACE_MARKERS), f"a stack trace on {name}:\n{text[-3000:]}"
+    rest = [line for line in proc.stderr.splitlines() if line.strip() and line != JVM_NOTICE]
+    assert rest == [], f"stderr carries more than c360's own messages:\n{proc.stderr[-3000:]}"
+
+
+def test_the_archive_reads_lens_files_and_conf_from_inside_the_zip(tmp_path):
+    """With the packages imported from dist/c360.zip (as under spark-submit) and no checkout to fall
+    back on, conf/cluster.yml's lens.materialize models and queries load from the zip."""
+    archive = build(tmp_path / "dist" / "c360.zip")
+    names = set(zipfile.ZipFile(archive).namelist())
+    assert {"jobs/cli.py", "lens/queries/rfm.yml", "conf/cluster.yml", "conf/log4j2.properties"} <= names
+    probe = textwrap.dedent(f"""
+        import jobs, sys
+        from pathlib import Path
+        assert jobs.__file__.startswith({str(archive)!r}), jobs.__file__
+        from jobs.config import load_config, packaged_file
+        from lens.model import load_model
+        from lens.query_format import load_query
+        cfg = load_config(packaged_file("conf/cluster.yml"))
+        assert cfg.lens.materialize
+        for m in cfg.lens.materialize:
+            assert m.model_path().is_file() and not m.model_path().is_relative_to({str(REPO_ROOT)!r}), m
+            load_model(m.model_path()); load_query(m.query_path(), m.variant)
+        own = Path("mine.yml"); own.write_text(m.query_path().read_text())
+        user = load_config(overrides={{"lens": {{"materialize": [{{"name": "x", "model": "/nope/m.yml", "query": "mine.yml"}}]}}}})
+        item = user.lens.materialize[0]
+        assert str(item.model_path()) == "/nope/m.yml" and item.query_path() == own.resolve(), item
+        print("ok", len(cfg.lens.materialize))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(archive)}
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_readme_spark_submit_runs_the_whole_nightly_with_logs_in_the_warehouse(tmp_path):
+    raw = tmp_path / "raw"
+    gen = subprocess.run([str(BIN / "c360"), "generate", "--out", str(raw), "--profiles", "150", "--days", "30",
+                          "--run-date", RUN_DATE], capture_output=True, text=True, timeout=300)
+    assert gen.returncode == 0, gen.stderr
+    warehouse = tmp_path / "warehouse"
+    config = cluster_config_for_tests(tmp_path / "cluster.yml")
+    cmd = readme_submit("local[2]", build(tmp_path / "dist" / "c360.zip"), config=str(config), input=str(raw),
+                        run_date=RUN_DATE) + ["--warehouse", str(warehouse)]
+    # cwd: the repo, as README says (its paths are relative: jobs/cli.py, .jars/, conf/log4j2.properties).
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=REPO_ROOT,
+                          env={**os.environ, **SPARK_ENV})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "[7/7] lens-materialize ..." in proc.stdout, proc.stdout
+    materialized = re.search(r"lens-materialize: queries=(\d+)", proc.stdout)
+    assert materialized and int(materialized.group(1)) > 0, proc.stdout
+    assert f"c360 nightly {RUN_DATE} finished" in proc.stdout, proc.stdout
+    assert_terminal_free_of_spark(proc)
+    log = warehouse / "_logs" / f"nightly-{RUN_DATE}.log"
+    assert log.is_file() and "Running Spark version" in log.read_text(), sorted((warehouse / "_logs").iterdir())
+
+
+@pytest.mark.slow
+def test_readme_spark_submit_with_a_bad_config_exits_2_with_one_line(tmp_path):
+    config = tmp_path / "bad.yml"
+    config.write_text("spark:\n  master: null\n  mastr: local[2]\n")
+    cmd = readme_submit("local[2]", build(tmp_path / "c360.zip"), config=str(config), input=str(tmp_path))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
+                          env={**os.environ, **SPARK_ENV})
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # spark-submit runs Python with its stderr merged into stdout, so c360's message arrives there.
+    said = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip() and line != JVM_NOTICE]
+    assert said == [f"c360 nightly: error: {config}: unknown key 'spark.mastr' (did you mean 'spark.master'?)"], \
+        proc.stdout[-3000:] + proc.stderr[-3000:]
