@@ -276,10 +276,10 @@ def label_scope(ctx: JobContext, scratch: Scratch, scope: DataFrame, scope_edges
 
 def run(ctx: JobContext, args: argparse.Namespace) -> StageResult:
     spark, wh, run_date = ctx.spark, ctx.warehouse, ctx.run_date
-    settings: IdentitySettings = ctx.config.identity
     if not wh.exists(spark, tables.BRONZE_EVENTS) and not wh.exists(spark, tables.BRONZE_CUSTOMERS):
         raise InputError(f"no bronze tables under {wh.root}: run `c360 ingest --input DIR` first")
-    state = (tables.IDENTITY_MAP, tables.IDENTITY_IDENTIFIERS, tables.IDENTITY_EDGES)
+    # A warehouse stitched before alias claims were kept (no silver/identity_aliases) is rebuilt once.
+    state = (tables.IDENTITY_MAP, tables.IDENTITY_IDENTIFIERS, tables.IDENTITY_EDGES, tables.IDENTITY_ALIASES)
     incremental = not getattr(args, "full", False) and all(wh.exists(spark, t) for t in state)
     scratch = Scratch(spark, wh.path(f"_checkpoints/stitch-{run_date}"))
     try:
@@ -321,7 +321,6 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     if incremental:
         upsert_evidence(spark, wh, new_identifiers, tables.IDENTITY_IDENTIFIERS, IDENTIFIER_KEY)
         upsert_evidence(spark, wh, new_edges, tables.IDENTITY_EDGES, EDGE_KEY)
-        wh.ensure(spark, tables.IDENTITY_ALIASES, new_claims.schema)
         upsert_evidence(spark, wh, new_claims, tables.IDENTITY_ALIASES, ALIAS_CLAIM_KEY)
     else:
         wh.overwrite(new_identifiers, tables.IDENTITY_IDENTIFIERS)
