@@ -387,21 +387,22 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         wh.overwrite(new_map.select(*IDENTITY_MAP_SCHEMA.fieldNames()), tables.IDENTITY_MAP)
 
     no_text = F.lit(None).cast("string")
+    run_day = F.lit(run_date).cast("date").alias("run_date")
     merges_in_scope = user_merges.join(
         scope.where(F.col("identifier_type") == USER_ID).select(F.col("identifier_value").alias("previous_id")),
         "previous_id", "left_semi")
     audit = removed.select(
-        F.lit(run_date).cast("date").alias("run_date"), "rule", *keys,
+        run_day, "rule", *keys,
         no_text.alias("other_type"), no_text.alias("other_value"), "detail",
-    ).unionByName(cuts.select(F.lit(run_date).cast("date").alias("run_date"), *CUT_SCHEMA.fieldNames())).unionByName(
+    ).unionByName(cuts.select(run_day, *CUT_SCHEMA.fieldNames())).unionByName(
         unparseable.select(
-            F.lit(run_date).cast("date").alias("run_date"), F.lit(RULE_UNPARSEABLE_PHONE).alias("rule"), *keys,
+            run_day, F.lit(RULE_UNPARSEABLE_PHONE).alias("rule"), *keys,
             no_text.alias("other_type"), no_text.alias("other_value"),
             F.lit(f"not a phone number (read in region {settings.default_phone_region})").alias("detail"),
         )
     ).unionByName(
         merges_in_scope.select(
-            F.lit(run_date).cast("date").alias("run_date"), F.lit(RULE_ALIAS_MERGE).alias("rule"),
+            run_day, F.lit(RULE_ALIAS_MERGE).alias("rule"),
             F.lit(USER_ID).alias("identifier_type"), F.col("previous_id").alias("identifier_value"),
             F.lit(USER_ID).alias("other_type"), F.col("user_id").alias("other_value"),
             F.lit("alias call: previousId (a former userId) and userId are one person, counted once by "
