@@ -11,7 +11,7 @@ SCALE ?= S
 EDGES ?= 1M 10M
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: setup run test bench bench-graph dist lock clean
+.PHONY: setup run test test-fast bench bench-graph dist lock clean
 
 setup: $(PY_STAMP) $(JAR_STAMP)
 
@@ -34,6 +34,10 @@ run: setup
 
 test: setup
 	$(BIN)/pytest -q
+
+# The inner loop: unit and Spark tests in this process; no end-to-end nightly, no subprocess.
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow and not subprocess"
 
 bench: setup
 	$(BIN)/python -m bench.run --scale $(SCALE)

@@ -122,7 +122,8 @@ def forest_chunk(rng: np.random.Generator, edges: int) -> tuple[np.ndarray, np.n
 @dataclass
 class Method:
     name: str
-    run: Callable[[], tuple[np.ndarray, np.ndarray]]  # -> (ids, component), sorted by id
+    # -> (ids, component) sorted by id (scipy), graph.Components (c360), or a labels DataFrame (GraphFrames)
+    run: Callable[[], object]
     shuffle_partitions: int | None = None
     seconds: list[float] = field(default_factory=list)
     rounds: list[int] = field(default_factory=list)
@@ -132,14 +133,14 @@ class Method:
 
 def scipy_floor(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """The single-machine floor: read the Parquet on the driver, scipy connected components."""
-    from jobs.graph import local_components
+    from jobs.identity.graph import local_components
 
     table = pq.read_table(path)
     return local_components(table.column("src").to_numpy(), table.column("dst").to_numpy())
 
 
 def spark_method(spark, path: Path, checkpoint_dir: Path, local_threshold: int):
-    from jobs.graph import connected_components
+    from jobs.identity.graph import connected_components
 
     def run():
         edges = spark.read.parquet(str(path))
@@ -165,7 +166,7 @@ def same_partition(reference: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarr
 
 
 def bench_size(spark, label: str, seed: int, pairs: int, partitions: list[int], methods_wanted: list[str]) -> dict:
-    from jobs import graph
+    from jobs.identity import graph
 
     path = build_edges(label, seed)
     checkpoints = WORK / "b1-checkpoints"
@@ -204,13 +205,14 @@ def bench_size(spark, label: str, seed: int, pairs: int, partitions: list[int], 
                 got = partition_of(result)
                 method.rounds.append(graphframes_baseline.LAST_ITERATIONS[0])
             else:
-                got = partition_of(result)
-                method.rounds.append(graph.LAST_RUN.rounds)
-                method.notes.add(f"path={graph.LAST_RUN.path}")
-                if graph.LAST_RUN.local_edges:
-                    method.notes.add(f"finished on driver with {graph.LAST_RUN.local_edges:,} edges")
-                if graph.LAST_RUN.active_edges:
-                    method.notes.add("active edges per round: " + ", ".join(f"{a:,}" for a in graph.LAST_RUN.active_edges))
+                labels, stats = result  # graph.Components
+                got = partition_of(labels)
+                method.rounds.append(stats.rounds)
+                method.notes.add(f"path={stats.path}")
+                if stats.local_edges:
+                    method.notes.add(f"finished on driver with {stats.local_edges:,} edges")
+                if stats.active_edges:
+                    method.notes.add("active edges per round: " + ", ".join(f"{a:,}" for a in stats.active_edges))
             method.seconds.append(round(seconds, 2))
             method.agree.append(same_partition(reference, got))
             print(f"  {label} pair {pair + 1}: {method.name}: {seconds:.2f}s agree={method.agree[-1]}"
@@ -278,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
                         choices=["distributed", "default", "driver", "graphframes"])
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)
-    from jobs.config import SparkSettings
-    from jobs.session import build_spark
+    from jobs.core.config import SparkSettings
+    from jobs.core.session import build_spark
 
     for label in args.edges:  # all data exists before anything is timed
         build_edges(label, args.seed)

@@ -44,8 +44,8 @@ def scale_of(data: Path) -> str:
 
 
 def bench_spark():
-    from jobs.config import SparkSettings
-    from jobs.session import build_spark
+    from jobs.core.config import SparkSettings
+    from jobs.core.session import build_spark
 
     settings = SparkSettings(master="local[2]", app_name="c360-bench", shuffle_partitions=4, driver_memory="8g",
                              conf={"spark.ui.enabled": "false"})
@@ -60,8 +60,8 @@ def bare_read(spark, events_dir: Path) -> int:
 def b4_ingest(spark, data: Path, pairs: int) -> list[Comparison]:
     """B4: our ingest of the raw JSON vs a bare spark.read.json + count of the same files; and, as
     the floor under it, ingest's parse and checks of every line with no write at all."""
-    from jobs import ingest
-    from jobs.tables import Warehouse
+    from jobs.ingest import stage as ingest
+    from jobs.core.tables import Warehouse
 
     target = WORK / "b4-warehouse"
     events_dir = data / "events"
@@ -95,7 +95,7 @@ def b4_ingest(spark, data: Path, pairs: int) -> list[Comparison]:
 def b4_parse_floor(spark, events_dir: Path, pairs: int) -> Comparison:
     """What ingest cannot do without: parse every line with its schema and run its checks. Nothing
     is written, cached or deduplicated; Spark's `noop` sink evaluates every column and discards it."""
-    from jobs import ingest
+    from jobs.ingest import stage as ingest
 
     def parse_and_check():
         ingest.classify_event_lines(spark, events_dir, RUN_DATE).write.format("noop").mode("overwrite").save()
@@ -106,17 +106,18 @@ def b4_parse_floor(spark, events_dir: Path, pairs: int) -> Comparison:
 
 
 def nightly_ctx(spark, warehouse: Path, run_date: dt.date):
-    from jobs.config import load_config
-    from jobs.context import JobContext
+    from jobs.core.config import load_config
+    from jobs.core.context import JobContext
 
     return JobContext(config=load_config(overrides={"warehouse": str(warehouse)}), run_date=run_date, _spark=spark)
 
 
 def run_nightly(spark, warehouse: Path, data: Path, run_date: dt.date, full: bool = False) -> dict:
-    from jobs import nightly
+    from jobs import pipeline
+    from jobs.core.context import RunParams
 
     ctx = nightly_ctx(spark, warehouse, run_date)
-    nightly.run(ctx, argparse.Namespace(input=str(data), full=full))
+    pipeline.run_nightly(ctx, RunParams(input_dir=Path(data), rebuild=full, rewind=full))
     return json.loads((warehouse / "_runs" / str(run_date) / "report.json").read_text())
 
 
@@ -136,11 +137,11 @@ def _execute(df) -> None:
 
 def b2_lens(spark, data: Path, pairs: int) -> list[Comparison]:
     """B2: each seed Lens question, compiled from the model vs the hand-written Spark SQL."""
-    from jobs.config import REPO_ROOT, load_config
+    from jobs.core.config import REPO_ROOT, load_config
     from lens.execute import compile_for, run_compiled, views_for, warehouse_catalog
     from lens.model import load_model
     from lens.query_format import load_query
-    from lens.reference_sql import REFERENCES
+    from tests.reference_sql import REFERENCES
 
     scale = scale_of(data)
     warehouse = built_warehouse(spark, scale, data)
@@ -174,11 +175,11 @@ def b5_nightly(spark, data: Path, pairs: int) -> Comparison:
     The last nightly's warehouse is the scale's warehouse that B2 then queries. Each stage's rate is
     reported too: the input events over the stage's seconds, per core.
     """
-    from jobs import nightly
+    from jobs import pipeline
 
     scale = scale_of(data)
     pairs = min(pairs, NIGHTLY_PAIRS[scale])
-    stages = len(nightly.stages())
+    stages = len(pipeline.NIGHTLY)
     target = WORK / f"warehouse-{scale}"
     events_dir = data / "events"
     reports = []

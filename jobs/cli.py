@@ -1,4 +1,9 @@
-"""`c360` command line: one sub-command per stage, shared options, errors a person can act on.
+"""`c360` command line: the one place that parses arguments and prints.
+
+A sub-command per pipeline stage (jobs.pipeline.STAGES), plus `nightly` (every nightly stage in
+order), `generate` (test data), `identity explain` and `lens query|sql`. Options become a RunParams
+for the stages; results come back as StageResult and are printed here. Errors a person can act on
+print one paragraph and exit 2; anything else prints one line and leaves the trace in the log.
 
 Also the spark-submit entry point: `spark-submit --py-files dist/c360.zip jobs/cli.py <stage> ...`.
 """
@@ -6,35 +11,25 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-# Sub-command -> module. Each module defines HELP, NEEDS_SPARK, add_arguments(parser) and
-# run(ctx, args) -> StageResult | None.
-COMMANDS: dict[str, str] = {
-    "generate": "jobs.generate",
-    "ingest": "jobs.ingest",
-    "stitch": "jobs.stitch",
-    "identity": "jobs.identity_cli",
-    "activities": "jobs.activities",
-    "groups": "jobs.groups",
-    "segments": "jobs.segments",
-    "nightly": "jobs.nightly",
-    "lens": "jobs.lens_cli",
-    "lens-materialize": "jobs.lens_materialize",
-    "rfm": "jobs.rfm",
-    "traits": "jobs.traits",
-}
+from generator import cli as generator_cli  # pyspark-free, like the registry
+from jobs import pipeline  # pyspark-free: a stage's module loads when it runs
+from jobs.core.context import RunParams
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+PREVIEW = "preview"
+EXPLAIN = "explain"
 
 
-def _run_date(text: str) -> dt.date:
+def run_date_arg(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
@@ -46,29 +41,177 @@ def _common_options() -> argparse.ArgumentParser:
     common.add_argument("--config", default=None, help="configuration file (default: conf/local.yml)")
     common.add_argument("--warehouse", default=None, help="warehouse root (overrides the config)")
     common.add_argument(
-        "--run-date", type=_run_date, default=None,
+        "--run-date", type=run_date_arg, default=None,
         help="logical date of the run, YYYY-MM-DD (default: today in UTC)",
     )
     return common
+
+
+# ----------------------------------------------------------------------------------------------
+# Commands: options, and what runs. A handler returns a StageResult to print, or None.
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    handle: Callable  # (ctx, args) -> StageResult | None
+    needs_spark: bool = True
+
+
+def _no_options(parser: argparse.ArgumentParser) -> None:
+    """The stage takes only the shared options (--config, --warehouse, --run-date)."""
+
+
+def _input_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="raw input folder with events/ and customers/")
+
+
+def _rebuild_option(what: str) -> Callable[[argparse.ArgumentParser], None]:
+    def add(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--full", action="store_true", help=what)
+    return add
+
+
+def _params(args: argparse.Namespace) -> RunParams:
+    """The stage parameters the parsed options stand for. `--full` rebuilds derived tables from all
+    history and, for segments, accepts a run date before the last applied one (rewinding history)."""
+    full = bool(getattr(args, "full", False))
+    raw = getattr(args, "input", None)
+    return RunParams(input_dir=Path(raw) if raw else None, rebuild=full, rewind=full)
+
+
+def _run_stage(name: str):
+    def handle(ctx, args):
+        return pipeline.stage(name).run(ctx, _params(args))
+    return handle
+
+
+def _segments_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", choices=[PREVIEW],
+                        help="preview NAME: print the member count and a sample; writes nothing")
+    parser.add_argument("name", nargs="?", metavar="NAME", help="the segment to preview")
+    parser.add_argument("--rows", type=int, default=None,
+                        help="preview: members to print (default: segments.preview_rows)")
+    parser.add_argument("--full", action="store_true",
+                        help="accept a run date earlier than the last applied one: rewind segment history to it")
+
+
+def _segments(ctx, args):
+    from jobs.core.errors import ConfigError
+    from jobs.segments import stage as segments
+
+    if args.action == PREVIEW:
+        print(segments.preview(ctx, args.name, args.rows))
+        return None
+    if args.name:
+        raise ConfigError(f"unexpected {args.name!r}: use `c360 segments` or `c360 segments preview NAME`")
+    return segments.run(ctx, _params(args))
+
+
+def _materialize_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", action="append", default=None, help="only this materialization (repeatable)")
+
+
+def _materialize(ctx, args):
+    from jobs.lens_stage import materialize
+
+    return materialize.run(ctx, _params(args), names=tuple(args.name or ()))
+
+
+def _nightly_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="raw input folder (events/, customers/)")
+    parser.add_argument("--full", action="store_true", help="rebuild derived tables instead of incremental")
+
+
+def _nightly(ctx, args):
+    report = pipeline.run_nightly(ctx, _params(args), progress=lambda line: print(line, flush=True))
+    print(pipeline.summary_text(report, pipeline.report_path(ctx)), flush=True)
+    return None
+
+
+def _identity_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=(EXPLAIN,), help="explain: the chain of evidence linking two identifiers")
+    parser.add_argument("identifiers", nargs=2, metavar="ID", help="type:value, or a plain value (any type)")
+
+
+def _identity(ctx, args):
+    from jobs.identity.explain import explain
+
+    for line in explain(ctx, *args.identifiers):
+        print(line)
+    return None
+
+
+def _lens_options(parser: argparse.ArgumentParser) -> None:
+    from jobs.commands import lens
+
+    lens.add_arguments(parser, run_date_arg)
+
+
+def _lens(ctx, args):
+    from jobs.commands import lens
+
+    return lens.run(ctx, args)
+
+
+def _generate_options(parser: argparse.ArgumentParser) -> None:
+    generator_cli.add_arguments(parser)
+
+
+def _generate(ctx, args):
+    return generator_cli.run(ctx, args)
+
+
+STAGE_OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "ingest": _input_option,
+    "stitch": _rebuild_option("rebuild the identity graph from all bronze rows"),
+    "activities": _rebuild_option("rebuild the activity stream instead of merging"),
+}
+TOOLS: dict[str, tuple[str, Callable, Callable, bool]] = {
+    "generate": (generator_cli.HELP, _generate_options, _generate, False),
+    "identity": ("inspect identity stitching: `explain ID_A ID_B` shows the evidence linking two identifiers",
+                 _identity_options, _identity, True),
+    "nightly": ("run the whole pipeline for a run date: ingest, stitch, activities, ... (idempotent)",
+                _nightly_options, _nightly, True),
+    "lens": ("semantic layer: `lens query` answers a lens query, `lens sql` prints the Spark SQL it compiles to",
+             _lens_options, _lens, True),
+}
+
+
+def commands() -> dict[str, Command]:
+    """Every sub-command, in help order: the generator first, then the stages, then the tools."""
+    found = {"generate": Command("generate", *TOOLS["generate"])}
+    for step in pipeline.STAGES:
+        if step.name == "segments":
+            found[step.name] = Command(step.name, step.help, _segments_options, _segments)
+        elif step.name == "lens-materialize":
+            found[step.name] = Command(step.name, step.help, _materialize_options, _materialize)
+        else:
+            found[step.name] = Command(step.name, step.help, STAGE_OPTIONS.get(step.name, _no_options),
+                                       _run_stage(step.name))
+    for name in ("identity", "nightly", "lens"):
+        found[name] = Command(name, *TOOLS[name])
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options()
     parser = argparse.ArgumentParser(prog="c360", description="Customer 360 on Spark and Delta Lake.")
     subs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        sub = subs.add_parser(name, parents=[common], help=module.HELP, description=module.HELP)
-        module.add_arguments(sub)
-        sub.set_defaults(_module=module)
+    for name, command in commands().items():
+        sub = subs.add_parser(name, parents=[common], help=command.help, description=command.help)
+        command.add_arguments(sub)
+        sub.set_defaults(_command=command)
     return parser
 
 
 def make_context(args: argparse.Namespace):
-    from jobs.config import load_config
-    from jobs.context import JobContext
-
-    from jobs.errors import ConfigError
+    from jobs.core.config import load_config
+    from jobs.core.context import JobContext
+    from jobs.core.errors import ConfigError
 
     overrides = {"warehouse": args.warehouse} if args.warehouse else None
     config = load_config(args.config, overrides=overrides)
@@ -78,12 +221,6 @@ def make_context(args: argparse.Namespace):
         raise ConfigError(f"the warehouse {root} ({where}) is a file, not a folder")
     run_date = args.run_date or dt.datetime.now(dt.timezone.utc).date()
     return JobContext(config=config, run_date=run_date)
-
-
-def format_result(name: str, result) -> str:
-    parts = [f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in result.metrics.items()]
-    line = f"{name}: " + (", ".join(parts) if parts else "done")
-    return "\n".join([line, *(f"  note: {n}" for n in result.notes)])
 
 
 def _first_line(exc: BaseException) -> str:
@@ -96,30 +233,31 @@ def _first_line(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jobs.errors import C360Error
+    from jobs.core.errors import C360Error
+    from lens.errors import LensError
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    module = args._module
+    command: Command = args._command
     log_file: Path | None = None
     ctx = None
     started = time.monotonic()
     try:
         ctx = make_context(args)
-        if getattr(module, "NEEDS_SPARK", True):
-            from jobs.console import divert_jvm_output
-            from jobs.session import LOG_FILE_ENV
+        if command.needs_spark:
+            from jobs.core.console import divert_jvm_output
+            from jobs.core.session import LOG_FILE_ENV
 
             log_file = ctx.warehouse.root / "_logs" / f"{args.command}-{ctx.run_date}.log"
             divert_jvm_output(log_file)
-            # Spark's log4j writes here too (conf/log4j2.properties; jobs.session routes it).
+            # Spark's log4j writes here too (conf/log4j2.properties; jobs.core.session routes it).
             os.environ[LOG_FILE_ENV] = str(log_file)
-        result = module.run(ctx, args)
-        if result is not None and args.command != "nightly":
+        result = command.handle(ctx, args)
+        if result is not None:
             result.seconds = round(time.monotonic() - started, 1)
-            print(format_result(args.command, result))
+            print(pipeline.format_result(args.command, result))
         return EXIT_OK
-    except C360Error as exc:
+    except (C360Error, LensError) as exc:
         print(f"c360 {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -6,14 +6,16 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from pyspark.errors import (AnalysisException, ArithmeticException, DateTimeException, IllegalArgumentException,
                             NumberFormatException, ParseException, SparkRuntimeException)
 from pyspark.sql import DataFrame, SparkSession
 
+from lens.defaults import DEFAULT_AS_OF
 from lens.errors import LensError
 from lens.model import Model, load_model
+from lens.passes import DEFAULT_PASSES
 from lens.planner import CompiledQuery, compile_query
 from lens.query_format import Query, load_query, parse_query
 
@@ -24,7 +26,7 @@ QUERY_ERRORS = (AnalysisException, ParseException, ArithmeticException, NumberFo
                 DateTimeException, IllegalArgumentException, SparkRuntimeException)
 # PySpark 4 logs every SQL error with a query context as JSON with a Python stack trace, on the
 # stderr of the moment -- the terminal, under the CLI. These loggers write to fd 2 instead (the
-# JVM's log file under the CLI, see jobs.console).
+# JVM's log file under the CLI, see jobs.core.console).
 QUERY_CONTEXT_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
 
 
@@ -56,10 +58,8 @@ def warehouse_catalog(catalog: Mapping[str, str], warehouse_root: str | Path) ->
 def as_of_columns(catalog: Mapping[str, str], as_of: Mapping[str, str] | None = None) -> dict[str, str]:
     """Model table -> time column, for each catalog table whose location is (or ends with) a table
     `as_of` names (warehouse tables such as silver/activity_stream, or locations; default:
-    lens.settings.default_as_of, the activity stream's activity_ts)."""
-    from lens.settings import default_as_of
-
-    wanted = default_as_of() if as_of is None else as_of
+    lens.defaults.DEFAULT_AS_OF, the activity stream's activity_ts)."""
+    wanted = DEFAULT_AS_OF if as_of is None else as_of
     found: dict[str, str] = {}
     for table, location in catalog.items():
         where = str(location).rstrip("/")
@@ -80,10 +80,11 @@ def as_query(query: Query | Mapping | str | Path) -> Query:
 
 
 def compile_for(model: Model, query: Query, run_date: dt.date, catalog: Mapping[str, str],
-                as_of: Mapping[str, str] | None = None) -> CompiledQuery:
-    """The query compiled for the catalog's views, reading the `as_of` tables as of the run date."""
+                as_of: Mapping[str, str] | None = None, *, passes: Iterable[str] = DEFAULT_PASSES) -> CompiledQuery:
+    """The query compiled for the catalog's views, reading the `as_of` tables as of the run date,
+    with the optimisation passes `passes` (lens.passes.PASSES; all by default)."""
     return compile_query(model, query, run_date=run_date, views=views_for(catalog),
-                         as_of=as_of_columns(catalog, as_of))
+                         as_of=as_of_columns(catalog, as_of), passes=passes)
 
 
 def register_tables(spark: SparkSession, compiled: CompiledQuery, catalog: Mapping[str, str]) -> None:
@@ -156,11 +157,12 @@ def run_compiled(spark: SparkSession, compiled: CompiledQuery, catalog: Mapping[
 
 def query(spark: SparkSession, model_path: str | Path | Model, query: Query | Mapping | str | Path,
           run_date: dt.date, catalog: Mapping[str, str], *, dialect: str = "trino",
-          as_of: Mapping[str, str] | None = None) -> DataFrame:
+          as_of: Mapping[str, str] | None = None, passes: Iterable[str] = DEFAULT_PASSES) -> DataFrame:
     """The Python API: answer `query` (a Query, a dict in the query format, or a query file) with
     the model at `model_path`; `catalog` maps model table names to Delta locations. `as_of` maps
     warehouse tables to their time column (default: silver/activity_stream's activity_ts): the
-    query ignores their rows after the run date."""
+    query ignores their rows after the run date. `passes`: the optimisation passes (default all;
+    they never change the answer, only the work)."""
     model = model_path if isinstance(model_path, Model) else load_model(model_path, default_dialect=dialect)
-    compiled = compile_for(model, as_query(query), run_date, catalog, as_of)
+    compiled = compile_for(model, as_query(query), run_date, catalog, as_of, passes=passes)
     return run_compiled(spark, compiled, catalog)

@@ -5,8 +5,8 @@ import datetime as dt
 
 import pytest
 
-from jobs.config import Config, SparkSettings
-from jobs.context import JobContext
+from jobs.core.config import Config, SparkSettings
+from jobs.core.context import JobContext
 
 TEST_SPARK = SparkSettings(
     master="local[2]",
@@ -26,7 +26,7 @@ TEST_SPARK = SparkSettings(
 
 @pytest.fixture(scope="session")
 def spark():
-    from jobs.session import build_spark
+    from jobs.core.session import build_spark
 
     session = build_spark(TEST_SPARK)
     yield session

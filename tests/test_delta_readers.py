@@ -7,7 +7,6 @@ converted. `c360 generate` plants no such bytes, so the test adds a file of line
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
 import json
@@ -15,10 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from jobs import nightly, tables
+from jobs.core.context import RunParams
+
+from jobs import pipeline
+
+from jobs.core import tables
 from jobs.cli import main as cli_main
-from jobs.config import load_config
-from jobs.context import JobContext
+from jobs.core.config import load_config
+from jobs.core.context import JobContext
 
 RUN_DATE = "2026-02-01"
 BAD_BYTES_FILE = "bad-bytes.jsonl"
@@ -62,7 +65,7 @@ def nightly_warehouse(spark, tmp_path_factory):
 
     config = dataclasses.replace(load_config(), warehouse=str(work / "warehouse"), spark=TEST_SPARK)
     ctx = JobContext(config=config, run_date=dt.date.fromisoformat(RUN_DATE), _spark=spark)
-    nightly.run(ctx, argparse.Namespace(input=str(raw), full=False))
+    pipeline.run_nightly(ctx, RunParams(input_dir=Path(raw), rebuild=False, rewind=False))
     return ctx
 
 
@@ -100,13 +103,13 @@ def test_quarantined_lines_keep_their_exact_bytes(nightly_warehouse):
 
 @pytest.mark.slow
 def test_an_accepted_message_with_bytes_that_are_not_utf8_reads_with_delta_rs(make_ctx, tmp_path):
-    from jobs import ingest
+    from jobs.ingest import stage as ingest
 
     events = tmp_path / "raw" / "events"
     events.mkdir(parents=True)
     (events / BAD_BYTES_FILE).write_bytes(ACCEPTED_BAD_BYTES + b"\n")
     ctx = make_ctx(RUN_DATE)
-    ingest.run(ctx, argparse.Namespace(input=str(tmp_path / "raw")))
+    ingest.run(ctx, RunParams(input_dir=Path(tmp_path / "raw")))
     rows = read_with_delta_rs(Path(ctx.warehouse.path(tables.BRONZE_EVENTS))).to_pylist()
     # Accepted, not lost: the byte that is not UTF-8 reads as U+FFFD.
     assert [r["message_id"] for r in rows] == ["bad-utf8-ok"] and "caf\ufffd" in rows[0]["properties"]

@@ -1,12 +1,14 @@
 """One end-to-end nightly on generated data: counts agree with what the generator planted."""
 from __future__ import annotations
 
-import argparse
 import json
+from pathlib import Path
 
 import pytest
 
-from jobs import nightly, tables
+from jobs import pipeline
+from jobs.core import tables
+from jobs.core.context import RunParams
 from jobs.cli import main as cli_main
 
 RUN_DATE = "2026-03-31"
@@ -25,7 +27,7 @@ def generated(tmp_path_factory):
 def test_nightly_on_generated_data(make_ctx, spark, generated):
     raw, manifest = generated
     ctx = make_ctx(RUN_DATE)
-    nightly.run(ctx, argparse.Namespace(input=str(raw), full=False))
+    pipeline.run_nightly(ctx, RunParams(input_dir=Path(raw), rebuild=False, rewind=False))
     report = json.loads((ctx.warehouse.root / "_runs" / RUN_DATE / "report.json").read_text())
     ingest = report["stages"]["ingest"]["metrics"]
     planted = manifest["events"]
@@ -45,7 +47,7 @@ def test_nightly_on_generated_data(make_ctx, spark, generated):
     assert report["tables"][tables.QUARANTINE_EVENTS] == planted["malformed_lines"] + customers["missing_customer_id"]
 
     # Re-running the same date changes nothing.
-    nightly.run(ctx, argparse.Namespace(input=str(raw), full=False))
+    pipeline.run_nightly(ctx, RunParams(input_dir=Path(raw), rebuild=False, rewind=False))
     again = json.loads((ctx.warehouse.root / "_runs" / RUN_DATE / "report.json").read_text())
     assert again["tables"] == report["tables"]
     assert again["stages"]["ingest"]["metrics"]["accepted"] == 0

@@ -24,7 +24,7 @@ import pytest
 
 from lens.query_format import load_query, variant_names
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 REPO = Path(__file__).resolve().parents[1]
 C360 = REPO / ".venv" / "bin" / "c360"

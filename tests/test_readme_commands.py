@@ -27,7 +27,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import REPO_ROOT
+from jobs.core.config import REPO_ROOT
+
+# Runs `c360` in a fresh process, as a user does: not part of `make test-fast`.
+pytestmark = pytest.mark.subprocess
 
 README = REPO_ROOT / "README.md"
 BIN = Path(sys.executable).parent

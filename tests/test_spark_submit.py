@@ -23,9 +23,12 @@ import pyspark
 import pytest
 import yaml
 
-from jobs.config import REPO_ROOT
-from jobs.dist import build
+from jobs.core.config import REPO_ROOT
+from jobs.core.dist import build
 from tests.test_readme_commands import JVM_NOTICE, SPARK_LOG_LINE, TRACE_MARKERS, readme_commands
+
+# Runs `c360` in a fresh process, as a user does: not part of `make test-fast`.
+pytestmark = pytest.mark.subprocess
 
 BIN = Path(sys.executable).parent
 # pip's pyspark is a complete Spark distribution; its launcher scripts need SPARK_HOME to find it.
@@ -171,7 +174,7 @@ def test_the_archive_reads_lens_files_and_conf_from_inside_the_zip(tmp_path):
         import jobs, sys
         from pathlib import Path
         assert jobs.__file__.startswith({str(archive)!r}), jobs.__file__
-        from jobs.config import load_config, packaged_file
+        from jobs.core.config import load_config, packaged_file
         from lens.model import load_model
         from lens.query_format import load_query
         cfg = load_config(packaged_file("conf/cluster.yml"))

@@ -7,8 +7,9 @@ import json
 
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.identifiers import ANONYMOUS_ID, USER_ID
-from jobs.schemas import BRONZE_EVENTS_SCHEMA
+from jobs.core import tables
+from jobs.core.catalog import SPECS
+from jobs.identity.identifiers import ANONYMOUS_ID, USER_ID
 
 DEFAULT_RUN_DATE = "2026-01-31"
 
@@ -51,7 +52,7 @@ def track(message_id: str, name: str, at: str, **kw) -> dict:
 
 
 def bronze_events(spark: SparkSession, rows: list[dict]) -> DataFrame:
-    return spark.createDataFrame(rows, BRONZE_EVENTS_SCHEMA)
+    return spark.createDataFrame(rows, SPECS[tables.BRONZE_EVENTS].schema)
 
 
 def identity_map(spark: SparkSession, customers: dict[str, list[str]], *, anonymous: dict[str, list[str]] | None = None) -> DataFrame:
@@ -64,10 +65,10 @@ def identity_map(spark: SparkSession, customers: dict[str, list[str]], *, anonym
 def identity_lineage(spark: SparkSession, rows: list[tuple[str, str, str, str]]) -> DataFrame:
     """(run_date, old_id, new_id, change) rows of gold/identity_lineage."""
     typed = [(dt.date.fromisoformat(d), old, new, change) for d, old, new, change in rows]
-    return spark.createDataFrame(typed, "run_date date, old_id string, new_id string, change string")
+    return spark.createDataFrame(typed, SPECS[tables.IDENTITY_LINEAGE].schema)
 
 
 def group_members(spark: SparkSession, members: dict[str, list[str]]) -> DataFrame:
     """{group_id: [customer ids]} -> gold/group_members rows (joined_on/source not used by attribution)."""
     rows = [(g, c, None, "group") for g, cs in members.items() for c in cs]
-    return spark.createDataFrame(rows, "group_id string, customer_id string, joined_on date, source string")
+    return spark.createDataFrame(rows, SPECS[tables.GROUP_MEMBERS].schema)

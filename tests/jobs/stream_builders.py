@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
 
+from jobs.activities.settings import FEATURE_SLOTS as FEATURES
+from jobs.core import tables
+from jobs.core.catalog import SPECS
 from tests.jobs.event_builders import utc
 
-FEATURES = tuple(f"feature{i}" for i in range(1, 11))
-STREAM_DDL = (
-    "activity_uuid string, entity_id string, anonymous_entity_id string, activity string, "
-    "activity_ts timestamp, " + ", ".join(f"{f} string" for f in FEATURES) + ", feature_json string, "
-    "revenue_impact double, activity_occurence int, activity_repeated_at timestamp, group_id string"
-)
+# The interface's columns: silver/activity_stream's, activity_uuid … group_id (the rest is internal).
+_STREAM = SPECS[tables.ACTIVITY_STREAM]
+STREAM_SCHEMA = StructType(_STREAM.schema.fields[: _STREAM.columns.index("group_id") + 1])
 ORDER_PLACED = "order_placed"
 
 
@@ -43,4 +44,4 @@ def _number(text: str | None) -> float | None:
 
 
 def stream(spark: SparkSession, rows: list[tuple]) -> DataFrame:
-    return spark.createDataFrame(rows, STREAM_DDL)
+    return spark.createDataFrame(rows, STREAM_SCHEMA)

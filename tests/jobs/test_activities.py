@@ -1,17 +1,20 @@
 """silver/activity_stream: naming, feature mapping, attribution, groups, occurrences, incremental merges."""
 from __future__ import annotations
 
-import argparse
 
 import pytest
+
+from jobs.core.context import RunParams
 import yaml
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from jobs import activities, tables
-from jobs.activity_settings import ActivitySettings
-from jobs.config import REPO_ROOT, load_config
-from jobs.errors import ConfigError
+from jobs.activities import stage as activities
+
+from jobs.core import tables
+from jobs.activities.settings import ActivitySettings
+from jobs.core.config import load_config
+from jobs.core.errors import ConfigError
 from tests.jobs.event_builders import (
     bronze_events,
     event,
@@ -200,17 +203,6 @@ def test_group_event_reaches_every_member_and_customer_event_only_its_customer(s
     assert_df_equality(stream.select("message_id", "entity_id", "group_id"), expected,
                        ignore_row_order=True, ignore_nullable=True)
 
-    # the group's own view: each group event once, entity_id = group_id
-    group_view = activities.group_activity_stream(stream).select(
-        "message_id", "entity_id", "activity", "activity_occurence"
-    )
-    expected_group = spark.createDataFrame(
-        [("grp", "G1", "lead_initial", 1), ("ext", "G1", "lead_scored", 1), ("acct", "G1", "order_placed", 1),
-         ("lone", "G9", "order_placed", 1)],
-        "message_id string, entity_id string, activity string, activity_occurence int",
-    )
-    assert_df_equality(group_view, expected_group, ignore_row_order=True, ignore_nullable=True)
-
 
 # ----------------------------------------------------------------------------------------------
 # the stage: full build, then merges that touch only what changed
@@ -255,7 +247,7 @@ def test_merge_rewrites_only_the_rows_of_merged_customers(spark, make_ctx):
     # day 2: the anonymous visitor logs in as u1; stitching merges CA into C1
     ctx2 = make_ctx(D2)
     write_inputs(ctx2, day1 + login, after_login, identity_lineage(spark, [(D2, "CA", "C1", "merge")]))
-    result = activities.run(ctx2, argparse.Namespace())
+    result = activities.run(ctx2, RunParams())
     after = with_files(ctx2.warehouse.read(spark, tables.ACTIVITY_STREAM))
 
     # the table is what a full rebuild with today's identity map gives
@@ -301,12 +293,12 @@ def test_new_member_sees_earlier_group_events_unread_days_are_read_and_rerun_cha
     idmap = identity_map(spark, {"C1": ["u1"], "C2": ["u2"]})
     ctx1 = make_ctx(D1)
     write_inputs(ctx1, day1, idmap)
-    assert activities.run(ctx1, argparse.Namespace()).metrics["mode"] == "full"
+    assert activities.run(ctx1, RunParams()).metrics["mode"] == "full"
 
     # ingest ran on D2 but activities did not: the run of D3 reads D2's rows too
     ctx2 = make_ctx(D3, activities=ALWAYS_MERGE)
     write_inputs(ctx2, day1 + day2, idmap)
-    activities.run(ctx2, argparse.Namespace())
+    activities.run(ctx2, RunParams())
     stream = ctx2.warehouse.read(spark, tables.ACTIVITY_STREAM)
     expected = spark.createDataFrame(
         [("g-evt", "C1", 1), ("g-evt", "C2", 1), ("c-evt", "C2", 1), ("g-evt-2", "C2", 2), ("g-evt-2", "C1", 2)],
@@ -317,7 +309,7 @@ def test_new_member_sees_earlier_group_events_unread_days_are_read_and_rerun_cha
 
     snapshot = stream.cache()
     snapshot.count()
-    again = activities.run(ctx2, argparse.Namespace()).metrics
+    again = activities.run(ctx2, RunParams()).metrics
     assert (again["rows_inserted"], again["rows_updated"], again["rows_deleted"]) == (0, 0, 0)
     assert_df_equality(ctx2.warehouse.read(spark, tables.ACTIVITY_STREAM), snapshot, ignore_row_order=True)
 
@@ -331,10 +323,10 @@ def test_split_moves_rows_to_the_new_customer(spark, make_ctx):
     split = identity_map(spark, {"C1": ["u1"], "C5": ["u5"]})
     ctx1 = make_ctx(D1)
     write_inputs(ctx1, events, merged)
-    activities.run(ctx1, argparse.Namespace())
+    activities.run(ctx1, RunParams())
     ctx2 = make_ctx(D2)
     write_inputs(ctx2, events, split, identity_lineage(spark, [(D2, "C1", "C5", "split")]))
-    assert activities.run(ctx2, argparse.Namespace()).metrics["mode"] == "merge"
+    assert activities.run(ctx2, RunParams()).metrics["mode"] == "merge"
     assert_df_equality(ctx2.warehouse.read(spark, tables.ACTIVITY_STREAM), stream_of(spark, events, split),
                        ignore_row_order=True, ignore_nullable=True)
 
@@ -345,10 +337,10 @@ def test_many_new_activities_rebuild_instead_of_merging(spark, make_ctx):
     idmap = identity_map(spark, {"C1": ["u1"]})
     ctx1 = make_ctx(D1)
     write_inputs(ctx1, day1, idmap)
-    activities.run(ctx1, argparse.Namespace())
+    activities.run(ctx1, RunParams())
     ctx2 = make_ctx(D2)  # default: rebuild above 20 % new; here 1 new against 1 row
     write_inputs(ctx2, day1 + day2, idmap)
-    result = activities.run(ctx2, argparse.Namespace())
+    result = activities.run(ctx2, RunParams())
     assert result.metrics["mode"] == "full" and result.notes == ["rebuilt: 1 new activities against 1 rows in the stream"]
     assert_df_equality(ctx2.warehouse.read(spark, tables.ACTIVITY_STREAM), stream_of(spark, day1 + day2, idmap),
                        ignore_row_order=True, ignore_nullable=True)
@@ -379,8 +371,3 @@ def test_config_errors_name_the_key(tmp_path, section, named):
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert str(path) in str(err.value) and named in str(err.value)
-
-
-def test_shipped_configs_hold_the_seed_mapping():
-    for name in ("local.yml", "cluster.yml"):
-        assert load_config(REPO_ROOT / "conf" / name).activities == ActivitySettings(), name

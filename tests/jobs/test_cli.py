@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import REPO_ROOT
+from jobs.core.config import REPO_ROOT
+
+# Runs `c360` in a fresh process, as a user does: not part of `make test-fast`.
+pytestmark = pytest.mark.subprocess
 
 C360 = str(Path(sys.executable).parent / "c360")
 JVM_NOISE = ("\tat ", "Exception in thread", "py4j", "Traceback", "org.apache.spark", "WARN ", "INFO ")

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import graph
-from jobs.graph import assign_vertex_ids, connected_components, local_components, stable_vertex_id
+from jobs.identity.graph import ComponentsStats, assign_vertex_ids, connected_components, local_components, stable_vertex_id
 
 DISTRIBUTED = 0
 LOCAL = 10**9
@@ -36,11 +35,12 @@ def union_find_components(edges, extra_vertices=()):
     return {vertex: find(vertex) for vertex in parent}
 
 
-def run_components(spark, tmp_path, edges, vertices=None, *, threshold, mode="local"):
+def run_components(spark, tmp_path, edges, vertices=None, *, threshold, mode="local") -> tuple[dict, ComponentsStats]:
+    """({vertex: component}, the call's stats)."""
     edge_df = spark.createDataFrame(edges, "src long, dst long")
     vertex_df = None if vertices is None else spark.createDataFrame([(v,) for v in vertices], "id long")
     cached_before = spark.sparkContext._jsc.getPersistentRDDs().size()
-    result = connected_components(
+    result, stats = connected_components(
         edge_df, vertex_df, checkpoint_dir=str(tmp_path), local_threshold=threshold, checkpoint_mode=mode
     )
     assert spark.sparkContext._jsc.getPersistentRDDs().size() == cached_before, "local checkpoints released"
@@ -48,7 +48,7 @@ def run_components(spark, tmp_path, edges, vertices=None, *, threshold, mode="lo
     rows = result.collect()
     labels = {row.id: row.component for row in rows}
     assert len(labels) == len(rows), "one row per vertex"
-    return labels
+    return labels, stats
 
 
 def chain(rng: random.Random, length: int, offset: int = 0) -> list[tuple[int, int]]:
@@ -64,11 +64,14 @@ def test_long_chain_and_random_graph(spark, tmp_path, threshold):
     edges = chain(rng, 10_000)
     # Sparse random graph: many small components plus a few larger ones.
     edges += [(rng.randrange(20_000, 23_000), rng.randrange(20_000, 23_000)) for _ in range(2_000)]
-    assert run_components(spark, tmp_path, edges, threshold=threshold) == union_find_components(edges)
+    labels, stats = run_components(spark, tmp_path, edges, threshold=threshold)
+    assert labels == union_find_components(edges)
     if threshold == DISTRIBUTED:
-        assert graph.LAST_RUN.path == "distributed"
+        assert stats.path == "distributed"
         # Logarithmic-ish: a 10,000-hop chain needs far fewer rounds than hops.
-        assert graph.LAST_RUN.rounds <= 30
+        assert 0 < stats.rounds <= 30 and len(stats.active_edges) == stats.rounds
+    else:
+        assert (stats.path, stats.rounds, stats.local_edges) == ("local", 0, len(edges))
 
 
 @pytest.mark.parametrize("threshold", PATHS)
@@ -86,7 +89,7 @@ def test_stars_duplicates_self_loops_and_isolated_vertices(spark, tmp_path, thre
     rng.shuffle(edges)
     expected = union_find_components(edges, isolated)
     with_nulls = edges + [(None, 1_000), (3, None)]  # a missing endpoint links nothing
-    assert run_components(spark, tmp_path, with_nulls, isolated, threshold=threshold) == expected
+    assert run_components(spark, tmp_path, with_nulls, isolated, threshold=threshold)[0] == expected
     assert expected[9_999] == 9_999 and expected[1_299] == hub_b
 
 
@@ -97,22 +100,31 @@ def test_random_sparse_graphs_distributed(spark, tmp_path, seed, mode):
     edges = [(rng.randrange(vertices), rng.randrange(vertices)) for _ in range(rng.randrange(100, 3_000))]
     extra = [rng.randrange(vertices, 2 * vertices) for _ in range(50)]
     expected = union_find_components(edges, extra)
-    assert run_components(spark, tmp_path, edges, extra, threshold=DISTRIBUTED, mode=mode) == expected
+    assert run_components(spark, tmp_path, edges, extra, threshold=DISTRIBUTED, mode=mode)[0] == expected
 
 
 def test_hybrid_finishes_on_the_driver_after_distributed_rounds(spark, tmp_path):
     rng = random.Random(8)
     edges = chain(rng, 3_000) + [(rng.randrange(10_000, 12_000), rng.randrange(10_000, 12_000)) for _ in range(500)]
     # Below the input size, above what is left after the first rounds.
-    labels = run_components(spark, tmp_path, edges, threshold=3_200)
+    labels, stats = run_components(spark, tmp_path, edges, threshold=3_200)
     assert labels == union_find_components(edges)
-    assert graph.LAST_RUN.path == "distributed"
-    assert 0 < graph.LAST_RUN.local_edges <= 3_200
+    assert stats.path == "distributed"
+    assert 0 < stats.local_edges <= 3_200
+
+
+def test_each_call_reports_its_own_stats(spark, tmp_path):
+    edges = chain(random.Random(2), 50)
+    _, distributed = run_components(spark, tmp_path / "a", edges, threshold=DISTRIBUTED)
+    _, local = run_components(spark, tmp_path / "b", edges, threshold=LOCAL)
+    assert distributed.path == "distributed" and distributed.rounds > 0
+    assert (local.path, local.rounds, local.local_edges) == ("local", 0, 50)
+    assert distributed.path == "distributed", "a later call does not change an earlier call's stats"
 
 
 def test_empty_graph_keeps_vertices(spark, tmp_path):
     for threshold in (DISTRIBUTED, LOCAL):
-        assert run_components(spark, tmp_path, [], [3, 1], threshold=threshold) == {1: 1, 3: 3}
+        assert run_components(spark, tmp_path, [], [3, 1], threshold=threshold)[0] == {1: 1, 3: 3}
 
 
 def test_local_components_matches_union_find():

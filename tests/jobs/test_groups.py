@@ -1,13 +1,15 @@
-"""gold/groups and gold/group_members from group and identify calls; group attributes for members."""
+"""gold/groups and gold/group_members from group and identify calls."""
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from jobs import groups, tables
+from jobs.core import tables
+from jobs.core.catalog import SPECS
+from jobs.core.context import RunParams
+from jobs.groups import stage as groups
 from tests.jobs.event_builders import bronze_events, event, identity_map, utc
 
 CALLS = [
@@ -38,7 +40,7 @@ def test_group_attributes_most_recent_value_wins_per_attribute(spark):
         [("G1", "bills@smith.org", "+15550100001", "Anne", "Smith", "Smith household",
           {"plan": "family", "income": "82000"}, utc("2026-01-05 10:00")),
          ("G2", None, None, None, None, None, {}, None)],
-        groups.GROUPS_SCHEMA,
+        SPECS[tables.GROUPS].schema,
     )
     assert_df_equality(comparable(got, "custom_traits"), comparable(expected, "custom_traits"),
                        ignore_row_order=True, ignore_nullable=True)
@@ -53,37 +55,15 @@ def test_members_from_group_calls_and_identify_with_group_id(spark):
          ("G1", "C2", dt.date(2026, 1, 5), "group"),
          ("G1", "C3", dt.date(2026, 1, 1), "group"),
          ("G2", "C4", dt.date(2026, 1, 3), "identify")],
-        groups.GROUP_MEMBERS_SCHEMA,
+        SPECS[tables.GROUP_MEMBERS].schema,
     )
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
-
-
-def test_every_member_sees_its_groups_attributes(spark):
-    bronze = bronze_events(spark, CALLS)
-    idmap = identity_map(spark, IDMAP_CUSTOMERS, anonymous=IDMAP_ANONYMOUS)
-    customers = spark.createDataFrame([("C1", 3), ("C2", 1), ("C4", 0), ("C9", 7)], "customer_id string, orders int")
-    got = groups.with_group_attributes(
-        customers, groups.build_groups(bronze), groups.build_group_members(bronze, idmap)
-    ).select("customer_id", "orders", "group_id", "group_name", "group_email", "group_custom_traits")
-    expected = spark.createDataFrame(
-        [("C1", 3, "G1", "Smith household", "bills@smith.org", {"plan": "family", "income": "82000"}),
-         ("C2", 1, "G1", "Smith household", "bills@smith.org", {"plan": "family", "income": "82000"}),
-         ("C4", 0, "G2", None, None, {}),
-         ("C9", 7, None, None, None, None)],
-        "customer_id string, orders int, group_id string, group_name string, group_email string, "
-        "group_custom_traits map<string,string>",
-    )
-    assert_df_equality(comparable(got, "group_custom_traits"), comparable(expected, "group_custom_traits"),
-                       ignore_row_order=True, ignore_nullable=True)
-    # a segment rule on a group attribute selects every member of the matching group
-    rich = got.filter(F.col("group_custom_traits")["income"].cast("int") > 80000).select("customer_id")
-    assert_df_equality(rich, spark.createDataFrame([("C1",), ("C2",)], "customer_id string"), ignore_row_order=True)
 
 
 def test_groups_command_writes_both_tables(spark, make_ctx):
     ctx = make_ctx("2026-01-31")
     ctx.warehouse.overwrite(bronze_events(spark, CALLS), tables.BRONZE_EVENTS)
     ctx.warehouse.overwrite(identity_map(spark, IDMAP_CUSTOMERS, anonymous=IDMAP_ANONYMOUS), tables.IDENTITY_MAP)
-    result = groups.run(ctx, argparse.Namespace())
+    result = groups.run(ctx, RunParams())
     assert result.metrics == {"groups": 2, "group_members": 4}
-    assert ctx.warehouse.read(spark, tables.GROUP_MEMBERS).schema.fieldNames() == groups.GROUP_MEMBERS_SCHEMA.fieldNames()
+    assert ctx.warehouse.read(spark, tables.GROUP_MEMBERS).schema == SPECS[tables.GROUP_MEMBERS].schema

@@ -5,24 +5,34 @@ from __future__ import annotations
 import pytest
 from chispa import assert_df_equality
 
-from jobs.config import Config, build_section, load_config
-from jobs.errors import ConfigError
-from jobs.identity_rules import (
+from jobs.core.config import build_section
+from jobs.core.errors import ConfigError
+from jobs.identity.rules import (
     RULE_BLOCKED_PATTERN,
     RULE_BLOCKED_VALUE,
-    IdentitySettings,
     blocked_rule,
     constrained_clusters,
+    rank_column,
 )
+from jobs.identity.settings import IdentitySettings
 
 
 def _section(data: dict) -> IdentitySettings:
     return build_section(IdentitySettings, data, key="identity", file="conf/test.yml")
 
 
-def test_shipped_configs_load_the_defaults():
-    assert load_config("conf/local.yml").identity == Config().identity
-    assert load_config("conf/cluster.yml").identity.priority == ["user_id", "email", "phone", "anonymous_id"]
+def test_a_partial_section_keeps_the_other_defaults():
+    settings = _section({"limits": {"user_id": 2}, "max_linked_user_ids": 5})
+    assert (settings.limits, settings.max_linked_user_ids) == ({"user_id": 2}, 5)
+    assert settings.blocked_values == IdentitySettings().blocked_values
+    assert settings.priority == ["user_id", "email", "phone", "anonymous_id"]
+
+
+def test_rank_column_follows_the_priority(spark):
+    settings = _section({"priority": ["email", "user_id", "anonymous_id", "phone"]})
+    df = spark.createDataFrame([(t,) for t in ("user_id", "anonymous_id", "email", "phone", "cookie")], "t string")
+    got = {r["t"]: r["rank"] for r in df.select("t", rank_column(settings, df["t"]).alias("rank")).collect()}
+    assert got == {"email": 1, "user_id": 2, "anonymous_id": 3, "phone": 4, "cookie": None}
 
 
 @pytest.mark.parametrize(

@@ -2,17 +2,20 @@
 timestamp offsets to UTC, count conservation, customers, and errors a person can act on."""
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import gzip
 import json
 from pathlib import Path
 
 import pytest
+
+from jobs.core.context import RunParams
 from chispa import assert_df_equality
 
-from jobs import ingest, tables
-from jobs.errors import InputError
+from jobs.ingest import stage as ingest
+
+from jobs.core import tables
+from jobs.core.errors import InputError
 
 UTC = dt.timezone.utc
 
@@ -69,7 +72,7 @@ def write_input(root: Path, events: dict[str, list[str]], customers: dict[str, l
 
 def run_ingest(make_ctx, input_dir: Path, run_date: str):
     ctx = make_ctx(run_date)
-    return ctx, ingest.run(ctx, argparse.Namespace(input=str(input_dir)))
+    return ctx, ingest.run(ctx, RunParams(input_dir=Path(input_dir)))
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Phones in E.164 (jobs.phones) and phone evidence re-keyed to E.164 (jobs.identity_evidence)."""
+"""Phones in E.164 (jobs.identity.phones) and phone evidence re-keyed to E.164 (jobs.identity.evidence)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from chispa import assert_df_equality
 
-from jobs.identity_evidence import (
+from jobs.identity.evidence import (
     EDGE_KEY,
     EVIDENCE_COLUMNS,
     IDENTIFIER_KEY,
@@ -14,7 +14,7 @@ from jobs.identity_evidence import (
     identifiers_in_e164,
     unparseable_phones,
 )
-from jobs.phones import e164, parsed_phones, with_e164
+from jobs.identity.phones import e164, parsed_phones, with_e164
 
 T1 = dt.datetime(2026, 1, 1, 10, 0)
 T2 = dt.datetime(2026, 1, 2, 10, 0)

@@ -1,14 +1,17 @@
 """gold/rfm: metrics as of the run date, tie-sharing quintile scores, the segment grid, the stage."""
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 
 import pytest
+
+from jobs.core.context import RunParams
 from chispa import assert_df_equality
 
-from jobs import rfm, tables
-from jobs.errors import InputError
+from jobs.rfm import stage as rfm
+
+from jobs.core import tables
+from jobs.core.errors import InputError
 from tests.jobs.stream_builders import activity, stream
 
 RUN_DATE = dt.date(2026, 1, 31)
@@ -113,7 +116,7 @@ def test_stage_writes_gold_rfm(spark, make_ctx, activity_stream):
     # c5, c6: recency worse 0 -> 1, frequency 1, monetary worse 1 -> 2; FM 1 -> Lost
     ctx = make_ctx(RUN_DATE)
     ctx.warehouse.overwrite(activity_stream, tables.ACTIVITY_STREAM)
-    result = rfm.run(ctx, argparse.Namespace())
+    result = rfm.run(ctx, RunParams())
     expected = spark.createDataFrame(
         [("c1", 1, 2, 35.5, 4, 5, 1, "Potential Loyalists", RUN_DATE),
          ("c2", 0, 1, 100.0, 5, 1, 5, "Potential Loyalists", RUN_DATE),
@@ -129,4 +132,4 @@ def test_stage_writes_gold_rfm(spark, make_ctx, activity_stream):
 
 def test_missing_activity_stream_names_the_table_and_the_command(make_ctx):
     with pytest.raises(InputError, match=r"silver/activity_stream does not exist: run `c360 activities` first"):
-        rfm.run(make_ctx(RUN_DATE), argparse.Namespace())
+        rfm.run(make_ctx(RUN_DATE), RunParams())

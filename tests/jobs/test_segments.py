@@ -1,27 +1,31 @@
 """Segments: the condition language, membership stints, daily changes, Resonate exports, preview."""
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 from pathlib import Path
 
 import pytest
+
+from jobs.core.context import RunParams
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from jobs import segments, tables
-from jobs.config import REPO_ROOT, load_config
-from jobs.errors import ConfigError, InputError
-from jobs.groups import GROUPS_SCHEMA
-from jobs.segment_settings import (
-    RelativeDate,
+from jobs.segments import conditions, evaluate
+from jobs.segments import stage as segments
+
+from jobs.core import tables
+from jobs.core.config import REPO_ROOT, load_config
+from jobs.core.errors import ConfigError, InputError
+from jobs.core.catalog import SPECS
+from jobs.segments.settings import (
     SegmentDefinition,
     SegmentExport,
     SegmentSettings,
     default_definitions,
 )
+from lens.calendar import parse_relative_date
 from tests.jobs.event_builders import group_members, utc
 
 CUSTOMERS_DDL = "customer_id string, customer_name string, email string, state string, consent string, group_ids array<string>"
@@ -54,8 +58,8 @@ def _load_segments(tmp_path: Path, body: str):
     "body, message",
     [
         ("    - {name: s1, condition: {field: total_orders, op: greater, value: 1}}\n",
-         r"seg\.yml: segment 's1': 'segments\.definitions\[0\]\.condition\.op' must be one of eq, ne, gt, gte, lt, "
-         r"lte, in, not_in, is_null, not_null, contains; got 'greater'"),
+         r"seg\.yml: segment 's1': 'segments\.definitions\[0\]\.condition\.op' must be one of equals, notEquals, gt, "
+         r"gte, lt, lte, set, notSet, contains \(or the older eq, ne, in, not_in, is_null, not_null\); got 'greater'"),
         ("    - {name: s1, condition: {field: total_orders, op: eq, valeu: 1}}\n",
          r"segment 's1': unknown key 'segments\.definitions\[0\]\.condition\.valeu'"),
         ("    - {name: s1, condition: {all: [{field: a, op: eq, value: 1}, {field: b, op: in, value: x}]}}\n",
@@ -65,7 +69,8 @@ def _load_segments(tmp_path: Path, body: str):
         ("    - {name: s1, condition: {field: a, op: gt}}\n",
          r"'segments\.definitions\[0\]\.condition\.value' is required for `gt`"),
         ("    - {name: s1, condition: {field: d, op: lt, value: {weeks_ago: 2}}}\n",
-         r"'segments\.definitions\[0\]\.condition\.value' must be a value or one of \{days_before_run_date: N\}"),
+         r"'segments\.definitions\[0\]\.condition\.value': a run-date relative date is one of \{unit: "
+         r"day\|week\|month\|quarter\|year, offset: K\}, \{days_before_run_date: N\}, \{month_start: K\}; got \{'weeks_ago': 2\}"),
         ("    - {name: s1, condition: {all: [], field: a}}\n",
          r"'segments\.definitions\[0\]\.condition' has `all:` and also field"),
         ("    - {name: s1, condition: {any: []}}\n",
@@ -119,7 +124,8 @@ def test_a_good_definition_loads_with_nested_conditions_and_dates(tmp_path):
     ],
 )
 def test_run_date_relative_dates(kind, amount, run_date, expected):
-    assert RelativeDate(kind, amount).on(dt.date.fromisoformat(run_date)) == dt.date.fromisoformat(expected)
+    relative = parse_relative_date({kind: amount})
+    assert relative.on(dt.date.fromisoformat(run_date)) == dt.date.fromisoformat(expected)
 
 
 @pytest.mark.parametrize("name", ["local.yml", "cluster.yml"])
@@ -154,12 +160,12 @@ def inputs(spark):
         ("g1", None, None, None, None, "Lee household", {"income": "high", "size": "4"}, None),
         ("g2", None, None, None, None, "Dow household", {"size": "2"}, None),
         ("g3", None, None, None, None, "Empty", {}, None),
-    ], GROUPS_SCHEMA)
+    ], SPECS[tables.GROUPS].schema)
     identity = spark.createDataFrame([
         ("email", "ann@x.com", "c1"), ("email", "ann.work@x.com", "c1"), ("email", "bob@x.com", "c2"),
         ("phone", "+1555", "c1"),
     ], IDENTITY_DDL)
-    return segments.Inputs(customers=customers, traits=traits, rfm=rfm, groups=groups,
+    return conditions.Inputs(customers=customers, traits=traits, rfm=rfm, groups=groups,
                            group_members=group_members(spark, {"g1": ["c1", "c2"], "g2": ["c1", "c3"]}),
                            identity_map=identity)
 
@@ -194,22 +200,33 @@ CASES = [
      {"ann@x.com", "ann.work@x.com"}),
     (segment("work_emails", rule("identifier.identifier_value", "contains", "work"), level="identifier:email"),
      {"ann.work@x.com"}),
+    # the canonical (lens) operator names and relative dates: the same members as their synonyms above
+    (segment("equals_one", rule("state", "equals", "CA")), {"c1", "c3"}),
+    (segment("equals_list", rule("rfm_segment", "equals", ["Champions", "Lost"])), {"c1", "c3", "c4"}),
+    (segment("not_equals_one", rule("state", "notEquals", "CA")), {"c2", "c4"}),
+    (segment("not_equals_list", rule("rfm.rfm_segment", "notEquals", ["Champions"])), {"c2", "c4"}),
+    (segment("not_set", rule("traits.total_orders", "notSet")), {"c4", "c5"}),
+    (segment("set", rule("customer.email", "set")), {"c1", "c2", "c4", "c5"}),
+    (segment("before_last_month", rule("last_order_date", "lt", {"unit": "month", "offset": -1})), {"c2", "c3"}),
+    (segment("last_30_days", rule("last_order_date", "gte", {"unit": "day", "offset": -30})), {"c1"}),
+    # the quarter of 2026-02-15 starts 2026-01-01
+    (segment("quarter_to_date", rule("last_order_date", "gte", {"unit": "quarter", "offset": 0})), {"c1"}),
 ]
 
 
 def test_every_op_combination_level_and_group_attribute(inputs):
     settings = SegmentSettings(definitions=[definition for definition, _ in CASES])
-    compiled = segments.compile_segments(settings, segments.FieldCatalog.of(inputs, "t.yml"), RUN_DATE)
+    compiled = conditions.compile_segments(settings, conditions.FieldCatalog.of(inputs, "t.yml"), RUN_DATE)
     got: dict[str, set[str]] = {definition.name: set() for definition, _ in CASES}
     levels = {}
-    for row in segments.current_members(inputs, compiled).collect():   # a few dozen rows
+    for row in evaluate.current_members(inputs, compiled).collect():   # a few dozen rows
         got[row["segment"]].add(row["member_id"])
         levels[row["segment"]] = row["level"]
     assert got == {definition.name: expected for definition, expected in CASES}
     assert (levels["household_champions"], levels["work_emails"], levels["eq"]) == ("group", "identifier:email", "customer")
 
 
-def _catalog(with_rfm: bool = True, with_groups: bool = False) -> segments.FieldCatalog:
+def _catalog(with_rfm: bool = True, with_groups: bool = False) -> conditions.FieldCatalog:
     schemas = {
         "customer": StructType.fromDDL(CUSTOMERS_DDL),
         "traits": StructType.fromDDL(TRAITS_DDL + ", monetary double"),
@@ -217,8 +234,8 @@ def _catalog(with_rfm: bool = True, with_groups: bool = False) -> segments.Field
     if with_rfm:
         schemas["rfm"] = StructType.fromDDL(RFM_DDL + ", monetary double")
     if with_groups:
-        schemas["group"] = GROUPS_SCHEMA
-    return segments.FieldCatalog(schemas, "t.yml")
+        schemas["group"] = SPECS[tables.GROUPS].schema
+    return conditions.FieldCatalog(schemas, "t.yml")
 
 
 @pytest.mark.parametrize(
@@ -237,13 +254,13 @@ def _catalog(with_rfm: bool = True, with_groups: bool = False) -> segments.Field
         (rule("identifier.identifier_value", "eq", "a"), {}, r"identifier fields exist only at level identifier"),
         (rule("group.name", "eq", "a"), {}, r"gold/groups does not exist yet"),
         (rule("group.updated_at", "eq", 1), {'with_groups': True}, r"a timestamp field cannot be compared with number"),
-        (rule("group_ids", "eq", "g1"), {}, r"customer\.group_ids is a list: use contains, is_null or not_null"),
+        (rule("group_ids", "eq", "g1"), {}, r"customer\.group_ids is a list: use contains, set or notSet"),
     ],
 )
 def test_unknown_fields_and_mistyped_values_name_the_segment_and_key(spark, condition, tables_present, message):
     bad = segment("bad", {"all": [rule("state", "eq", "CA"), condition]})
     with pytest.raises(ConfigError, match=message):
-        segments.compile_segments(SegmentSettings(definitions=[bad]), _catalog(**tables_present), RUN_DATE)
+        conditions.compile_segments(SegmentSettings(definitions=[bad]), _catalog(**tables_present), RUN_DATE)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -255,7 +272,7 @@ CHURN = default_definitions()[0]        # the seed audience, exported as "Retent
 VIP_EMAILS = segment("vip_emails", rule("lifetime_value", "gte", 3000), level="identifier:email",
                      group="VIP", segment="Emails", delimiter=",")
 STAGE_SETTINGS = SegmentSettings(definitions=[CHURN, VIP_EMAILS])
-RUN = argparse.Namespace()
+RUN = RunParams()
 CHURN_LABEL = "Retention 2026=Churn risk"
 
 # last_order_date, total_orders, lifetime_value per customer and run date. "No order since the start
@@ -329,8 +346,7 @@ def test_stints_changes_exports_rerun_and_order(spark, make_ctx, capsys):
     _write_traits(spark, wh, D1)
 
     # preview before saving (the seed's step 6): the count and a sample, and nothing written
-    segments.run(ctx1, argparse.Namespace(action="preview", name="churn_risk", rows=2))
-    shown = capsys.readouterr().out
+    shown = segments.preview(ctx1, "churn_risk", 2)
     assert "segment churn_risk (customer) as of 2026-01-15: 4 members" in shown
     assert "  c1  " in shown and "  c2  " in shown and "  c3  " not in shown and "(first 2 of 4" in shown
     assert not wh.exists(spark, tables.SEGMENT_MEMBERSHIP)
@@ -382,8 +398,8 @@ def test_stints_changes_exports_rerun_and_order(spark, make_ctx, capsys):
 def test_preview_needs_a_known_segment_and_its_inputs(make_ctx):
     ctx = make_ctx(D1, segments=STAGE_SETTINGS)
     with pytest.raises(ConfigError, match=r"no segment named 'nope' to preview \(configured: churn_risk, vip_emails\)"):
-        segments.run(ctx, argparse.Namespace(action="preview", name="nope"))
+        segments.preview(ctx, "nope", None)
     with pytest.raises(ConfigError, match=r"needs the NAME of a segment"):
-        segments.run(ctx, argparse.Namespace(action="preview", name=None))
+        segments.preview(ctx, None, None)
     with pytest.raises(InputError, match=r"silver/customers does not exist: run `c360 stitch` first"):
-        segments.run(ctx, argparse.Namespace(action="preview", name="churn_risk"))
+        segments.preview(ctx, "churn_risk", None)

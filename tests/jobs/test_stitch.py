@@ -6,21 +6,32 @@ one table or property against rows written out by hand.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import json
 
 import pytest
+
+from jobs.core.context import RunParams
 from chispa import assert_df_equality
 
-from jobs import identity_cli, stitch, tables
-from jobs.config import Config
-from jobs.context import JobContext
-from jobs.errors import InputError
-from jobs.identity_rules import IdentitySettings
-from jobs.schemas import BRONZE_CUSTOMERS_SCHEMA, BRONZE_EVENTS_SCHEMA, CUSTOMER_COLUMNS
+from jobs.identity import explain as identity_cli
+
+from jobs.identity import stitch
+
+from jobs.core import tables
+from jobs.core.catalog import SPECS
+from jobs.core.config import Config
+from jobs.core.context import JobContext
+from jobs.core.errors import InputError
+from jobs.core.tables import CUSTOMER_COLUMNS
+from jobs.identity.settings import IdentitySettings
 from tests.conftest import TEST_SPARK
+
+BRONZE_EVENTS_SCHEMA = SPECS[tables.BRONZE_EVENTS].schema
+BRONZE_CUSTOMERS_SCHEMA = SPECS[tables.BRONZE_CUSTOMERS].schema
+AUDIT_SCHEMA = SPECS[tables.IDENTITY_AUDIT].schema
+LINEAGE_SCHEMA = SPECS[tables.IDENTITY_LINEAGE].schema
 
 DAY = dt.date(2026, 1, 31)
 NEXT_DAY = dt.date(2026, 2, 1)
@@ -100,7 +111,7 @@ SNAPSHOT_TABLES = (tables.IDENTITY_MAP, tables.IDENTITY_AUDIT, tables.IDENTITY_L
 
 def _stitch_and_snapshot(spark, out, label, ctx, full):
     """Run stitch; store its result and a snapshot of every output table in `out` under `label`."""
-    out[label + ":result"] = stitch.run(ctx, argparse.Namespace(full=full))
+    out[label + ":result"] = stitch.run(ctx, RunParams(rebuild=full))
     out.update({f"{label}:{t}": _snapshot(spark, ctx, t) for t in SNAPSHOT_TABLES})
 
 
@@ -164,7 +175,7 @@ def test_day_audit_names_every_removal(spark, runs):
             (DAY, "limit:user_id", "anonymous_id", "a_dev", "user_id", "u2", "would join user_id:u1 and user_id:u2"),
             (DAY, "limit:user_id", "anonymous_id", "a4", "email", "chain@x.com", "would join user_id:u3 and user_id:u4"),
         ],
-        stitch.AUDIT_SCHEMA,
+        AUDIT_SCHEMA,
     )
     assert_df_equality(runs[f"day:{tables.IDENTITY_AUDIT}"], expected, ignore_row_order=True, ignore_nullable=True)
 
@@ -180,7 +191,7 @@ def test_incremental_run_keeps_untouched_ids_and_records_merges_and_split(spark,
             (NEXT_DAY, fresh("anonymous_id:a11"), "u11", "merge"),
             (NEXT_DAY, fresh("anonymous_id:a12"), fresh("anonymous_id:a13"), "split"),
         ],
-        stitch.LINEAGE_SCHEMA,
+        LINEAGE_SCHEMA,
     )
     assert_df_equality(runs[f"next:{tables.IDENTITY_LINEAGE}"], lineage, ignore_row_order=True, ignore_nullable=True)
 
@@ -193,7 +204,7 @@ def test_incremental_audit_adds_the_new_hub_and_the_recomputed_cut(spark, runs):
             # u1's component (with u2) was recomputed because u1 gained a1b.
             (NEXT_DAY, "limit:user_id", "anonymous_id", "a_dev", "user_id", "u2", "would join user_id:u1 and user_id:u2"),
         ],
-        stitch.AUDIT_SCHEMA,
+        AUDIT_SCHEMA,
     )
     assert_df_equality(new_rows, expected, ignore_row_order=True, ignore_nullable=True)
 
@@ -220,7 +231,7 @@ def _customer(customer_id, group_ids=(), **values):
 
 
 def test_silver_customers_survivorship(spark, runs):
-    schema = ", ".join(f"{c} string" for c in CUSTOMER_COLUMNS) + ", group_ids array<string>"
+    schema = SPECS[tables.SILVER_CUSTOMERS].schema
     anonymous = [fresh(f"anonymous_id:{a}") for a in ("a12", "a13")]
     expected = spark.createDataFrame(
         # The hub email is a real (shared) address and stays an attribute; the placeholder phone does not.
@@ -348,7 +359,7 @@ def test_alias_merges_the_legacy_user_id_into_the_alias_target(spark, alias_runs
     expected = [(t, v, "U1") for t, v in merged] + [("user_id", "w1", "w1"), *ALIAS_SHARED_DEVICE]
     assert_df_equality(alias_runs[f"next:{tables.IDENTITY_MAP}"].select(*MAP_COLUMNS), _map(spark, expected),
                        ignore_row_order=True, ignore_nullable=True)
-    lineage = spark.createDataFrame([(NEXT_DAY, "L1", "U1", "merge")], stitch.LINEAGE_SCHEMA)
+    lineage = spark.createDataFrame([(NEXT_DAY, "L1", "U1", "merge")], LINEAGE_SCHEMA)
     assert_df_equality(alias_runs[f"next:{tables.IDENTITY_LINEAGE}"], lineage, ignore_row_order=True,
                        ignore_nullable=True)
     customers = alias_runs[f"next:{tables.SILVER_CUSTOMERS}"]
@@ -366,7 +377,7 @@ def test_alias_edge_is_never_cut_but_other_users_and_shared_devices_still_are(sp
             # The explicit merge of two user ids is recorded.
             (NEXT_DAY, "alias_merge", "user_id", "L1", "user_id", "U1", ALIAS_MERGE_DETAIL),
         ],
-        stitch.AUDIT_SCHEMA,
+        AUDIT_SCHEMA,
     )
     assert_df_equality(alias_runs[f"next:{tables.IDENTITY_AUDIT}"], expected, ignore_row_order=True,
                        ignore_nullable=True)
@@ -420,7 +431,7 @@ def test_previous_id_later_seen_as_a_user_id_becomes_a_merge_of_two_user_ids(spa
         assert_df_equality(login_alias_runs[f"{run}:{tables.IDENTITY_MAP}"].select(*MAP_COLUMNS),
                            _map(spark, expected), ignore_row_order=True, ignore_nullable=True)
     audit = spark.createDataFrame([(NEXT_DAY, "alias_merge", "user_id", "ghost", "user_id", "U8", ALIAS_MERGE_DETAIL)],
-                                  stitch.AUDIT_SCHEMA)
+                                  AUDIT_SCHEMA)
     assert_df_equality(login_alias_runs[f"next:{tables.IDENTITY_AUDIT}"], audit, ignore_row_order=True,
                        ignore_nullable=True)
     assert_df_equality(login_alias_runs[f"full:{tables.IDENTITY_MAP}"], login_alias_runs[f"next:{tables.IDENTITY_MAP}"],

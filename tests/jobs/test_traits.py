@@ -1,17 +1,20 @@
 """gold/traits: config validation, windows, every trait kind, the default traits through the stage."""
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 from pathlib import Path
 
 import pytest
+
+from jobs.core.context import RunParams
 from chispa import assert_df_equality
 
-from jobs import tables, traits
-from jobs.config import load_config
-from jobs.errors import ConfigError, InputError
-from jobs.trait_settings import TraitDefinition, TraitSettings, TraitWindow
+from jobs.core import tables
+
+from jobs.traits import stage as traits
+from jobs.core.config import load_config
+from jobs.core.errors import ConfigError, InputError
+from jobs.traits.settings import TraitDefinition, TraitSettings, TraitWindow
 from tests.jobs.event_builders import utc
 from tests.jobs.stream_builders import activity, stream
 
@@ -75,6 +78,12 @@ def customers(spark):
         (TraitWindow(calendar_months=1), "2026-01-01", "2025-12-01", "2025-12-31"),
         (TraitWindow(calendar_months=1), "2024-03-31", "2024-02-01", "2024-02-29"),
         (TraitWindow(calendar_months=12), "2026-03-15", "2025-03-01", "2026-02-28"),
+        # the canonical spelling {unit, start, end}; 2026-03-15 is a Sunday (its week: 03-09 .. 03-15)
+        (TraitWindow(unit="day", start=-29, end=0), "2026-03-15", "2026-02-14", "2026-03-15"),
+        (TraitWindow(unit="month", start=-12, end=-1), "2026-03-15", "2025-03-01", "2026-02-28"),
+        (TraitWindow(unit="month", start=0, end=0), "2026-03-15", "2026-03-01", "2026-03-15"),
+        (TraitWindow(unit="week", start=-1, end=-1), "2026-03-15", "2026-03-02", "2026-03-08"),
+        (TraitWindow(unit="quarter", start=-4, end=-1), "2026-03-15", "2025-01-01", "2025-12-31"),
     ],
 )
 def test_window_bounds(window, run_date, first, last):
@@ -113,7 +122,8 @@ def test_a_trait_list_in_yaml_becomes_typed_definitions(tmp_path):
          r"'traits\.computed\[0\]\.of' for kind sum must be one of revenue_impact, feature1, .* got 'order_no'"),
         ("{name: x, kind: last, of: price}", r"'traits\.computed\[0\]\.of' for kind last must be one of order_no"),
         ("{name: x, kind: count, window: {days: 3, calendar_months: 1}}",
-         r"'traits\.computed\[0\]\.window' needs exactly one of days or calendar_months"),
+         r"'traits\.computed\[0\]\.window' needs exactly one of \{unit: day\|week\|month\|quarter\|year, start: S, "
+         r"end: E\}, \{days: N\}, \{calendar_months: N\}"),
         ("{name: x, kind: count, window: {}}", r"'traits\.computed\[0\]\.window' needs exactly one of"),
         ("{name: x, kind: count, window: {days: 0}}", r"'traits\.computed\[0\]\.window\.days' must be at least 1, got 0"),
         ("{name: x, kind: count, window: {days: 30}, monthly_average: true}",
@@ -156,6 +166,10 @@ EVERY_KIND = TraitSettings(computed=[
                     window=TraitWindow(calendar_months=1)),
     TraitDefinition("monthly_spend", "sum", activity="order_placed", of="feature9",
                     window=TraitWindow(calendar_months=12), monthly_average=True),
+    TraitDefinition("orders_jan_feb_canonical", "count_distinct", activity="order_placed", of="order_no",
+                    window=TraitWindow(unit="month", start=-2, end=-1)),
+    TraitDefinition("monthly_spend_2025", "sum", activity="order_placed", of="feature9",
+                    window=TraitWindow(unit="quarter", start=-4, end=-1), monthly_average=True),
     TraitDefinition("avg_line_value", "avg", activity="order_placed", of="feature9"),
     TraitDefinition("min_line_value", "min", activity="order_placed", of="revenue_impact"),
     TraitDefinition("max_line_value", "max", activity="order_placed", of="feature9"),
@@ -165,6 +179,7 @@ EVERY_KIND = TraitSettings(computed=[
 EVERY_KIND_DDL = (
     "customer_id string, first_order timestamp, last_product string, first_rejected_order string, events long, "
     "views_last_7_days long, products long, orders_jan_feb long, spend_last_month double, monthly_spend double, "
+    "orders_jan_feb_canonical long, monthly_spend_2025 double, "
     "avg_line_value double, min_line_value double, max_line_value double, days_since_last_view int, view_share double"
 )
 
@@ -172,14 +187,16 @@ EVERY_KIND_DDL = (
 def test_every_kind_window_and_filter(spark, activity_stream, customers):
     # c1: 11 activities by the run date (5 placed, 4 rejected, 2 invoiced); products P1..P4; January-
     #     February: O3; February spend 30; the 12 months: 100 + 50 + 30 = 180 -> 15 a month;
-    #     placed lines 40, 100, 50, 30, 20 -> avg 48, min 20, max 100.
+    #     placed lines 40, 100, 50, 30, 20 -> avg 48, min 20, max 100. The four quarters of 2025
+    #     (12 months): 40 + 100 + 50 = 190 -> 190 / 12 a month.
     # c2: 4 activities, 2 views in the 7 days -> 50 %; products P7, P8; last view yesterday.
     # c3: the household order only. c4: nothing -> 0 for counts and sums, null otherwise.
     expected = spark.createDataFrame(
-        [("c1", utc("2025-02-10 10:00"), "P4", "c1-O1", 11, 0, 4, 1, 30.0, 15.0, 48.0, 20.0, 100.0, None, 0.0),
-         ("c2", utc("2026-03-10 12:00"), "P7", None, 4, 2, 2, 0, 0.0, 0.0, 60.0, 60.0, 60.0, 1, 50.0),
-         ("c3", utc("2026-03-10 12:00"), "P7", None, 1, 0, 1, 0, 0.0, 0.0, 60.0, 60.0, 60.0, None, 0.0),
-         ("c4", None, None, None, 0, 0, 0, 0, 0.0, 0.0, None, None, None, None, None)],
+        [("c1", utc("2025-02-10 10:00"), "P4", "c1-O1", 11, 0, 4, 1, 30.0, 15.0, 1, 190 / 12, 48.0, 20.0, 100.0,
+          None, 0.0),
+         ("c2", utc("2026-03-10 12:00"), "P7", None, 4, 2, 2, 0, 0.0, 0.0, 0, 0.0, 60.0, 60.0, 60.0, 1, 50.0),
+         ("c3", utc("2026-03-10 12:00"), "P7", None, 1, 0, 1, 0, 0.0, 0.0, 0, 0.0, 60.0, 60.0, 60.0, None, 0.0),
+         ("c4", None, None, None, 0, 0, 0, 0, 0.0, 0.0, 0, 0.0, None, None, None, None, None)],
         EVERY_KIND_DDL,
     )
     got = traits.compute_traits(activity_stream, customers, EVERY_KIND, RUN_DATE)
@@ -206,7 +223,7 @@ def test_stage_writes_the_default_traits_for_every_customer(spark, make_ctx, act
     ctx = make_ctx(RUN_DATE)
     ctx.warehouse.overwrite(activity_stream, tables.ACTIVITY_STREAM)
     ctx.warehouse.overwrite(customers, tables.SILVER_CUSTOMERS)
-    result = traits.run(ctx, argparse.Namespace())
+    result = traits.run(ctx, RunParams())
     household = (utc("2026-03-10 12:00"), 1, 60.0, 1, 5, 0, 0, 0, 0.0, 0.0, 0.0)
     expected = spark.createDataFrame(
         [("c1", utc("2026-03-15 23:00"), 4, 240.0, 2, 0, 3, 2, 1, 0.25, 75.0, 50.0),
@@ -221,4 +238,4 @@ def test_stage_writes_the_default_traits_for_every_customer(spark, make_ctx, act
 def test_missing_activity_stream_names_the_table_and_the_command(make_ctx):
     ctx = make_ctx(RUN_DATE)
     with pytest.raises(InputError, match=r"silver/activity_stream does not exist: run `c360 activities` first"):
-        traits.run(ctx, argparse.Namespace())
+        traits.run(ctx, RunParams())

@@ -20,7 +20,7 @@ from lens.execute import as_of_columns, views_for
 from lens.model import load_model
 from lens.planner import compile_query
 from lens.query_format import load_query, parse_query, variant_names
-from lens.settings import LensSettings
+from jobs.lens_stage.settings import LensSettings
 from tests.lens.shop import VIEWS, write_shop_model
 
 REPO = Path(__file__).resolve().parents[2]

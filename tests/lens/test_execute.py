@@ -15,15 +15,15 @@ from pyspark.sql.types import (ArrayType, DoubleType, IntegerType, StringType, S
                                TimestampType)
 
 import lens
-from jobs import tables
-from jobs.config import Config
-from jobs.context import JobContext
-from jobs.schemas import CUSTOMER_COLUMNS
-from jobs.tables import Warehouse
+from jobs.core import tables
+from jobs.core.config import Config
+from jobs.core.context import JobContext
+from jobs.ingest.schemas import CUSTOMER_COLUMNS
+from jobs.core.tables import Warehouse
 from lens.execute import views_for, warehouse_catalog
 from lens.query_format import load_query
-from lens.reference_sql import REFERENCES, seed_rfm
-from lens.settings import LensMaterialization, LensSettings
+from tests.reference_sql import REFERENCES, seed_rfm
+from jobs.lens_stage.settings import LensMaterialization, LensSettings
 from tests.conftest import TEST_SPARK
 from tests.lens import shop
 
@@ -213,7 +213,7 @@ def context(spark, warehouse, **lens_settings) -> JobContext:
 
 
 def test_cli_json_output_is_keyed_by_member(spark, warehouse, capsys):
-    from jobs.lens_cli import run
+    from jobs.commands.lens import run
 
     args = argparse.Namespace(lens_command="query", model=str(SEED), query_file=None, variant=None,
                               measure=["order_placed.recency"], dimension=["customer.customer_id"], time_dimension=[],
@@ -226,7 +226,7 @@ def test_cli_json_output_is_keyed_by_member(spark, warehouse, capsys):
 
 
 def test_materialize_writes_gold_tables_and_is_a_no_op_before_the_activity_stream(spark, warehouse, catalog, tmp_path):
-    from jobs import lens_materialize
+    from jobs.lens_stage import materialize as lens_materialize
 
     item = LensMaterialization(name="rfm", query="lens/queries/rfm.yml")
     result = lens_materialize.run(context(spark, warehouse, materialize=[item]), argparse.Namespace())
@@ -252,7 +252,7 @@ def cli_query_args(query_file: Path, output: str) -> argparse.Namespace:
 
 def test_a_lens_query_is_as_of_the_run_date_and_sums_money_exactly(spark, tmp_path, capsys):
     """Interface §5: as of D, activities after D do not exist yet; and 0.1 + 0.2 prints as 0.3."""
-    from jobs.lens_cli import run
+    from jobs.commands.lens import run
 
     events = [("t1", "c1", "order_placed", "2026-03-15 23:59:59", "T1-1", "0.1"),   # the last instant of D
               ("t2", "c1", "order_placed", "2026-03-01 10:00:00", "T2-1", "0.2"),
@@ -275,7 +275,7 @@ def test_a_lens_query_is_as_of_the_run_date_and_sums_money_exactly(spark, tmp_pa
 
 
 def test_a_spark_error_at_run_time_is_one_paragraph(spark, tmp_path, capsys):
-    from jobs.lens_cli import run
+    from jobs.commands.lens import run
     from lens.errors import LensError
 
     events = [("t1", "c1", "order_placed", "2026-03-15 10:00:00", "T1-1", "not a number")]
@@ -284,3 +284,26 @@ def test_a_spark_error_at_run_time_is_one_paragraph(spark, tmp_path, capsys):
         run(context(spark, tmp_path), cli_query_args(REPO / "lens/queries/rfm.yml", "json"))
     assert "\n" not in str(caught.value) and "at org.apache" not in str(caught.value)
     assert capsys.readouterr().out == ""   # nothing printed before the error
+
+
+def test_cli_sql_explain_prints_the_plan_and_the_passes_that_fired(spark, tmp_path, capsys):
+    """`c360 lens sql --explain`: the plan after the passes instead of the SQL (nothing runs)."""
+    from jobs.commands.lens import run
+    from lens.execute import compile_for, warehouse_catalog
+    from lens.model import load_model
+    from lens.query_format import load_query
+
+    query_file = REPO / "lens/queries/order_outcomes.yml"
+    args = cli_query_args(query_file, "table")
+    args.lens_command, args.model, args.explain = "sql", str(PROJECT), True
+    ctx = context(spark, tmp_path)
+    run(ctx, args)
+    shown = capsys.readouterr().out
+    settings = ctx.config.lens
+    compiled = compile_for(load_model(PROJECT), load_query(query_file), RUN_DATE,
+                           warehouse_catalog(settings.catalog, tmp_path), settings.as_of)
+    assert shown == compiled.explain + "\n"
+    assert "shared_scan: merged" in shown and "SELECT" not in shown.upper().split("\n")[0]
+    args.explain = False
+    run(ctx, args)
+    assert capsys.readouterr().out == compiled.sql + "\n"

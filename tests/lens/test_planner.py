@@ -385,9 +385,9 @@ def cli_args(**overrides) -> argparse.Namespace:
 
 
 def test_lens_sql_command_prints_the_compiled_sql_without_spark(tmp_path, capsys):
-    from jobs.config import Config
-    from jobs.context import JobContext
-    from jobs.lens_cli import run
+    from jobs.core.config import Config
+    from jobs.core.context import JobContext
+    from jobs.commands.lens import run
 
     ctx = JobContext(config=Config(warehouse=str(tmp_path)), run_date=RUN_DATE)
     run(ctx, cli_args(measure=["order_placed.recency"], dimension=["customer.customer_id"],
@@ -398,7 +398,7 @@ def test_lens_sql_command_prints_the_compiled_sql_without_spark(tmp_path, capsys
 
 
 def test_cli_query_file_and_members_are_exclusive():
-    from jobs.lens_cli import build_query
+    from jobs.commands.lens import build_query
 
     with pytest.raises(LensError, match="either --query FILE or --measure"):
         build_query(cli_args(query_file=str(REPO / "lens/queries/rfm.yml"), measure=["order_placed.frequency"]))
@@ -409,7 +409,7 @@ def test_cli_query_file_and_members_are_exclusive():
 
 
 def test_cli_output_formats(capsys):
-    from jobs.lens_cli import format_table, write_csv, write_json
+    from jobs.commands.lens import format_table, write_csv, write_json
 
     columns = ["customer.state", "order_placed.frequency"]
     rows = [("CA", 3), (None, float("nan")), ("NY", dt.date(2026, 1, 2))]

@@ -1,0 +1,102 @@
+"""The `activities:` config section: how events become activity-stream rows.
+
+Kept out of jobs/core/config.py (which imports it) so the activities stage owns its own schema; this
+module must not import jobs.core.config. Validated at load by `jobs.core.config.build_section`: an unknown
+key or a bad value is a ConfigError naming the file and the dotted key.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# identifier types an activity may be attributed to for identifier-level rollups
+from jobs.identity.settings import IDENTIFIER_TYPES
+
+FEATURE_SLOTS = tuple(f"feature{i}" for i in range(1, 11))
+SNAKE_CASE = re.compile(r"^[a-z0-9][a-z0-9_]*$")  # what activities.activity_name yields
+
+# The seed model's SQL (customer_360.lens.yml) reads these properties from these slots.
+_ORDER_LINE = {
+    "feature1": "order_id",
+    "feature2": "product_id",
+    "feature3": "brand_name",
+    "feature4": "supplier_name",
+    "feature5": "product_category",
+    "feature6": "product_classification",
+    "feature7": "cases",
+    "feature8": "bottles",
+    "feature9": "order_value",
+    "feature10": "request_delivery_date",
+}
+_ORDER_REJECTION = {
+    **_ORDER_LINE,
+    "feature3": "order_reject_code",
+    "feature4": "order_status_code",
+    "feature5": "order_delivery_status",
+}
+del _ORDER_REJECTION["feature6"]
+
+
+@dataclass(frozen=True)
+class ActivityMapping:
+    """One activity: which property fills which feature slot, its revenue, its identifier."""
+
+    # feature1..feature10 -> property name in the event's `properties`
+    features: dict[str, str] = field(default_factory=dict)
+    # property whose numeric value is the activity's revenue_impact (null when unset)
+    revenue_property: str | None = None
+    # Identifier-level attribution: the activity belongs to this identifier (e.g. the email
+    # address an `Email Opened` was opened on) instead of the user/anonymous id it arrived with.
+    identifier_type: str | None = None
+    identifier_property: str | None = None
+
+    def validate(self, key: str) -> None:
+        for slot, prop in self.features.items():
+            if slot not in FEATURE_SLOTS:
+                raise ValueError(f"'{key}.features.{slot}' is not a feature slot (use feature1 … feature10)")
+            if not prop:
+                raise ValueError(f"'{key}.features.{slot}' must name a property")
+        if (self.identifier_type is None) != (self.identifier_property is None):
+            raise ValueError(f"'{key}': set both identifier_type and identifier_property, or neither")
+        if self.identifier_type is not None and self.identifier_type not in IDENTIFIER_TYPES:
+            raise ValueError(
+                f"'{key}.identifier_type' must be one of {', '.join(IDENTIFIER_TYPES)}, got {self.identifier_type!r}"
+            )
+
+
+def default_mappings() -> dict[str, ActivityMapping]:
+    return {
+        "order_placed": ActivityMapping(features=dict(_ORDER_LINE), revenue_property="order_value"),
+        "order_rejected": ActivityMapping(features=dict(_ORDER_REJECTION)),
+        "order_invoiced": ActivityMapping(features=dict(_ORDER_LINE)),
+        "email_opened": ActivityMapping(identifier_type="email", identifier_property="email_address"),
+        "viewed_page": ActivityMapping(features={"feature1": "url", "feature2": "path", "feature3": "title",
+                                                 "feature4": "referrer"}),
+    }
+
+
+@dataclass(frozen=True)
+class ActivitySettings:
+    """Names of non-track activities and the per-activity mapping (replaces, not merges, the defaults)."""
+
+    page_activity: str = "viewed_page"
+    screen_activity: str = "viewed_screen"
+    mappings: dict[str, ActivityMapping] = field(default_factory=default_mappings)
+    # An incremental run with more new activities than this share of the stream's rows rebuilds
+    # the table instead of merging (the result is the same; a merge touching most rows is slower).
+    rebuild_above_new_share: float = 0.2
+
+    def validate(self, key: str) -> None:
+        if not 0 <= self.rebuild_above_new_share <= 1:
+            raise ValueError(
+                f"'{key}.rebuild_above_new_share' must be between 0 and 1, got {self.rebuild_above_new_share}"
+            )
+        for name in ("page_activity", "screen_activity"):
+            if not SNAKE_CASE.match(getattr(self, name)):
+                raise ValueError(f"'{key}.{name}' must be a snake_case name, got {getattr(self, name)!r}")
+        for activity in self.mappings:
+            if not SNAKE_CASE.match(activity):
+                raise ValueError(
+                    f"'{key}.mappings.{activity}' is not an activity name: activities are snake_case "
+                    "event names (e.g. order_placed for \"Order Placed\")"
+                )

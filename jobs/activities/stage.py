@@ -1,0 +1,383 @@
+"""`c360 activities`: bronze events -> silver/activity_stream, plus gold/groups and gold/group_members.
+
+What becomes an activity (docs/activities.md):
+- track -> snake_case of the event name ("Order Placed" -> order_placed); page -> `viewed_page`,
+  screen -> `viewed_screen` (names in config). identify, alias and group calls are not activities:
+  they are identity and group facts, read by stitching and by jobs.groups.stage.
+- entity_id is the stitched customer of the userId, else of the anonymousId (jobs.identity.resolution), so a
+  pre-login event belongs to whoever the anonymous id was stitched into.
+- A track with a groupId is a group event: one row for every member of the group and one for the
+  sender if not a member, each carrying group_id (Blueshift Fig 3); an event without groupId has one
+  row, for its sender (Fig 4).
+- activity_uuid = sha2(message_id | entity_id): stable across reruns, one per (event, entity).
+
+Runs: the first run, or `--full`, rebuilds the table. Otherwise the run MERGEs only rows whose
+attribution or occurrence numbers can change: rows of the entities with new events (bronze rows
+ingested after the stream's latest `ingested_on`, or on the run date), of customer ids merged or
+split today (gold/identity_lineage), of groups
+whose member set changed, and rows still unresolved. Their events are re-attributed with today's
+identity map and group members, occurrence numbers are recomputed for every entity involved, and
+rows that differ are updated, inserted or deleted; other rows and their files are not rewritten.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from delta.tables import DeltaTable
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import MapType, StringType
+
+from jobs.core import tables
+from jobs.core.catalog import SPECS
+from jobs.groups import stage as groups
+from jobs.activities.settings import FEATURE_SLOTS, ActivityMapping, ActivitySettings
+from jobs.core.context import JobContext, RunParams, StageResult
+from jobs.identity.identifiers import ANONYMOUS_ID, EMAIL, PHONE, USER_ID, normalize_email, normalize_id
+from jobs.identity.phones import DEFAULT_PHONE_REGION, with_e164
+from jobs.identity.resolution import resolve_customer_id
+
+
+ACTIVITY_CALLS = ("track", "page", "screen")
+UNNAMED_ACTIVITY = "unnamed_event"
+PROPERTIES_MAP = MapType(StringType(), StringType())
+NORMALIZERS: dict[str, Callable[[Column], Column]] = {
+    USER_ID: normalize_id, ANONYMOUS_ID: normalize_id, EMAIL: normalize_email,
+    # trimmed here, then read as E.164 by jobs.identity.phones (to_activity_events)
+    PHONE: normalize_id,
+}
+DELETE_FLAG = "_delete"
+
+# silver/activity_stream's columns, in order (jobs.core.catalog).
+STREAM_COLUMNS = SPECS[tables.ACTIVITY_STREAM].columns
+# What describes the event itself, the same on every row the event fans out to.
+EVENT_COLUMNS = tuple(
+    c for c in STREAM_COLUMNS
+    if c not in ("activity_uuid", "entity_id", "activity_occurence", "activity_repeated_at")
+)
+ATTRIBUTED_COLUMNS = ("activity_uuid", "entity_id", *EVENT_COLUMNS)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Events -> activities
+# ----------------------------------------------------------------------------------------------
+
+
+def activity_name(event: Column) -> Column:
+    """snake_case of a track event name: "Order Placed" and "orderPlaced" -> order_placed."""
+    words = F.regexp_replace(event, r"([a-z0-9])([A-Z])", "$1_$2")
+    snake = F.regexp_replace(F.regexp_replace(F.lower(words), r"[^a-z0-9]+", "_"), r"^_+|_+$", "")
+    return F.when(snake != "", snake).otherwise(F.lit(UNNAMED_ACTIVITY))
+
+
+def _per_activity(mappings: dict[str, ActivityMapping], value_of: Callable[[ActivityMapping], Column | None]) -> Column:
+    """CASE activity WHEN a THEN value_of(mapping of a) ... END over the mapped activities."""
+    expr = None
+    for activity, mapping in mappings.items():
+        value = value_of(mapping)
+        if value is None:
+            continue
+        is_activity = F.col("activity") == activity
+        expr = F.when(is_activity, value) if expr is None else expr.when(is_activity, value)
+    return expr if expr is not None else F.lit(None)
+
+
+def to_activity_events(bronze: DataFrame, settings: ActivitySettings, phone_region: str = DEFAULT_PHONE_REGION) -> DataFrame:
+    """One row per track/page/screen event with its features (EVENT_COLUMNS), not yet attributed.
+    Identifiers read from a property as `phone` are read in E.164 (`phone_region`, jobs.identity.phones)."""
+    props = F.col("_props")
+    mappings = settings.mappings
+
+    def feature(slot: str) -> Column:
+        return _per_activity(mappings, lambda m: props[m.features[slot]] if slot in m.features else None)
+
+    def mapped_identifier(m: ActivityMapping) -> Column | None:
+        if m.identifier_type is None:
+            return None
+        return NORMALIZERS[m.identifier_type](props[m.identifier_property])
+
+    identifier_from_property = _per_activity(mappings, mapped_identifier)
+    type_from_property = _per_activity(
+        mappings, lambda m: F.lit(m.identifier_type) if m.identifier_type is not None else None
+    )
+    kind = F.col("type")
+    events = (
+        bronze.filter(kind.isin(*ACTIVITY_CALLS))
+        .select(
+            "message_id", "group_id", "user_id", "properties",
+            F.col("anonymous_id").alias("anonymous_entity_id"),
+            F.col("run_date").alias("ingested_on"),
+            F.col("timestamp").alias("activity_ts"),
+            F.when(kind == "track", activity_name(F.col("event")))
+            .when(kind == "page", F.lit(settings.page_activity))
+            .otherwise(F.lit(settings.screen_activity))
+            .alias("activity"),
+            F.from_json("properties", PROPERTIES_MAP).alias("_props"),
+        )
+        .withColumn("_property_identifier", identifier_from_property.cast("string"))
+        .select(
+            "message_id", "activity", "activity_ts",
+            *[feature(slot).cast("string").alias(slot) for slot in FEATURE_SLOTS],
+            F.coalesce("properties", F.lit("{}")).alias("feature_json"),
+            _per_activity(mappings, lambda m: props[m.revenue_property] if m.revenue_property else None)
+            .try_cast("double").alias("revenue_impact"),
+            "group_id", "user_id", "anonymous_entity_id", "ingested_on",
+            F.coalesce(
+                F.when(F.col("_property_identifier").isNotNull(), type_from_property),
+                F.when(F.col("user_id").isNotNull(), F.lit(USER_ID)),
+                F.when(F.col("anonymous_entity_id").isNotNull(), F.lit(ANONYMOUS_ID)),
+            ).alias("identifier_type"),
+            F.coalesce("_property_identifier", "user_id", "anonymous_entity_id").alias("identifier_value"),
+        )
+    )
+    if not any(m.identifier_type == PHONE for m in mappings.values()):
+        return events
+    return with_e164(events, "identifier_value", phone_region, where=F.col("identifier_type") == PHONE)
+
+
+def activity_uuid(entity: Column) -> Column:
+    return F.sha2(F.concat_ws("|", F.col("message_id"), F.coalesce(entity, F.lit(""))), 256)
+
+
+def attribute(events: DataFrame, identity_map: DataFrame, group_members: DataFrame) -> DataFrame:
+    """Rows per (event, entity): the sender's customer, plus every member for a group event."""
+    member_lists = group_members.groupBy("group_id").agg(F.collect_set("customer_id").alias("_members"))
+    no_members = F.array().cast("array<string>")
+    return (
+        resolve_customer_id(
+            events.select(*EVENT_COLUMNS), identity_map,
+            user_col="user_id", anonymous_col="anonymous_entity_id", out="_sender",
+        )
+        # one pass: the sender (even unresolved, so the event is never lost) and every other member;
+        # a group event without a sender (interface §3) is only its members' (or, with none yet,
+        # one unresolved row)
+        .join(member_lists, on="group_id", how="left")
+        .withColumn("_members", F.coalesce("_members", no_members))
+        .select(
+            "*",
+            F.explode(
+                F.when(F.col("_sender").isNull() & (F.size("_members") > 0), F.col("_members"))
+                .otherwise(F.array_distinct(F.concat(F.array("_sender"), F.col("_members"))))
+            ).alias("entity_id"),
+        )
+        .withColumn("activity_uuid", activity_uuid(F.col("entity_id")))
+        .select(*ATTRIBUTED_COLUMNS)
+    )
+
+
+def with_occurrence(rows: DataFrame) -> DataFrame:
+    """activity_occurence (1-based by time) and activity_repeated_at per (entity, activity)."""
+    per_entity = Window.partitionBy("entity_id", "activity").orderBy("activity_ts", "activity_uuid")
+    resolved = F.col("entity_id").isNotNull()
+    return (
+        rows.withColumn("activity_occurence", F.when(resolved, F.row_number().over(per_entity)))
+        .withColumn("activity_repeated_at", F.when(resolved, F.lead("activity_ts").over(per_entity)))
+        .select(*STREAM_COLUMNS)
+    )
+
+
+def build_stream(
+    bronze: DataFrame, identity_map: DataFrame, group_members: DataFrame, settings: ActivitySettings,
+    phone_region: str = DEFAULT_PHONE_REGION,
+) -> DataFrame:
+    """The whole activity stream from bronze (first run and `--full`)."""
+    return (
+        to_activity_events(bronze, settings, phone_region)
+        .transform(lambda events: attribute(events, identity_map, group_members))
+        .transform(with_occurrence)
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Incremental runs: re-attribute only what can have changed
+# ----------------------------------------------------------------------------------------------
+
+
+def remapped_entities(lineage: DataFrame, run_date) -> DataFrame:
+    """Customer ids merged or split on the run date (both sides of each change)."""
+    today = lineage.filter(F.col("run_date") == F.lit(run_date))
+    ids = today.select(F.col("old_id").alias("entity_id")).union(today.select(F.col("new_id").alias("entity_id")))
+    return ids.filter(F.col("entity_id").isNotNull()).distinct()
+
+
+def changed_groups(old_members: DataFrame, new_members: DataFrame) -> DataFrame:
+    """Groups whose set of members differs between two versions of gold/group_members."""
+    old = old_members.select("group_id", "customer_id")
+    new = new_members.select("group_id", "customer_id")
+    return old.subtract(new).union(new.subtract(old)).select("group_id").distinct()
+
+
+def rows_in_scope(stream: DataFrame, entity_ids: DataFrame, group_ids: DataFrame) -> DataFrame:
+    """Stream rows of these entities, of group events of these groups, and unresolved rows."""
+    entities = entity_ids.select("entity_id").distinct().withColumn("_scope_entity", F.lit(True))
+    groups_ = group_ids.select("group_id").distinct().withColumn("_scope_group", F.lit(True))
+    return (
+        stream.join(entities, on="entity_id", how="left")
+        .join(groups_, on="group_id", how="left")
+        .filter(F.col("_scope_entity") | F.col("_scope_group") | F.col("entity_id").isNull())
+        .select(*STREAM_COLUMNS)
+    )
+
+
+def _as_is(df: DataFrame) -> DataFrame:
+    return df
+
+
+def unread_bronze(bronze: DataFrame, stream: DataFrame, run_date) -> DataFrame:
+    """Bronze rows the stream has not read: ingested after its latest ingested_on, or on the run
+    date itself (so a rerun of a date sees that date's rows again). `bronze` ends at the run date."""
+    since = stream.agg(F.max("ingested_on")).first()[0]  # one date
+    new = F.col("run_date") == F.lit(run_date)
+    return bronze.filter(new if since is None else new | (F.col("run_date") > F.lit(since)))
+
+
+def incremental_changes(
+    stream: DataFrame,
+    new_events: DataFrame,
+    identity_map: DataFrame,
+    group_members: DataFrame,
+    *,
+    changed_group_ids: DataFrame,
+    remapped_ids: DataFrame,
+    reuse: Callable[[DataFrame], DataFrame] = _as_is,
+) -> DataFrame:
+    """Rows that differ from the stream: upserts (DELETE_FLAG false) and deletes (true).
+
+    Every entity whose rows may change is "involved"; its rows are recomputed as a whole (its
+    occurrence numbers depend on all of them) and only rows that come out different are returned.
+    `reuse` is applied to results read several times below (the stage persists them; without it
+    the plan repeats each of them, and the stream scans, once per use).
+    """
+    new_rows = reuse(attribute(new_events, identity_map, group_members))
+    touched = remapped_ids.select("entity_id").union(new_rows.select("entity_id"))
+    scope = reuse(rows_in_scope(stream, touched.filter(F.col("entity_id").isNotNull()), changed_group_ids))
+    # events already in the stream whose attribution may change; today's bronze copy wins
+    carried = (
+        scope.select(*EVENT_COLUMNS)
+        .join(new_rows.select("message_id"), on="message_id", how="left_anti")
+        .dropDuplicates(["message_id"])
+    )
+    desired = reuse(new_rows.unionByName(attribute(carried, identity_map, group_members)))
+    involved = (
+        desired.select("entity_id").union(scope.select("entity_id"))
+        .filter(F.col("entity_id").isNotNull()).distinct()
+    )
+    current = reuse(
+        stream.join(involved, on="entity_id", how="left_semi").unionByName(scope.filter(F.col("entity_id").isNull()))
+    )
+    replaced = scope.select("activity_uuid").union(desired.select("activity_uuid"))
+    # the other rows of involved entities: unchanged events whose occurrence numbers may shift
+    kept = current.join(replaced, on="activity_uuid", how="left_anti").select(*ATTRIBUTED_COLUMNS)
+    upserts = reuse(with_occurrence(desired.unionByName(kept)))
+    same_row = F.col("u.activity_uuid") == F.col("c.activity_uuid")
+    for column in STREAM_COLUMNS[1:]:
+        same_row = same_row & F.col(f"u.{column}").eqNullSafe(F.col(f"c.{column}"))
+    changed = upserts.alias("u").join(current.alias("c"), same_row, how="left_anti")
+    deletes = current.join(upserts.select("activity_uuid"), on="activity_uuid", how="left_anti")
+    return changed.withColumn(DELETE_FLAG, F.lit(False)).unionByName(
+        deletes.select(*STREAM_COLUMNS).withColumn(DELETE_FLAG, F.lit(True))
+    )
+
+
+def merge_into_stream(target: DeltaTable, changes: DataFrame) -> None:
+    """Apply incremental_changes: only files holding a changed or deleted row are rewritten."""
+    assignments = {c: f"s.`{c}`" for c in STREAM_COLUMNS}
+    (
+        target.alias("t")
+        .merge(changes.alias("s"), "t.activity_uuid = s.activity_uuid")
+        .whenMatchedDelete(condition=f"s.{DELETE_FLAG}")
+        .whenMatchedUpdate(condition=f"NOT s.{DELETE_FLAG}", set=assignments)
+        .whenNotMatchedInsert(condition=f"NOT s.{DELETE_FLAG}", values=assignments)
+        .execute()
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Stage
+# ----------------------------------------------------------------------------------------------
+
+MERGE_METRICS = {
+    "numTargetRowsInserted": "rows_inserted",
+    "numTargetRowsUpdated": "rows_updated",
+    "numTargetRowsDeleted": "rows_deleted",
+    "numTargetRowsCopied": "rows_copied",
+    "numTargetFilesRemoved": "files_rewritten",
+}
+
+
+@contextmanager
+def persisting() -> Iterator[Callable[[DataFrame], DataFrame]]:
+    """`reuse(df)` computes df once, now, and keeps it (executor memory, spilling to disk) until
+    the block ends. Eager on purpose: a lazily persisted frame used inside another one's plan is
+    built again by every query that reaches it before it is complete."""
+    held: list[DataFrame] = []
+
+    def reuse(df: DataFrame) -> DataFrame:
+        held.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        held[-1].count()  # materializes it; only the count reaches the driver
+        return held[-1]
+
+    try:
+        yield reuse
+    finally:
+        # newest first: uncaching a frame another cached frame is built on makes Spark re-plan
+        # that one (seconds each on a busy driver)
+        for df in reversed(held):
+            df.unpersist()
+
+
+def _full_build(spark, wh, bronze, identity_map, members, settings, version, phone_region) -> dict:
+    wh.overwrite(build_stream(bronze, identity_map, members, settings, phone_region), tables.ACTIVITY_STREAM)
+    written = wh.operation_metrics_since(spark, tables.ACTIVITY_STREAM, version)
+    return {"mode": "full", "activities": written.get("numOutputRows", 0)}
+
+
+def _merge(spark, wh, stream, new_events, identity_map, members, run_date, version, reuse) -> dict:
+    # gold/group_members still holds the previous run's members here: it is rewritten after the
+    # merge, so a run that fails in between finds the same difference when repeated.
+    old_members = wh.read(spark, tables.GROUP_MEMBERS, missing="empty")
+    lineage = wh.read(spark, tables.IDENTITY_LINEAGE, missing="empty")
+    changes = incremental_changes(
+        stream, new_events, identity_map, members,
+        changed_group_ids=changed_groups(old_members, members),
+        remapped_ids=remapped_entities(lineage, run_date),
+        reuse=reuse,
+    )
+    # not persisted here: Delta materializes a MERGE source itself when it needs to
+    merge_into_stream(wh.delta(spark, tables.ACTIVITY_STREAM), changes)
+    # a MERGE that changes nothing commits nothing: then every count is 0
+    merged = wh.operation_metrics_since(spark, tables.ACTIVITY_STREAM, version)
+    return {"mode": "merge", **{name: merged.get(key, 0) for key, name in MERGE_METRICS.items()}}
+
+
+def run(ctx: JobContext, params: RunParams) -> StageResult:
+    spark, wh, settings = ctx.spark, ctx.warehouse, ctx.config.activities
+    phone_region = ctx.config.identity.default_phone_region
+    bronze, identity_map = groups.read_inputs(spark, wh, ctx.run_date)
+    notes: list[str] = []
+    version = wh.version(spark, tables.ACTIVITY_STREAM)
+    with persisting() as reuse:
+        members = reuse(groups.build_group_members(bronze, identity_map))
+        full = params.rebuild or version < 0
+        if not full:
+            stream = wh.read(spark, tables.ACTIVITY_STREAM)
+            new_events = reuse(to_activity_events(unread_bronze(bronze, stream, ctx.run_date), settings, phone_region))
+            new_count, stream_rows = new_events.count(), stream.count()
+            # a merge that recomputes most of the table costs more than writing it again
+            if new_count > settings.rebuild_above_new_share * stream_rows:
+                full = True
+                notes.append(f"rebuilt: {new_count:,} new activities against {stream_rows:,} rows in the stream")
+        if full:
+            metrics = _full_build(spark, wh, bronze, identity_map, members, settings, version, phone_region)
+        else:
+            metrics = _merge(spark, wh, stream, new_events, identity_map, members, ctx.run_date, version, reuse)
+        metrics.update(groups.write_groups(spark, wh, groups.build_groups(bronze, phone_region), members))
+    # files without nulls in entity_id are skipped by their statistics, so this reads little
+    unresolved = wh.read(spark, tables.ACTIVITY_STREAM).filter(F.col("entity_id").isNull()).count()
+    metrics["unresolved"] = unresolved
+    if unresolved:
+        notes.append(f"{unresolved:,} activities have no stitched customer yet (retried every run)")
+    return StageResult(metrics=metrics, notes=notes)

@@ -1,0 +1,60 @@
+"""What every stage receives: validated config, run date, warehouse, a lazily built SparkSession, and
+its parameters (RunParams); what it returns (StageResult)."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from jobs.core.config import Config
+from jobs.core.tables import Warehouse
+
+
+@dataclass(frozen=True)
+class RunParams:
+    """What a stage is asked to do beyond the run date (which every stage reads from the context).
+
+    The command line builds it from its options; `nightly` passes one to every stage."""
+
+    input_dir: Path | None = None   # raw input folder with events/ and customers/ (ingest)
+    rebuild: bool = False           # recompute derived tables from all history instead of incrementally
+    rewind: bool = False            # accept a run date before the last applied one (segments)
+
+
+@dataclass
+class StageResult:
+    """A stage's outcome: counts for the summary (ordered), plus free-form notes."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class JobContext:
+    config: Config
+    run_date: dt.date
+    _spark: SparkSession | None = None
+
+    @property
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.config.warehouse_path())
+
+    @property
+    def spark(self) -> SparkSession:
+        if self._spark is None:
+            from jobs.core.session import build_spark
+
+            self._spark = build_spark(self.config.spark)
+        return self._spark
+
+    @property
+    def has_spark(self) -> bool:
+        return self._spark is not None

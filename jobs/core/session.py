@@ -1,0 +1,122 @@
+"""The one SparkSession factory. Jars come from the folder resolved at set-up, so no network.
+
+Spark's log lines go to one file (conf/log4j2.properties): the system property `c360.log.file`, else
+the environment variable C360_LOG_FILE (the CLI sets it to <warehouse>/_logs/<command>-<run date>.log),
+else the process's stderr. In local mode this process launches the driver JVM, which inherits the
+variable and is started with that log4j config. Under spark-submit the driver JVM is already running
+when Python starts, so before the SparkContext is created the JVM's log4j is pointed at the same
+config with the log file as a system property; spark-submit's own start-up lines stay off the terminal
+only with `--driver-java-options -Dlog4j2.configurationFile=conf/log4j2.properties` (README).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from jobs.core.config import REPO_ROOT, SparkSettings, packaged_file
+from jobs.core.errors import ConfigError
+
+LOG4J_CONFIG_NAME = "conf/log4j2.properties"
+LOG_FILE_ENV = "C360_LOG_FILE"
+LOG_FILE_PROPERTY = "c360.log.file"
+
+# Settings every c360 session needs; config can override any of them via spark.conf.
+BASE_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    # All timestamps are stored and compared in UTC; "as of" logic uses the run date.
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.ui.showConsoleProgress": "false",
+    # Delta reconstructs table state with this many partitions; its default of 50 dominates
+    # small tables on a laptop. Cluster configs raise it.
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.databricks.delta.schema.autoMerge.enabled": "false",
+}
+
+
+def jar_paths(settings: SparkSettings) -> list[str]:
+    if not settings.jars_dir:
+        return []
+    folder = Path(settings.jars_dir)
+    if not folder.is_absolute():
+        # Under the repo; under spark-submit (REPO_ROOT is then the --py-files zip), the current folder.
+        folder = (REPO_ROOT if REPO_ROOT.is_dir() else Path.cwd()) / folder
+    jars = sorted(str(p) for p in folder.glob("*.jar"))
+    if not jars and not settings.packages:
+        raise ConfigError(
+            f"no jars in {folder} (spark.jars_dir): run `make setup` to resolve jvm/jars.lock, "
+            "or set spark.packages to let Spark fetch them"
+        )
+    return jars
+
+
+def under_spark_submit() -> bool:
+    """True when this Python process was started by spark-submit, whose JVM is the driver."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def route_driver_logs(log_file: str | Path, config: Path | None = None) -> None:
+    """Point the running driver JVM's log4j at `config` (default: conf/log4j2.properties) writing to
+    `log_file`. For spark-submit, whose JVM chose its logging before Python started; called before
+    the SparkContext exists, so its start-up lines land in the file too."""
+    from pyspark import SparkContext
+
+    config = config or packaged_file(LOG4J_CONFIG_NAME)
+    SparkContext._ensure_initialized()  # connects to spark-submit's JVM; launches nothing
+    jvm = SparkContext._jvm
+    jvm.java.lang.System.setProperty(LOG_FILE_PROPERTY, str(log_file))
+    context = jvm.org.apache.logging.log4j.LogManager.getContext(False)
+    if config is not None:
+        context.setConfigLocation(jvm.java.net.URI(config.resolve().as_uri()))  # loads it now
+    else:
+        context.reconfigure()
+
+
+def build_spark(settings: SparkSettings, *, extra_conf: dict[str, str] | None = None) -> SparkSession:
+    """Build (or return the running) SparkSession for these settings."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(settings.app_name)
+    if settings.master:
+        builder = builder.master(settings.master)
+    conf = dict(BASE_CONF)
+    conf["spark.sql.shuffle.partitions"] = str(settings.shuffle_partitions)
+    log_file = os.environ.get(LOG_FILE_ENV)
+    log4j_config = packaged_file(LOG4J_CONFIG_NAME)
+    if under_spark_submit():
+        if log_file:
+            try:
+                route_driver_logs(log_file, log4j_config)
+            except Exception as exc:  # the run matters more than where Spark's log lines go
+                print(f"c360: note: Spark's log lines stay where spark-submit sent them ({exc})", file=sys.stderr)
+    elif log4j_config is not None:
+        # Read when this process launches the driver JVM (local mode), and by executors it starts.
+        java_opts = f"-Dlog4j2.configurationFile={log4j_config.resolve().as_uri()}"
+        conf["spark.driver.extraJavaOptions"] = java_opts
+        conf["spark.executor.extraJavaOptions"] = java_opts
+    jars = jar_paths(settings)
+    if jars:
+        conf["spark.jars"] = ",".join(jars)
+    if settings.packages:
+        conf["spark.jars.packages"] = ",".join(settings.packages)
+    if settings.driver_memory:
+        conf["spark.driver.memory"] = settings.driver_memory
+    conf.update(settings.conf)
+    conf.update(extra_conf or {})
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    if not log_file:
+        _errors_only(spark)
+    return spark
+
+
+def _errors_only(spark: SparkSession) -> None:
+    """Log lines going to the console (no log file, e.g. the tests): errors only from now on."""
+    spark.sparkContext.setLogLevel("ERROR")
+    jvm = spark.sparkContext._jvm
+    jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
+        "org.apache.spark.SparkContext", jvm.org.apache.logging.log4j.Level.ERROR)

@@ -1,0 +1,163 @@
+"""Table names and Delta I/O. Every table lives at <warehouse>/<layer>/<name>.
+
+The names are jobs.core.table_names (re-exported here: `tables.IDENTITY_MAP`); what each table holds
+is its TableSpec in jobs.core.catalog. `Warehouse` reads and writes them: `create` makes a missing
+table from its spec, `read(..., missing="error" | "empty")` says what a missing table means.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs.core.catalog import SPECS, TableSpec, spec_for  # noqa: F401  (SPECS, TableSpec: re-exported)
+from jobs.core.errors import InputError
+from jobs.core.table_names import (  # noqa: F401  (the public names, read as tables.<NAME>)
+    ACTIVITY_STREAM,
+    BRONZE_CUSTOMERS,
+    BRONZE_EVENTS,
+    CUSTOMER_COLUMNS,
+    EXPORTS,
+    GROUP_MEMBERS,
+    GROUPS,
+    IDENTITY_ALIAS_EDGES,
+    IDENTITY_ALIASES,
+    IDENTITY_AUDIT,
+    IDENTITY_EDGES,
+    IDENTITY_IDENTIFIERS,
+    IDENTITY_LINEAGE,
+    IDENTITY_MAP,
+    LENS_PREFIX,
+    QUARANTINE_EVENTS,
+    RFM,
+    SEGMENT_CHANGES,
+    SEGMENT_EXPORTS,
+    SEGMENT_MEMBERSHIP,
+    SEGMENT_RUNS,
+    SILVER_CUSTOMERS,
+    TRAITS,
+    lens_table,
+)
+
+# What `Warehouse.read` does with a table that does not exist: raise the InputError that names the
+# command writing it, or read it as empty with its spec's schema.
+Missing = Literal["error", "empty"]
+
+
+class Warehouse:
+    """Paths and Delta read/write for one warehouse root."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, table: str) -> str:
+        return str(self.root / table)
+
+    def exists(self, spark: SparkSession, table: str) -> bool:
+        return DeltaTable.isDeltaTable(spark, self.path(table))
+
+    def read(self, spark: SparkSession, table: str, *, missing: Missing = "error") -> DataFrame:
+        """The table; when it does not exist, per `missing`: "error" raises an InputError naming the
+        command that writes it (its spec's made_by), "empty" returns no rows with the spec's schema."""
+        if missing not in ("error", "empty"):
+            raise ValueError(f"missing must be 'error' or 'empty', got {missing!r}")
+        try:
+            return spark.read.format("delta").load(self.path(table))
+        except AnalysisException:
+            if self.exists(spark, table):
+                raise
+        spec = spec_for(table)
+        if missing == "empty":
+            if spec is None or spec.schema is None:
+                raise ValueError(f"{table} has no registered schema (jobs.core.catalog): it cannot be read as empty")
+            return spark.createDataFrame([], spec.schema)
+        run_first = f": run `c360 {spec.made_by}` first" if spec is not None and spec.made_by else ""
+        raise InputError(f"table {self.path(table)} does not exist{run_first}")
+
+    def create(self, spark: SparkSession, spec: TableSpec | str) -> bool:
+        """Create the table from its spec (a TableSpec or a registered name) unless it exists: its
+        schema, partition columns and table properties are set in the creating commit. Returns
+        whether it created the table."""
+        spec = self._spec(spec)
+        if spec.schema is None:
+            raise ValueError(f"{spec.name}: its columns are decided at run time, so its first write creates it")
+        if self.exists(spark, spec.name):
+            return False
+        builder = DeltaTable.createIfNotExists(spark).location(self.path(spec.name)).addColumns(spec.schema)
+        if spec.partition_by:
+            builder = builder.partitionedBy(*spec.partition_by)
+        for key, value in spec.properties.items():
+            builder = builder.property(key, value)
+        builder.execute()
+        return True
+
+    @staticmethod
+    def _spec(spec: TableSpec | str) -> TableSpec:
+        if isinstance(spec, TableSpec):
+            return spec
+        found = spec_for(spec)
+        if found is None:
+            raise ValueError(f"{spec} is not a registered table (jobs.core.catalog.SPECS)")
+        return found
+
+    def read_required(self, spark: SparkSession, table: str, *, made_by: str) -> DataFrame:
+        """Deprecated: `read(spark, table)` (the InputError names the spec's made_by).
+        Kept until jobs.segments, jobs.rfm and jobs.traits use `read`."""
+        if not self.exists(spark, table):
+            raise InputError(f"table {self.path(table)} does not exist: run `c360 {made_by}` first")
+        return self.read(spark, table)
+
+    def ensure(self, spark: SparkSession, table: str, schema=None, *, partition_by: list[str] | None = None) -> None:
+        """Deprecated: `create(spark, table)` (from its spec). Kept until jobs.segments uses `create`;
+        `schema` and `partition_by` are used only for a table without a spec."""
+        spec = spec_for(table)
+        if spec is None or spec.schema is None:
+            spec = TableSpec(table, schema, partition_by=tuple(partition_by or ()))
+        self.create(spark, spec)
+
+    def delta(self, spark: SparkSession, table: str) -> DeltaTable:
+        return DeltaTable.forPath(spark, self.path(table))
+
+    def overwrite(self, df: DataFrame, table: str, *, partition_by: list[str] | None = None) -> None:
+        writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.save(self.path(table))
+
+    def append(self, df: DataFrame, table: str, *, partition_by: list[str] | None = None,
+               options: dict[str, str] | None = None) -> None:
+        """Append rows. Table properties belong to the table's spec (`create`), not to a write;
+        `options` are the write's own (e.g. mergeSchema)."""
+        writer = df.write.format("delta").mode("append").options(**(options or {}))
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.save(self.path(table))
+
+    def replace_where(self, df: DataFrame, table: str, predicate: str) -> None:
+        """Atomically replace the rows matching `predicate` with `df` (whose rows must all match it)."""
+        df.write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(self.path(table))
+
+    def version(self, spark: SparkSession, table: str) -> int:
+        """Current Delta version, -1 for a table that does not exist yet."""
+        if not self.exists(spark, table):
+            return -1
+        return self.delta(spark, table).history(1).first()["version"]
+
+    def operation_metrics_since(self, spark: SparkSession, table: str, version: int) -> dict[str, int]:
+        """Row counts Delta recorded for commits after `version` (no extra pass over the data).
+
+        A write of zero rows may not commit at all, so a caller that compares versions gets {} then.
+        """
+        history = self.delta(spark, table).history().filter(f"version > {version}").select("operationMetrics")
+        totals: dict[str, int] = {}
+        for row in history.collect():  # one row per commit of this run: a handful
+            for key, value in (row["operationMetrics"] or {}).items():
+                if str(value).isdigit():
+                    totals[key] = totals.get(key, 0) + int(value)
+        return totals
+
+    def row_count(self, spark: SparkSession, table: str) -> int:
+        return self.read(spark, table).count() if self.exists(spark, table) else 0

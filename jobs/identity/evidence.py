@@ -1,0 +1,266 @@
+"""Identity evidence: bronze rows -> identifiers and the edges between them (issue 3, item 1).
+
+One *observation* is one source row with the identifiers it carries:
+- an event message: user_id, anonymous_id, email (normalized by ingest) and phone;
+- a customer master row: customer_id (a user_id), email and phone_number, normalized here.
+
+Phones are observed as received (trimmed) and turned into E.164 after evidence is aggregated
+(`identifiers_in_e164`, `edges_in_e164`), so the Python parser (jobs.identity.phones) sees each distinct
+raw value once; two spellings of one number become one identifier, and an unparseable value is
+no identifier at all.
+
+An alias call's previousId is not typed by the call itself (Segment: "whatever identified the person
+before", the anonymousId they browsed under or a former userId). Each alias call leaves *alias
+claims* (`alias_claims`): previousId + every identifier of the call, with evidence. A claim is
+resolved against every identifier ever seen (`resolve_alias_claims`): previousId P links to each
+`anonymous_id` and each `user_id` with value P; a P seen as neither is an `anonymous_id`. The
+resolved pairs are edges like any other, so an alias of an anonymousId joins the anonymous
+history to the user, and an alias of a former userId is the only kind of edge between two user ids
+(which the rules treat as a merge instruction, see jobs.identity.rules). Because a later night can
+first show P as a userId, resolution is redone from all stored claims every run (they are few:
+one per login).
+
+Every pair of distinct identifiers in one observation is an edge (a clique of at most 5, so that
+removing one junk identifier later leaves the others linked). Edges are stored once per unordered
+pair, smaller (type, value) first, with first/last seen, the first source (kind = message type or
+`customer_master`, id = message_id or row_hash, file) and the last bronze run date. Identifiers
+carry the same evidence columns. Evidence is aggregated with min/max only, so merging the same
+rows twice changes nothing (re-runs are idempotent).
+"""
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from jobs.core import tables
+from jobs.core.catalog import SPECS
+from jobs.identity.identifiers import ANONYMOUS_ID, EMAIL, PHONE, USER_ID, normalize_email, normalize_id
+from jobs.identity.phones import E164, RAW
+
+CUSTOMER_MASTER = "customer_master"
+ALIAS = "alias"
+# Keys of silver/identity_identifiers, silver/identity_edges (and _alias_edges), silver/identity_aliases;
+# the evidence columns follow the key in each (jobs.core.catalog).
+IDENTIFIER_KEY = SPECS[tables.IDENTITY_IDENTIFIERS].keys
+EDGE_KEY = SPECS[tables.IDENTITY_EDGES].keys
+EVIDENCE_COLUMNS = SPECS[tables.IDENTITY_IDENTIFIERS].columns[len(IDENTIFIER_KEY):]
+OBSERVATION_COLUMNS = ("source_kind", "source_id", "source_file", "seen_at", "run_date", "ids")
+ALIAS_CLAIM_KEY = SPECS[tables.IDENTITY_ALIASES].keys
+# What an alias call's previousId can have been seen as (interface §3).
+ALIASABLE_TYPES = (USER_ID, ANONYMOUS_ID)
+
+
+def _identifier(kind: str, value: Column) -> Column:
+    return F.when(value.isNotNull(), F.struct(F.lit(kind).alias("identifier_type"), value.alias("identifier_value")))
+
+
+def _observation(ids: list[Column]) -> Column:
+    return F.array_distinct(F.filter(F.array(*ids), lambda x: x.isNotNull()))
+
+
+def _event_observation_columns() -> list:
+    return [
+        F.col("type").alias("source_kind"),
+        F.col("message_id").alias("source_id"),
+        "source_file",
+        F.col("timestamp").alias("seen_at"),
+        "run_date",
+        _observation([
+            _identifier(USER_ID, F.col("user_id")),
+            _identifier(ANONYMOUS_ID, F.col("anonymous_id")),
+            _identifier(EMAIL, F.col("email")),
+            _identifier(PHONE, F.col("phone")),
+        ]).alias("ids"),
+    ]
+
+
+def event_observations(events: DataFrame) -> DataFrame:
+    """bronze/events rows -> observations (phones as received: see phones_in_e164)."""
+    return events.select(*_event_observation_columns())
+
+
+def alias_claims(events: DataFrame) -> DataFrame:
+    """Alias calls -> one row per (previous_id, identifier of the call) + EVIDENCE_COLUMNS.
+    `events` as for event_observations (every message type; only alias calls are used)."""
+    calls = events.where((F.col("type") == ALIAS) & F.col("previous_id").isNotNull())
+    exploded = calls.select(*_event_observation_columns(), "previous_id").select("*", F.explode("ids").alias("id"))
+    rows = _as_evidence(exploded, [
+        F.col("previous_id"),
+        F.col("id.identifier_type").alias("other_type"),
+        F.col("id.identifier_value").alias("other_value"),
+    ])
+    return aggregate_evidence(rows, ALIAS_CLAIM_KEY)
+
+
+def resolve_alias_claims(claims: DataFrame, identifiers: DataFrame) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """Stored alias claims + every identifier seen -> (edges, identifiers, user merges).
+
+    - edges (EDGE_KEY + EVIDENCE_COLUMNS): previousId, as each type it was seen under
+      (ALIASABLE_TYPES; an `anonymous_id` if neither), to every identifier of its alias calls;
+    - identifiers (IDENTIFIER_KEY + EVIDENCE_COLUMNS): the previousIds seen as neither type, which
+      exist only as alias evidence (so they are not in `identifiers`);
+    - user merges (previous_id, user_id): aliases of a former userId to another userId.
+    """
+    seen = (
+        identifiers.where(F.col("identifier_type").isin(*ALIASABLE_TYPES))
+        .select(F.col("identifier_value").alias("previous_id"), F.col("identifier_type").alias("previous_type"))
+    )
+    resolved = claims.join(seen, "previous_id", "left").select(
+        "*",
+        F.col("previous_type").isNull().alias("unseen"),
+        F.coalesce("previous_type", F.lit(ANONYMOUS_ID)).alias("p_type"),
+    )
+    edge_rows = _oriented(resolved.select(
+        F.col("p_type").alias("a_type"), F.col("previous_id").alias("a_value"),
+        F.col("other_type").alias("b_type"), F.col("other_value").alias("b_value"), *EVIDENCE_COLUMNS,
+    ))
+    unseen = resolved.where("unseen").select(
+        F.lit(ANONYMOUS_ID).alias("identifier_type"), F.col("previous_id").alias("identifier_value"), *EVIDENCE_COLUMNS
+    )
+    merges = resolved.where(
+        (F.col("p_type") == USER_ID) & (F.col("other_type") == USER_ID) & (F.col("other_value") != F.col("previous_id"))
+    ).select("previous_id", F.col("other_value").alias("user_id")).distinct()
+    return aggregate_evidence(edge_rows, EDGE_KEY), aggregate_evidence(unseen, IDENTIFIER_KEY), merges
+
+
+def customer_observations(customers: DataFrame) -> DataFrame:
+    """bronze/customers rows -> observations, seen at the start of the row's run date (UTC)."""
+    return customers.select(
+        F.lit(CUSTOMER_MASTER).alias("source_kind"),
+        F.col("row_hash").alias("source_id"),
+        "source_file",
+        F.col("run_date").cast("timestamp").alias("seen_at"),
+        "run_date",
+        _observation([
+            _identifier(USER_ID, normalize_id(F.col("customer_id"))),
+            _identifier(EMAIL, normalize_email(F.col("email"))),
+            _identifier(PHONE, normalize_id(F.col("phone_number"))),
+        ]).alias("ids"),
+    )
+
+
+def _as_evidence(rows: DataFrame, keys: list[Column]) -> DataFrame:
+    """Observation-level rows -> evidence rows (one per observation and key)."""
+    return rows.select(
+        *keys,
+        F.col("seen_at").alias("first_seen"),
+        F.col("seen_at").alias("last_seen"),
+        F.col("source_kind").alias("first_source_kind"),
+        F.col("source_id").alias("first_source_id"),
+        F.col("source_file").alias("first_source_file"),
+        F.col("run_date").alias("last_run_date"),
+    )
+
+
+def aggregate_evidence(rows: DataFrame, keys: tuple[str, ...]) -> DataFrame:
+    """Evidence rows -> one row per key. Associative and idempotent (min/max), so it also merges
+    stored evidence with new evidence."""
+    first = F.min(F.struct("first_seen", "first_source_kind", "first_source_id", "first_source_file")).alias("first")
+    return (
+        rows.groupBy(*keys)
+        .agg(first, F.max("last_seen").alias("last_seen"), F.max("last_run_date").alias("last_run_date"))
+        .select(
+            *keys,
+            F.col("first.first_seen").alias("first_seen"),
+            "last_seen",
+            F.col("first.first_source_kind").alias("first_source_kind"),
+            F.col("first.first_source_id").alias("first_source_id"),
+            F.col("first.first_source_file").alias("first_source_file"),
+            "last_run_date",
+        )
+    )
+
+
+def identifier_evidence(observations: DataFrame) -> DataFrame:
+    """One row per identifier: identifier_type, identifier_value + EVIDENCE_COLUMNS."""
+    exploded = observations.select("*", F.explode("ids").alias("id"))
+    rows = _as_evidence(exploded, [F.col("id.identifier_type").alias("identifier_type"),
+                                   F.col("id.identifier_value").alias("identifier_value")])
+    return aggregate_evidence(rows, IDENTIFIER_KEY)
+
+
+def edge_evidence(observations: DataFrame) -> DataFrame:
+    """One row per unordered identifier pair seen together: a_* < b_* + EVIDENCE_COLUMNS."""
+    multi = observations.where(F.size("ids") > 1)
+    pairs = multi.select("*", F.explode("ids").alias("a")).select("*", F.explode("ids").alias("b"))
+    ordered = pairs.where(
+        F.struct("a.identifier_type", "a.identifier_value") < F.struct("b.identifier_type", "b.identifier_value")
+    )
+    rows = _as_evidence(ordered, [
+        F.col("a.identifier_type").alias("a_type"), F.col("a.identifier_value").alias("a_value"),
+        F.col("b.identifier_type").alias("b_type"), F.col("b.identifier_value").alias("b_value"),
+    ])
+    return aggregate_evidence(rows, EDGE_KEY)
+
+
+def edges_both_ways(edges: DataFrame, other: tuple[str, str] = ("other_type", "other_value")) -> DataFrame:
+    """Each undirected edge twice, as (identifier_type, identifier_value, *other): one row per end."""
+    def one_way(this_end: str, other_end: str) -> DataFrame:
+        return edges.select(
+            F.col(f"{this_end}_type").alias("identifier_type"), F.col(f"{this_end}_value").alias("identifier_value"),
+            F.col(f"{other_end}_type").alias(other[0]), F.col(f"{other_end}_value").alias(other[1]),
+        )
+
+    return one_way("a", "b").unionByName(one_way("b", "a"))
+
+
+def _phones_in_e164(rows: DataFrame, parsed: DataFrame, ends: list[tuple[str, str]], keys: tuple[str, ...]) -> DataFrame:
+    """Evidence rows keyed by `keys` whose identifier `ends` (type column, value column) may be
+    phones as received -> phones in E.164 (`parsed`: jobs.identity.phones.parsed_phones of those values),
+    the evidence of spellings of one number merged; a row with an unparseable phone is dropped.
+    Only rows holding a phone are re-keyed, so the others are not shuffled again."""
+    has_phone = F.lit(False)
+    for type_col, _ in ends:
+        has_phone = has_phone | (F.col(type_col) == PHONE)
+    mapped = rows.where(has_phone)
+    for type_col, value_col in ends:
+        lookup = parsed.select(F.col(RAW).alias("_raw"), F.col(E164).alias("_e164"))
+        mapped = (
+            mapped.join(lookup, F.col(value_col) == F.col("_raw"), "left")
+            .where((F.col(type_col) != PHONE) | F.col("_e164").isNotNull())
+            .withColumn(value_col, F.when(F.col(type_col) == PHONE, F.col("_e164")).otherwise(F.col(value_col)))
+            .drop("_raw", "_e164")
+        )
+    if len(ends) == 2:
+        mapped = _oriented(mapped)
+    return rows.where(~has_phone).unionByName(aggregate_evidence(mapped, keys))
+
+
+def _oriented(edges: DataFrame) -> DataFrame:
+    """Edges with the smaller (type, value) end as a_*; self loops dropped."""
+    a_end, b_end = F.struct("a_type", "a_value"), F.struct("b_type", "b_value")
+    a_first = a_end < b_end
+    return edges.where(a_end != b_end).select(
+        *[F.when(a_first, F.col(f"a_{p}")).otherwise(F.col(f"b_{p}")).alias(f"a_{p}") for p in ("type", "value")],
+        *[F.when(a_first, F.col(f"b_{p}")).otherwise(F.col(f"a_{p}")).alias(f"b_{p}") for p in ("type", "value")],
+        *EVIDENCE_COLUMNS,
+    )
+
+
+def identifiers_in_e164(identifiers: DataFrame, parsed: DataFrame) -> DataFrame:
+    return _phones_in_e164(identifiers, parsed, [("identifier_type", "identifier_value")], IDENTIFIER_KEY)
+
+
+def edges_in_e164(edges: DataFrame, parsed: DataFrame) -> DataFrame:
+    return _phones_in_e164(edges, parsed, [("a_type", "a_value"), ("b_type", "b_value")], EDGE_KEY)
+
+
+def claims_in_e164(claims: DataFrame, parsed: DataFrame) -> DataFrame:
+    return _phones_in_e164(claims, parsed, [("other_type", "other_value")], ALIAS_CLAIM_KEY)
+
+
+def unparseable_phones(identifiers: DataFrame, parsed: DataFrame) -> DataFrame:
+    """`identifier_type, identifier_value` of the phone values (as received) that are not numbers."""
+    return (
+        identifiers.where(F.col("identifier_type") == PHONE)
+        .join(parsed, F.col("identifier_value") == F.col(RAW), "inner")
+        .where(F.col(E164).isNull())
+        .select(*IDENTIFIER_KEY)
+    )
+
+
+def endpoints(edges: DataFrame) -> DataFrame:
+    """Identifier keys at either end of `edges`."""
+    return edges.select(F.col("a_type").alias("identifier_type"), F.col("a_value").alias("identifier_value")).unionByName(
+        edges.select(F.col("b_type").alias("identifier_type"), F.col("b_value").alias("identifier_value"))
+    ).distinct()

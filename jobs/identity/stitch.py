@@ -1,0 +1,398 @@
+"""`c360 stitch`: identity graph -> rules -> connected components -> stable ids, identity map, customers.
+
+Flow of one run for run date D:
+
+1. New bronze rows (run_date after the last stitched bronze date, or = D; never after D; all of
+   them with `--full`) become evidence (jobs.identity.evidence), phones read as E.164
+   (jobs.identity.phones), merged into silver/identity_identifiers, silver/identity_edges and, for alias
+   calls, silver/identity_aliases (min/max merges: re-runs change nothing). All alias claims are
+   then resolved against every identifier seen (a previousId links to each anonymous_id and
+   user_id of that value, else it is an anonymous_id) into silver/identity_alias_edges.
+2. The *scope* to recompute: with `--full` (or on the first run) every identifier; otherwise the
+   identifiers seen in the new rows and both ends of every alias edge that changed, plus every
+   member of the previous graph components they belong to (the `component` column of gold/identity_map: components before per-customer limits,
+   so a limit decision is always taken over a whole component). The scope is closed: an edge
+   leaving it can only lead to an identifier a rule removed.
+3. Rules (jobs.identity.rules): alias calls merge user ids into persons (the components of all
+   stored alias edges, so the hub cap sees every alias partner even of an identifier outside the
+   scope), blocked values and hubs are removed, connected components (jobs.identity.graph) of the rest,
+   then per-customer limits (counting persons) split the components that break them.
+4. Stable customer ids against the previous labels of the scope (jobs.identity.ids; a person
+   merged by alias is named by the alias target, from the previousIds of all alias calls),
+   lineage.
+5. gold/identity_map is merged for the scope only (untouched customers are not rewritten),
+   gold/identity_audit (removed identifiers, cut edges, unparseable phones, alias merges of two
+   user ids) and gold/identity_lineage get this run's rows (insert-if-absent, so a
+   re-run of D adds nothing), silver/customers is rebuilt (jobs.identity.survivorship).
+
+Because the scope is always whole components and every step is a deterministic function of the
+component's evidence, an incremental run and `--full` give the same partition and the same ids.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.core import tables
+from jobs.core.catalog import SPECS, TableSpec
+from jobs.core.context import JobContext, RunParams, StageResult
+from jobs.core.errors import InputError
+from jobs.identity import graph
+from jobs.identity.identifiers import PHONE, USER_ID
+from jobs.identity.evidence import (
+    ALIAS_CLAIM_KEY,
+    EDGE_KEY,
+    EVIDENCE_COLUMNS,
+    IDENTIFIER_KEY,
+    aggregate_evidence,
+    alias_claims,
+    claims_in_e164,
+    customer_observations,
+    edge_evidence,
+    edges_in_e164,
+    endpoints,
+    event_observations,
+    identifier_evidence,
+    identifiers_in_e164,
+    resolve_alias_claims,
+    unparseable_phones,
+)
+from jobs.identity.ids import assign_customer_ids
+from jobs.identity.rules import (
+    CUT_SCHEMA,
+    PERSONS_SCHEMA,
+    RULE_ALIAS_MERGE,
+    RULE_UNPARSEABLE_PHONE,
+    alias_edges,
+    enforce_limits,
+    removed_identifiers,
+)
+from jobs.identity.phones import parsed_phones
+from jobs.identity.settings import IdentitySettings
+from jobs.identity.survivorship import build_customers
+
+# The tables stitch writes (schemas and keys: jobs.core.catalog).
+IDENTITY_MAP_COLUMNS = SPECS[tables.IDENTITY_MAP].columns
+AUDIT_SPEC = SPECS[tables.IDENTITY_AUDIT]
+LINEAGE_SPEC = SPECS[tables.IDENTITY_LINEAGE]
+
+
+# ----------------------------------------------------------------------------------------------
+# Small I/O helpers
+# ----------------------------------------------------------------------------------------------
+
+
+class Scratch:
+    """Per-run Parquet scratch space: materialises intermediate results so each is computed once
+    and lineage stays short; deleted at the end of the run."""
+
+    def __init__(self, spark: SparkSession, root: str):
+        self.spark, self.root = spark, root
+
+    def keep(self, df: DataFrame, name: str) -> DataFrame:
+        path = f"{self.root}/{name}"
+        df.write.mode("overwrite").parquet(path)
+        return self.spark.read.parquet(path)
+
+    def delete(self) -> None:
+        jvm = self.spark.sparkContext._jvm
+        path = jvm.org.apache.hadoop.fs.Path(self.root)
+        fs = path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+        if fs.exists(path):
+            fs.delete(path, True)
+
+
+def _null_safe_on(keys: tuple[str, ...]) -> str:
+    return " AND ".join(f"t.{k} <=> s.{k}" for k in keys)
+
+
+def insert_missing(spark: SparkSession, wh: tables.Warehouse, rows: DataFrame, spec: TableSpec) -> None:
+    """Append the rows whose key (spec.keys) is not in the table yet (so re-running a date adds nothing)."""
+    wh.create(spark, spec)
+    stored = wh.read(spark, spec.name)
+    source = rows.select(*spec.columns).dropDuplicates(list(spec.keys)).alias("s")
+    on = [F.col(f"s.{k}").eqNullSafe(stored[k]) for k in spec.keys]
+    wh.append(source.join(stored, on, "left_anti"), spec.name)
+
+
+def upsert_evidence(spark: SparkSession, wh: tables.Warehouse, new: DataFrame, table: str, keys: tuple[str, ...]) -> None:
+    """Merge new evidence rows into `table` (min/max per key; unchanged rows are not rewritten)."""
+    stored = wh.read(spark, table).join(new.select(*keys), list(keys), "left_semi")
+    merged = aggregate_evidence(stored.unionByName(new), keys)
+    changed = " OR ".join(f"NOT (t.{c} <=> s.{c})" for c in EVIDENCE_COLUMNS)
+    (
+        wh.delta(spark, table).alias("t")
+        .merge(merged.alias("s"), _null_safe_on(keys))
+        .whenMatchedUpdateAll(condition=changed)
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def read_bronze(spark: SparkSession, wh: tables.Warehouse, table: str, run_date: dt.date, since: dt.date | None):
+    """Bronze rows up to the run date; with `since`, only those not stitched yet (or of run_date).
+    A bronze table that does not exist yet reads as empty."""
+    rows = wh.read(spark, table, missing="empty").where(F.col("run_date") <= F.lit(run_date))
+    if since is not None:
+        rows = rows.where((F.col("run_date") > F.lit(since)) | (F.col("run_date") == F.lit(run_date)))
+    return rows
+
+
+def observations(events: DataFrame, customers: DataFrame) -> DataFrame:
+    return event_observations(events).unionByName(customer_observations(customers))
+
+
+def changed_rows(now: DataFrame, before: DataFrame) -> DataFrame:
+    """Rows in one of two same-schema frames and not the other (either way)."""
+    return now.subtract(before).unionByName(before.subtract(now))
+
+
+# ----------------------------------------------------------------------------------------------
+# Labelling a closed scope of the graph (pure transformations + components)
+# ----------------------------------------------------------------------------------------------
+
+
+def scope_of(touched: DataFrame, identity_map: DataFrame) -> DataFrame:
+    """Identifier keys to recompute: the touched ones plus all members of their components."""
+    keys = list(IDENTIFIER_KEY)
+    components = identity_map.join(touched, keys, "left_semi").select("component").distinct()
+    members = identity_map.join(components, "component", "left_semi").select(*keys)
+    return touched.select(*keys).unionByName(members).distinct()
+
+
+def edges_touching(edges: DataFrame, keys: DataFrame) -> DataFrame:
+    """Edges with at least one end among `keys` (identifier_type, identifier_value)."""
+    as_a = keys.select(F.col("identifier_type").alias("a_type"), F.col("identifier_value").alias("a_value"))
+    as_b = keys.select(F.col("identifier_type").alias("b_type"), F.col("identifier_value").alias("b_value"))
+    return (
+        edges.join(as_a, ["a_type", "a_value"], "left_semi")
+        .unionByName(edges.join(as_b, ["b_type", "b_value"], "left_semi"))
+        .dropDuplicates(list(EDGE_KEY))
+    )
+
+
+def with_vertex_ids(edges: DataFrame, vertices: DataFrame) -> DataFrame:
+    """Edges between two kept vertices, with a_vertex / b_vertex ids (others are dropped)."""
+    a = vertices.select(F.col("identifier_type").alias("a_type"), F.col("identifier_value").alias("a_value"),
+                        F.col("vertex_id").alias("a_vertex"))
+    b = vertices.select(F.col("identifier_type").alias("b_type"), F.col("identifier_value").alias("b_value"),
+                        F.col("vertex_id").alias("b_vertex"))
+    return edges.join(a, ["a_type", "a_value"], "inner").join(b, ["b_type", "b_value"], "inner").select(
+        "a_vertex", "b_vertex", *EDGE_KEY, "first_seen"
+    )
+
+
+def alias_persons(scratch: Scratch, edges: DataFrame, settings: IdentitySettings) -> DataFrame:
+    """`identifier_value, person` for every user id joined to another by alias edges (among
+    `edges`): person = the smallest user id of its alias-connected set, so it names no other set."""
+    alias = scratch.keep(alias_edges(edges, settings), "alias_edges")
+    if alias.isEmpty():
+        return alias.sparkSession.createDataFrame([], PERSONS_SCHEMA)
+    users = alias.select(F.col("a_value").alias("identifier_value")).unionByName(
+        alias.select(F.col("b_value").alias("identifier_value"))
+    ).withColumn("identifier_type", F.lit(USER_ID))
+    vertices = scratch.keep(graph.assign_vertex_ids(users), "alias_vertices")
+    a = vertices.select(F.col("identifier_value").alias("a_value"), F.col("vertex_id").alias("src"))
+    b = vertices.select(F.col("identifier_value").alias("b_value"), F.col("vertex_id").alias("dst"))
+    components, _ = graph.connected_components(
+        alias.join(a, "a_value", "inner").join(b, "b_value", "inner").select("src", "dst"),
+        checkpoint_dir=f"{scratch.root}/alias_components",
+        local_threshold=settings.local_threshold,
+        max_rounds=settings.max_rounds,
+    )
+    labelled = vertices.join(components.withColumnRenamed("id", "vertex_id"), "vertex_id", "inner")
+    persons = labelled.groupBy("component").agg(F.min("identifier_value").alias("person"))
+    return scratch.keep(labelled.join(persons, "component", "inner").select("identifier_value", "person"), "persons")
+
+
+def label_scope(ctx: JobContext, scratch: Scratch, scope: DataFrame, scope_edges: DataFrame, all_edges: DataFrame):
+    """(labels, removed, cuts, stats) for a closed scope; labels = identifier_type, identifier_value,
+    first_seen, component, cluster; stats: the main connected components run (graph.ComponentsStats).
+    `all_edges`: edges holding every alias edge (they make persons)."""
+    settings: IdentitySettings = ctx.config.identity
+    keys = list(IDENTIFIER_KEY)
+    persons = alias_persons(scratch, all_edges, settings)
+    removed = scratch.keep(removed_identifiers(scope, scope_edges, settings, persons), "removed")
+    active = scope.join(removed, keys, "left_anti")
+    vertices = scratch.keep(graph.assign_vertex_ids(active), "vertices")
+    kept_edges = scratch.keep(with_vertex_ids(scope_edges, vertices), "kept_edges")
+    labelled, stats = graph.connected_components(
+        kept_edges.select(F.col("a_vertex").alias("src"), F.col("b_vertex").alias("dst")),
+        vertices.select(F.col("vertex_id").alias("id")),
+        checkpoint_dir=f"{scratch.root}/components",
+        local_threshold=settings.local_threshold,
+        max_rounds=settings.max_rounds,
+    )
+    components = labelled.select(F.col("id").alias("vertex_id"), "component")
+    clusters, cuts = enforce_limits(vertices, kept_edges, components, settings, persons)
+    cuts = scratch.keep(cuts, "cuts")
+    labels = scratch.keep(
+        vertices.join(components, "vertex_id", "inner")
+        .join(clusters, "vertex_id", "inner")
+        .join(scope.select(*keys, "first_seen"), keys, "inner")
+        .select(*keys, "first_seen", "component", "cluster"),
+        "labels",
+    )
+    return labels, removed, cuts, stats
+
+
+# ----------------------------------------------------------------------------------------------
+# The stage
+# ----------------------------------------------------------------------------------------------
+
+
+def run(ctx: JobContext, params: RunParams) -> StageResult:
+    spark, wh, run_date = ctx.spark, ctx.warehouse, ctx.run_date
+    if not wh.exists(spark, tables.BRONZE_EVENTS) and not wh.exists(spark, tables.BRONZE_CUSTOMERS):
+        raise InputError(f"no bronze tables under {wh.root}: run `c360 ingest --input DIR` first")
+    # A warehouse stitched before alias claims were kept (no silver/identity_aliases) is rebuilt once.
+    state = (tables.IDENTITY_MAP, tables.IDENTITY_IDENTIFIERS, tables.IDENTITY_EDGES, tables.IDENTITY_ALIASES)
+    incremental = not params.rebuild and all(wh.exists(spark, t) for t in state)
+    scratch = Scratch(spark, wh.path(f"_checkpoints/stitch-{run_date}"))
+    try:
+        result = _stitch(ctx, scratch, incremental)
+    finally:
+        scratch.delete()
+    result.metrics = {"mode": "incremental" if incremental else "full", **result.metrics}
+    return result
+
+
+def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult:
+    spark, wh, run_date = ctx.spark, ctx.warehouse, ctx.run_date
+    settings: IdentitySettings = ctx.config.identity
+    keys = list(IDENTIFIER_KEY)
+    since = None
+    if incremental:
+        since = wh.read(spark, tables.IDENTITY_IDENTIFIERS).agg(F.max("last_run_date")).first()[0]
+    events = read_bronze(spark, wh, tables.BRONZE_EVENTS, run_date, since)
+    customers = read_bronze(spark, wh, tables.BRONZE_CUSTOMERS, run_date, since)
+    observed = scratch.keep(observations(events, customers), "observations")
+
+    if incremental and observed.isEmpty():
+        return StageResult(metrics={"new_observations": 0}, notes=["no new bronze rows: identity unchanged"])
+    # Phones as received -> E.164, parsed once per distinct value (jobs.identity.phones).
+    raw_identifiers = scratch.keep(identifier_evidence(observed), "raw_identifiers")
+    parsed = scratch.keep(parsed_phones(
+        raw_identifiers.where(F.col("identifier_type") == PHONE).select("identifier_value"),
+        settings.default_phone_region), "phones")
+    unparseable = unparseable_phones(raw_identifiers, parsed)
+    new_identifiers = scratch.keep(identifiers_in_e164(raw_identifiers, parsed), "new_identifiers")
+    new_edges = scratch.keep(edges_in_e164(edge_evidence(observed), parsed), "new_edges")
+    new_claims = scratch.keep(claims_in_e164(alias_claims(events), parsed), "new_claims")
+
+    had_map = wh.exists(spark, tables.IDENTITY_MAP)
+    previous_map = scratch.keep(wh.read(spark, tables.IDENTITY_MAP), "previous_map") if had_map else None
+    had_alias_edges = incremental and wh.exists(spark, tables.IDENTITY_ALIAS_EDGES)
+    previous_alias_edges = (scratch.keep(wh.read(spark, tables.IDENTITY_ALIAS_EDGES), "previous_alias_edges")
+                            if had_alias_edges else None)
+    if incremental:
+        upsert_evidence(spark, wh, new_identifiers, tables.IDENTITY_IDENTIFIERS, IDENTIFIER_KEY)
+        upsert_evidence(spark, wh, new_edges, tables.IDENTITY_EDGES, EDGE_KEY)
+        upsert_evidence(spark, wh, new_claims, tables.IDENTITY_ALIASES, ALIAS_CLAIM_KEY)
+    else:
+        wh.overwrite(new_identifiers, tables.IDENTITY_IDENTIFIERS)
+        wh.overwrite(new_edges, tables.IDENTITY_EDGES)
+        wh.overwrite(new_claims, tables.IDENTITY_ALIASES)
+    # Alias claims are resolved against every identifier seen so far, every run (a previousId
+    # first seen as neither type may show up as a userId on a later night).
+    resolved_edges, alias_only, user_merges = resolve_alias_claims(
+        wh.read(spark, tables.IDENTITY_ALIASES), wh.read(spark, tables.IDENTITY_IDENTIFIERS))
+    alias_graph = scratch.keep(resolved_edges, "alias_graph")
+    alias_only = scratch.keep(alias_only, "alias_only")
+    user_merges = scratch.keep(user_merges, "user_merges")
+    wh.overwrite(alias_graph, tables.IDENTITY_ALIAS_EDGES)
+
+    if incremental:
+        # Recompute the components of every identifier seen in the new rows, and of both ends of
+        # every alias edge that appeared, disappeared or changed its evidence.
+        before = previous_alias_edges if previous_alias_edges is not None else alias_graph.limit(0)
+        touched = new_identifiers.select(*keys).unionByName(endpoints(changed_rows(alias_graph, before)))
+        scope_keys = scratch.keep(scope_of(touched, previous_map), "scope_keys")
+        identifiers = wh.read(spark, tables.IDENTITY_IDENTIFIERS).unionByName(alias_only)
+        scope = scratch.keep(identifiers.join(scope_keys, keys, "inner"), "scope")
+        stored_edges = edges_touching(wh.read(spark, tables.IDENTITY_EDGES), scope_keys)
+        scope_edges = aggregate_evidence(stored_edges.unionByName(edges_touching(alias_graph, scope_keys)), EDGE_KEY)
+        scope_edges = scratch.keep(scope_edges, "scope_edges")
+    else:
+        scope_keys = None
+        scope = scratch.keep(new_identifiers.unionByName(alias_only), "scope")
+        scope_edges = scratch.keep(aggregate_evidence(new_edges.unionByName(alias_graph), EDGE_KEY), "scope_edges")
+
+    labels, removed, cuts, components = label_scope(ctx, scratch, scope, scope_edges, alias_graph)
+    # The labels before this run (none on the first): the scope's previous ids, and every id ever used.
+    map_before = previous_map if previous_map is not None else wh.read(spark, tables.IDENTITY_MAP, missing="empty")
+    previous = map_before.join(scope.select(*keys, "first_seen"), keys, "inner").select(*keys, "first_seen", "customer_id")
+    ids_in_use = map_before.select("customer_id").unionByName(
+        wh.read(spark, tables.IDENTITY_LINEAGE, missing="empty").select(F.col("old_id").alias("customer_id")))
+    retired = user_merges.select(F.col("previous_id").alias("identifier_value")).distinct()
+    ids, lineage = assign_customer_ids(
+        labels.select(*keys, "first_seen", "cluster"), previous, ids_in_use, run_date, retired
+    )
+    new_map = scratch.keep(
+        labels.join(ids, "cluster", "inner").select(*keys, "customer_id", "component"), "new_map"
+    )
+
+    if incremental:
+        # scope_keys, not scope: an alias-only identifier that is no longer one is deleted.
+        source = scope_keys.join(new_map, keys, "left")
+        (
+            wh.delta(spark, tables.IDENTITY_MAP).alias("t")
+            .merge(source.alias("s"), _null_safe_on(IDENTIFIER_KEY))
+            .whenMatchedDelete(condition="s.customer_id IS NULL")
+            .whenMatchedUpdate(
+                condition="NOT (t.customer_id <=> s.customer_id AND t.component <=> s.component)",
+                set={"customer_id": "s.customer_id", "component": "s.component"},
+            )
+            .whenNotMatchedInsert(condition="s.customer_id IS NOT NULL",
+                                  values={c: f"s.{c}" for c in IDENTITY_MAP_COLUMNS})
+            .execute()
+        )
+    else:
+        wh.overwrite(new_map.select(*IDENTITY_MAP_COLUMNS), tables.IDENTITY_MAP)
+
+    no_text = F.lit(None).cast("string")
+    run_day = F.lit(run_date).cast("date").alias("run_date")
+    merges_in_scope = user_merges.join(
+        scope.where(F.col("identifier_type") == USER_ID).select(F.col("identifier_value").alias("previous_id")),
+        "previous_id", "left_semi")
+    audit = removed.select(
+        run_day, "rule", *keys,
+        no_text.alias("other_type"), no_text.alias("other_value"), "detail",
+    ).unionByName(cuts.select(run_day, *CUT_SCHEMA.fieldNames())).unionByName(
+        unparseable.select(
+            run_day, F.lit(RULE_UNPARSEABLE_PHONE).alias("rule"), *keys,
+            no_text.alias("other_type"), no_text.alias("other_value"),
+            F.lit(f"not a phone number (read in region {settings.default_phone_region})").alias("detail"),
+        )
+    ).unionByName(
+        merges_in_scope.select(
+            run_day, F.lit(RULE_ALIAS_MERGE).alias("rule"),
+            F.lit(USER_ID).alias("identifier_type"), F.col("previous_id").alias("identifier_value"),
+            F.lit(USER_ID).alias("other_type"), F.col("user_id").alias("other_value"),
+            F.lit("alias call: previousId (a former userId) and userId are one person, counted once by "
+                  "identity.limits; the edge is never cut").alias("detail"),
+        )
+    )
+    insert_missing(spark, wh, audit, AUDIT_SPEC)
+    lineage = scratch.keep(lineage, "lineage")
+    insert_missing(spark, wh, lineage, LINEAGE_SPEC)
+
+    identity_map = wh.read(spark, tables.IDENTITY_MAP)
+    all_events = read_bronze(spark, wh, tables.BRONZE_EVENTS, run_date, None)
+    all_customers = read_bronze(spark, wh, tables.BRONZE_CUSTOMERS, run_date, None)
+    wh.overwrite(build_customers(identity_map, all_customers, all_events, settings), tables.SILVER_CUSTOMERS)
+
+    return StageResult(metrics={
+        "new_observations": observed.count(),
+        "recomputed_identifiers": scope.count(),
+        "removed_identifiers": removed.count(),
+        "cut_edges": cuts.count(),
+        "lineage_rows": lineage.count(),
+        "identifiers_mapped": identity_map.count(),
+        "customers": identity_map.select("customer_id").distinct().count(),
+        "components_path": components.path,
+        "components_rounds": components.rounds,
+    })
+

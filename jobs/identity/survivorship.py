@@ -1,0 +1,136 @@
+"""silver/customers: one row per stitched customer, each column chosen by survivorship (issue 3, item 6).
+
+Candidates for a column are the non-null values of the customer's master rows (bronze/customers
+rows whose customer_id is one of the customer's user ids) and, for customer_name, email and
+phone_number only, the traits of the customer's identify calls. Master rows always rank before
+event traits; within a source rank the strategy decides (`identity.survivorship`, per column):
+
+- `most_recent` (default): latest master row run_date, then latest event timestamp;
+- `oldest`: the first value seen;
+- `most_frequent`: the value seen on most rows (then the most recent).
+
+Ties are broken by the source row id, then the value, so the choice is deterministic. email and
+phone_number are stored normalized, like the identity map. `group_ids` lists (sorted) the groups
+the customer joined with a group call or an identify carrying a groupId (jobs.groups.stage' rule).
+"""
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from jobs.core.tables import CUSTOMER_COLUMNS
+from jobs.groups.stage import membership_evidence
+from jobs.identity.identifiers import EMAIL, PHONE, USER_ID, normalize_email, normalize_id
+from jobs.identity.phones import with_e164
+from jobs.identity.rules import blocked_rule
+from jobs.identity.resolution import resolve_customer_id
+from jobs.identity.settings import IdentitySettings
+
+ATTRIBUTE_COLUMNS = tuple(c for c in CUSTOMER_COLUMNS if c != "customer_id")
+MASTER_RANK = 0
+TRAIT_RANK = 1
+# Customer columns an identify call's traits may fill, and the trait keys that carry them.
+TRAIT_NAMES = {"customer_name": ("customer_name", "name")}
+
+
+def _master_value(column: str) -> Column:
+    if column == "email":
+        return normalize_email(F.col(column))
+    if column == "phone_number":
+        return normalize_id(F.col(column))  # read as E.164 in build_customers
+    return F.col(column)
+
+
+def master_candidates(customers: DataFrame, identity_map: DataFrame) -> DataFrame:
+    """(customer_id, column, value, source_rank, seen_at, source_id) from bronze/customers."""
+    users = identity_map.where(F.col("identifier_type") == USER_ID).select(
+        F.col("identifier_value").alias("master_id"), "customer_id"
+    )
+    values = F.array(*[F.struct(F.lit(c).alias("column"), _master_value(c).alias("value")) for c in ATTRIBUTE_COLUMNS])
+    return (
+        customers.select(normalize_id(F.col("customer_id")).alias("master_id"), "run_date", "row_hash",
+                         F.explode(values).alias("cell"))
+        .join(users, "master_id", "inner")
+        .select("customer_id", "cell.column", "cell.value", F.lit(MASTER_RANK).alias("source_rank"),
+                F.col("run_date").cast("timestamp").alias("seen_at"), F.col("row_hash").alias("source_id"))
+    )
+
+
+def trait_candidates(events: DataFrame, identity_map: DataFrame) -> DataFrame:
+    """(customer_id, column, value, ...) from identify calls: email, phone and name traits."""
+    name = F.coalesce(*[F.get_json_object("raw", f"$.traits.{k}") for k in TRAIT_NAMES["customer_name"]],
+                      *[F.get_json_object("raw", f"$.context.traits.{k}") for k in TRAIT_NAMES["customer_name"]])
+    values = F.array(
+        F.struct(F.lit("customer_name").alias("column"), F.trim(name).alias("value")),
+        F.struct(F.lit("email").alias("column"), F.col("email").alias("value")),
+        F.struct(F.lit("phone_number").alias("column"), F.col("phone").alias("value")),
+    )
+    return (
+        events.where(F.col("type") == "identify")
+        .transform(lambda df: resolve_customer_id(df, identity_map))
+        .where(F.col("customer_id").isNotNull())
+        .select("customer_id", "timestamp", "message_id", F.explode(values).alias("cell"))
+        .select("customer_id", "cell.column", "cell.value", F.lit(TRAIT_RANK).alias("source_rank"),
+                F.col("timestamp").alias("seen_at"), F.col("message_id").alias("source_id"))
+    )
+
+
+def choose_values(candidates: DataFrame, settings: IdentitySettings) -> DataFrame:
+    """(customer_id, column, value): one surviving value per customer and column. Placeholder
+    emails and phones the identity rules block (`test@test.com`, `+0000000000`) never survive."""
+    as_identifier = F.when(F.col("column") == "email", F.lit(EMAIL)).when(F.col("column") == "phone_number", F.lit(PHONE))
+    placeholder = blocked_rule(settings, as_identifier, F.col("value")).isNotNull() & as_identifier.isNotNull()
+    present = candidates.where(F.col("value").isNotNull() & (F.col("value") != "") & ~placeholder)
+    counted = present.join(
+        present.groupBy("customer_id", "column", "value").agg(F.count("*").alias("rows")),
+        ["customer_id", "column", "value"], "inner",
+    )
+    strategy = F.lit(settings.survivorship_default)
+    for column, name in settings.survivorship.items():
+        strategy = F.when(F.col("column") == column, F.lit(name)).otherwise(strategy)
+    micros = F.unix_micros("seen_at")
+    frequent, oldest = strategy == "most_frequent", strategy == "oldest"
+    # Smallest key wins. most_recent: (rank, -time); oldest: (rank, time);
+    # most_frequent: (-rows, rank, -time). Source id and value break the remaining ties.
+    key = F.struct(
+        F.when(frequent, -F.col("rows")).otherwise(F.col("source_rank")).cast("long").alias("first"),
+        F.when(frequent, F.col("source_rank")).when(oldest, micros).otherwise(-micros).cast("long").alias("second"),
+        F.when(frequent, -micros).otherwise(F.lit(0)).cast("long").alias("third"),
+        F.col("source_id"),
+        F.col("value"),
+    )
+    return counted.groupBy("customer_id", "column").agg(F.min(key).getField("value").alias("value"))
+
+
+def group_ids(events: DataFrame, identity_map: DataFrame) -> DataFrame:
+    """(customer_id, group_ids): sorted distinct groups each customer joined."""
+    return (
+        membership_evidence(events)
+        .transform(lambda df: resolve_customer_id(df, identity_map))
+        .where(F.col("customer_id").isNotNull())
+        .groupBy("customer_id")
+        .agg(F.array_sort(F.collect_set("group_id")).alias("group_ids"))
+    )
+
+
+def build_customers(
+    identity_map: DataFrame, customers: DataFrame, events: DataFrame, settings: IdentitySettings
+) -> DataFrame:
+    """silver/customers: CUSTOMER_COLUMNS + group_ids, one row per customer in the identity map."""
+    candidates = with_e164(
+        master_candidates(customers, identity_map).unionByName(trait_candidates(events, identity_map)),
+        "value", settings.default_phone_region, where=F.col("column") == "phone_number",
+    )
+    chosen = (
+        choose_values(candidates, settings)
+        .groupBy("customer_id")
+        .pivot("column", list(ATTRIBUTE_COLUMNS))
+        .agg(F.first("value"))
+    )
+    everyone = identity_map.select("customer_id").distinct()
+    return (
+        everyone.join(chosen, "customer_id", "left")
+        .join(group_ids(events, identity_map), "customer_id", "left")
+        .select(*CUSTOMER_COLUMNS,
+                F.coalesce("group_ids", F.array().cast("array<string>")).alias("group_ids"))
+    )

@@ -1,0 +1,69 @@
+"""The order definitions and column expressions shared by the per-customer measures, as of a run date.
+
+The one place c360's jobs define an order (jobs.rfm.stage, jobs.traits.settings and jobs.traits.stage
+take every name, slot and type from here). The definitions are interface §5 and the seed Lens model's:
+order_id = trim(feature1) of an order activity (a rejection or invoice carries the order_id of the
+placed line it refers to), order_no = entity_id || '-' || split_part(order_id, '-', 1), so a
+customer's order counts once however many lines it has, and order_value = feature9 as a number,
+summed exactly (EXACT_DECIMAL).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Callable
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+# The order activities (activity names of silver/activity_stream).
+ORDER_PLACED = "order_placed"
+ORDER_REJECTED = "order_rejected"
+ORDER_INVOICED = "order_invoiced"
+# Where an order activity carries its order_id and order_value (conf activities.mappings fills them).
+ORDER_ID_SLOT = "feature1"
+ORDER_VALUE_SLOT = "feature9"
+ORDER_NUMBER_SEPARATOR = "-"
+# Money is summed as a decimal: a sum of doubles depends on the order Spark adds the rows in (file
+# layout, partitions), so two runs over the same data could differ in the last bits and break ties
+# differently. Nine decimals keep any real currency amount exact.
+EXACT_DECIMAL = "decimal(38,9)"
+
+
+def as_of(activity_stream: DataFrame, run_date: dt.date) -> DataFrame:
+    """Attributed activities on or before the run date (later ones do not exist yet for this run)."""
+    return activity_stream.filter(
+        F.col("entity_id").isNotNull() & (F.to_date("activity_ts") <= F.lit(run_date))
+    )
+
+
+def order_id() -> Column:
+    value = F.trim(F.col(ORDER_ID_SLOT))
+    return F.when(value != "", value)
+
+
+def order_no() -> Column:
+    """entity_id-<order number>; null when the activity carries no order_id."""
+    number = F.split_part(order_id(), F.lit(ORDER_NUMBER_SEPARATOR), F.lit(1))
+    return F.concat(F.col("entity_id"), F.lit(ORDER_NUMBER_SEPARATOR), number)
+
+
+def numeric(column: str) -> Column:
+    """A feature slot (text) or revenue_impact as a double; text that is not a number is null.
+
+    (Spark's string-to-number cast ignores surrounding blanks, as the Lens model's trim would.)"""
+    return F.col(column).try_cast("double")
+
+
+def exact_sum(value: Column) -> Column:
+    """sum(value) computed exactly (see EXACT_DECIMAL), returned as a double."""
+    return F.sum(value.try_cast(EXACT_DECIMAL)).cast("double")
+
+
+def exact_avg(value: Column) -> Column:
+    return F.avg(value.try_cast(EXACT_DECIMAL)).cast("double")
+
+
+# Values derived from an order activity's features, by the names traits' `of` uses for them.
+ORDER_NO = "order_no"
+ORDER_ID = "order_id"
+DERIVED_VALUES: dict[str, Callable[[], Column]] = {ORDER_NO: order_no, ORDER_ID: order_id}

@@ -1,0 +1,111 @@
+"""The stages of a nightly run, in order, and the nightly itself.
+
+One ordered registry: `nightly` runs `NIGHTLY` in order; the command line offers each stage (and a
+few that are not part of the nightly, such as `groups`) as a sub-command. A stage is a module with
+`run(ctx: JobContext, params: RunParams) -> StageResult`; it is imported when it runs, so listing
+the stages costs nothing (and pulls in no pyspark). Printing belongs to the caller: progress goes
+through a callback, the summary is returned.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from jobs.core import tables
+from jobs.core.context import JobContext, RunParams, StageResult
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str      # the sub-command and the key in the nightly report
+    module: str    # defines run(ctx, params) -> StageResult
+    help: str
+    nightly: bool = True
+
+    def run(self, ctx: JobContext, params: RunParams) -> StageResult:
+        return importlib.import_module(self.module).run(ctx, params) or StageResult()
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("ingest", "jobs.ingest.stage",
+          "read raw events and customer files into bronze Delta tables; bad lines go to quarantine"),
+    Stage("stitch", "jobs.identity.stitch",
+          "stitch identities: identity graph, rules, connected components, stable customer ids, silver/customers"),
+    Stage("activities", "jobs.activities.stage",
+          "bronze events -> silver/activity_stream (entity_id = stitched customer_id), gold/groups, group_members"),
+    Stage("groups", "jobs.groups.stage",
+          "rebuild gold/groups and gold/group_members from group and identify calls (also run by `activities`)",
+          nightly=False),
+    Stage("rfm", "jobs.rfm.stage",
+          "gold/rfm: recency, frequency, monetary per customer, 1-5 quintile scores and a named segment"),
+    Stage("traits", "jobs.traits.stage", "gold/traits: the configured computed traits (traits.computed) for every customer"),
+    Stage("segments", "jobs.segments.stage",
+          "materialize segments: membership stints, daily changes, Resonate exports "
+          "(`segments preview NAME`: count and sample, writes nothing)"),
+    Stage("lens-materialize", "jobs.lens_stage.materialize",
+          "materialize the configured lens queries (lens.materialize) to gold/lens_<name>"),
+)
+NIGHTLY: tuple[Stage, ...] = tuple(s for s in STAGES if s.nightly)
+
+# Tables whose row counts the nightly's summary reports, in catalogue order.
+SUMMARY_TABLES = (
+    tables.BRONZE_EVENTS, tables.BRONZE_CUSTOMERS, tables.QUARANTINE_EVENTS, tables.IDENTITY_MAP,
+    tables.SILVER_CUSTOMERS, tables.ACTIVITY_STREAM, tables.GROUPS, tables.GROUP_MEMBERS,
+    tables.RFM, tables.TRAITS, tables.SEGMENT_MEMBERSHIP, tables.SEGMENT_CHANGES,
+)
+
+
+def stage(name: str) -> Stage:
+    return next(s for s in STAGES if s.name == name)
+
+
+def report_path(ctx: JobContext) -> Path:
+    return ctx.warehouse.root / "_runs" / str(ctx.run_date) / "report.json"
+
+
+def run_nightly(ctx: JobContext, params: RunParams,
+                progress: Callable[[str], None] = lambda line: None) -> dict:
+    """Every nightly stage in order for the context's run date (idempotent for that date).
+
+    Returns the run's report (also written to <warehouse>/_runs/<date>/report.json)."""
+    report: dict = {"run_date": str(ctx.run_date), "config": ctx.config.source,
+                    "warehouse": str(ctx.warehouse.root), "stages": {}}
+    started = time.monotonic()
+    for i, step in enumerate(NIGHTLY, 1):
+        progress(f"[{i}/{len(NIGHTLY)}] {step.name} ...")
+        t0 = time.monotonic()
+        result = step.run(ctx, params)
+        result.seconds = round(time.monotonic() - t0, 1)
+        report["stages"][step.name] = result.to_json()
+        progress(f"      {format_result(step.name, result)} ({result.seconds}s)")
+    wh = ctx.warehouse
+    report["tables"] = {t: wh.read(ctx.spark, t).count() for t in SUMMARY_TABLES if wh.exists(ctx.spark, t)}
+    report["seconds"] = round(time.monotonic() - started, 1)
+    out = report_path(ctx)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str))
+    return report
+
+
+def format_result(name: str, result: StageResult) -> str:
+    parts = [f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in result.metrics.items()]
+    line = f"{name}: " + (", ".join(parts) if parts else "done")
+    return "\n".join([line, *(f"  note: {n}" for n in result.notes)])
+
+
+def summary_text(report: dict, path) -> str:
+    lines = [f"c360 nightly {report['run_date']} finished in {report['seconds']}s"]
+    ingest = report["stages"].get("ingest", {}).get("metrics", {})
+    if ingest:
+        lines.append(
+            "  events: read {lines_read:,} = accepted {accepted:,} + duplicates {duplicates:,} + quarantined {quarantined:,}".format(**ingest)
+        )
+    lines.append("  stages: " + ", ".join(f"{n} {s['seconds']}s" for n, s in report["stages"].items()))
+    width = max((len(t) for t in report["tables"]), default=0)
+    lines.extend(f"  {t.ljust(width)}  {n:>12,} rows" for t, n in report["tables"].items())
+    lines.append(f"  report: {path}")
+    return "\n".join(lines)

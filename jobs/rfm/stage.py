@@ -1,0 +1,134 @@
+"""`c360 rfm`: gold/rfm, one row per customer with at least one order placed (docs/rfm.md).
+
+As of the run date D (interface §5), over the customer's `order_placed` activities dated on or
+before D (later ones are ignored, so re-running a date gives the same table):
+- recency_days = min datediff(D, date(activity_ts)); frequency = distinct order_no;
+  monetary = sum of order_value (feature9) of the placed lines.
+- r_score, f_score, m_score in 1..5, 5 = best (smallest recency, largest frequency and monetary):
+  quintiles of the customer's rank among all customers with an order, see `quintile_scores`.
+- rfm_segment from the R × FM grid `SEGMENT_GRID`, FM = (f_score + m_score) div 2.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from jobs.core import tables
+from jobs.core.context import JobContext, RunParams, StageResult
+from jobs.metrics import ORDER_PLACED, ORDER_VALUE_SLOT, as_of, exact_sum, numeric, order_no
+
+
+SCORES = 5
+METRIC_COLUMNS = ("recency_days", "frequency", "monetary")
+# score column -> (metric, +1 when a larger value is better, -1 when a smaller one is)
+SCORED_METRICS = {"r_score": ("recency_days", -1), "f_score": ("frequency", 1), "m_score": ("monetary", 1)}
+
+# The common R × F segment grid (docs/rfm.md), with F read as FM = (f_score + m_score) div 2 so
+# spend counts too, and "Lost" split out of Hibernating for the least recent fifth. Rows: r_score;
+# columns: FM 1..5. Every cell has exactly one segment.
+SEGMENT_GRID: dict[int, tuple[str, str, str, str, str]] = {
+    5: ("New Customers", "Potential Loyalists", "Potential Loyalists", "Champions", "Champions"),
+    4: ("Promising", "Potential Loyalists", "Potential Loyalists", "Loyal Customers", "Loyal Customers"),
+    3: ("About to Sleep", "About to Sleep", "Need Attention", "Loyal Customers", "Loyal Customers"),
+    2: ("Hibernating", "Hibernating", "At Risk", "At Risk", "Can't Lose Them"),
+    1: ("Lost", "Lost", "At Risk", "At Risk", "Can't Lose Them"),
+}
+
+RFM_COLUMNS = ("customer_id", *METRIC_COLUMNS, *SCORED_METRICS, "rfm_segment", "run_date")
+
+
+
+def rfm_metrics(activity_stream: DataFrame, run_date: dt.date) -> DataFrame:
+    """customer_id, recency_days, frequency, monetary for customers with an order placed by D."""
+    placed = as_of(activity_stream, run_date).filter(F.col("activity") == ORDER_PLACED)
+    return placed.groupBy(F.col("entity_id").alias("customer_id")).agg(
+        F.min(F.datediff(F.lit(run_date), F.to_date("activity_ts"))).alias("recency_days"),
+        F.count_distinct(order_no()).alias("frequency"),
+        # a customer whose lines carry no order_value spent nothing we know of
+        F.coalesce(exact_sum(numeric(ORDER_VALUE_SLOT)), F.lit(0.0)).alias("monetary"),
+    )
+
+
+def quintile_scores(metrics: DataFrame) -> DataFrame:
+    """Add r_score, f_score, m_score: 1 + floor(5 × percent_rank), capped at 5.
+
+    percent_rank = (customers with a strictly worse value) / (customers - 1), so customers with
+    equal values share a score (the score of the tie group's worst-placed member: never more than
+    their position earns), the worst value always scores 1, the best scores 5 unless more than a
+    fifth of the customers share it, and a lone customer scores 1. With distinct values and a
+    multiple of 5 customers this is exactly NTILE(5).
+
+    Why not a window over the customers: a rank needs every customer in one ordered window, which
+    runs in a single task (the style rule: no global window). Ranks only depend on how many
+    customers have each value, so the window runs over the distinct values per metric instead,
+    partitioned by metric: recency and frequency take few distinct values; monetary at most one per
+    customer. It is exact (no sampling, unlike approxQuantile or percentile_approx), deterministic,
+    and integer arithmetic decides the bucket boundaries.
+    """
+    # one row per (customer, score): the value oriented so that larger is better
+    per_score = F.explode(F.array(*[
+        F.struct(F.lit(score).alias("score_name"), (F.col(metric) * F.lit(sign)).cast("double").alias("goodness"))
+        for score, (metric, sign) in SCORED_METRICS.items()
+    ]))
+    long = metrics.select("customer_id", *METRIC_COLUMNS, per_score.alias("_s")).select(
+        "customer_id", *METRIC_COLUMNS, "_s.score_name", "_s.goodness"
+    )
+    per_metric = Window.partitionBy("score_name")
+    worse_values = per_metric.orderBy("goodness").rowsBetween(Window.unboundedPreceding, -1)
+    value_scores = (
+        long.groupBy("score_name", "goodness").agg(F.count(F.lit(1)).alias("customers"))
+        .withColumn("worse", F.coalesce(F.sum("customers").over(worse_values), F.lit(0)))
+        .withColumn("population", F.sum("customers").over(per_metric))
+        .withColumn(
+            "score",
+            F.when(F.col("population") <= 1, F.lit(1)).otherwise(
+                F.least(F.lit(SCORES), F.expr(f"1 + ({SCORES} * worse) div (population - 1)"))
+            ).cast("int"),
+        )
+        .select("score_name", "goodness", "score")
+    )
+    return (
+        long.join(value_scores, on=["score_name", "goodness"], how="inner")
+        .groupBy("customer_id", *METRIC_COLUMNS)
+        .pivot("score_name", list(SCORED_METRICS))
+        .agg(F.first("score"))
+    )
+
+
+def segment_expression() -> Column:
+    """rfm_segment from SEGMENT_GRID, looked up by r_score * 10 + FM."""
+    fm = F.expr("(f_score + m_score) div 2")
+    cells = [
+        item
+        for r, row in SEGMENT_GRID.items()
+        for fm_score, name in enumerate(row, start=1)
+        for item in (F.lit(r * 10 + fm_score), F.lit(name))
+    ]
+    return F.element_at(F.create_map(*cells), F.col("r_score") * 10 + fm)
+
+
+def with_segment(scored: DataFrame) -> DataFrame:
+    return scored.withColumn("rfm_segment", segment_expression())
+
+
+def build_rfm(activity_stream: DataFrame, run_date: dt.date) -> DataFrame:
+    return (
+        rfm_metrics(activity_stream, run_date)
+        .transform(quintile_scores)
+        .transform(with_segment)
+        .withColumn("run_date", F.lit(run_date))
+        .select(*RFM_COLUMNS)
+    )
+
+
+def run(ctx: JobContext, params: RunParams) -> StageResult:
+    spark, wh = ctx.spark, ctx.warehouse
+    stream = wh.read_required(spark, tables.ACTIVITY_STREAM, made_by="activities")
+    wh.overwrite(build_rfm(stream, ctx.run_date), tables.RFM)
+    # one row per segment: at most len(names in SEGMENT_GRID) rows
+    by_segment = wh.read(spark, tables.RFM).groupBy("rfm_segment").count().orderBy(F.desc("count"), "rfm_segment")
+    counts = {row["rfm_segment"]: row["count"] for row in by_segment.collect()}
+    notes = ["segments: " + ", ".join(f"{name} {n:,}" for name, n in counts.items())] if counts else []
+    return StageResult(metrics={"customers": sum(counts.values())}, notes=notes)

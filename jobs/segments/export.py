@@ -1,0 +1,142 @@
+"""Resonate-style differential exports (interface §6, docs/segments.md): exports/<segment>/<D>.<psv|csv>.
+
+For every exported segment, the HEMSHA2 ids (SHA-256 of the normalized email) of its consenting
+members with a usable email; each run logs the adds and removes that take the receiver from what
+earlier exports sent (gold/segment_exports) to that set, and writes them as one delimited file
+through the Hadoop file system API (the only single-partition write in c360).
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType
+
+from jobs.core import tables
+from jobs.identity.identifiers import EMAIL, normalize_email, sha256_email
+from jobs.segments.conditions import Inputs
+from jobs.segments.evaluate import set_changes
+from jobs.segments.settings import CUSTOMER_LEVEL, SegmentExport, SegmentSettings
+from jobs.segments.state import ADD, REMOVE, replace_from
+
+HEMSHA2 = "HEMSHA2"
+EXPORT_COLUMNS = ("ID Type", "ID", "Add", "Remove")
+# A usable email for export: something@domain.tld after normalization (trim, lower case).
+USABLE_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+def consent_given(consent: Column, values: list[str]) -> Column:
+    return F.coalesce(F.lower(F.trim(consent)).isin(*[v.strip().lower() for v in values]), F.lit(False))
+
+
+def export_candidates(members: DataFrame, inputs: Inputs, consent_values: list[str]) -> DataFrame:
+    """(segment, email, consented) per member of an exported segment: a customer's own email, or
+    the identifier itself at identifier:email level (with its customer's consent)."""
+    customers = inputs.customers.select("customer_id", F.col("email").alias("_customer_email"), "consent")
+    by_customer = members.filter(F.col("level") == CUSTOMER_LEVEL).withColumn("customer_id", F.col("member_id"))
+    by_email = members.filter(F.col("level") != CUSTOMER_LEVEL)
+    if inputs.identity_map is not None:
+        owners = inputs.identity_map.filter(F.col("identifier_type") == EMAIL).select(
+            F.col("identifier_value").alias("member_id"), "customer_id")
+        by_email = by_email.join(owners, on="member_id", how="left")
+    else:
+        by_email = by_email.withColumn("customer_id", F.lit(None).cast(StringType()))
+    return (
+        by_customer.unionByName(by_email)
+        .join(customers, on="customer_id", how="left")
+        .select(
+            "segment",
+            normalize_email(F.when(F.col("level") == CUSTOMER_LEVEL, F.col("_customer_email"))
+                            .otherwise(F.col("member_id"))).alias("email"),
+            consent_given(F.col("consent"), consent_values).alias("consented"),
+        )
+    )
+
+
+def previously_exported(log: DataFrame, run_date: dt.date) -> DataFrame:
+    """(segment, label, id) the receiver holds after every export before `run_date`."""
+    return (
+        log.filter(F.col("run_date") < F.lit(run_date))
+        .groupBy("segment", "label", "id_type", "id")
+        .agg(F.max_by("change", "run_date").alias("last_change"))
+        .filter(F.col("last_change") == ADD)
+        .drop("last_change")
+    )
+
+
+def export_changes(eligible: DataFrame, exported_before: DataFrame, labels: DataFrame, run_date: dt.date) -> DataFrame:
+    """Adds and removes that take the receiver from what it holds to `eligible` (segment, id).
+
+    Only the current label's history counts: a renamed group or segment starts with the full list.
+    """
+    now = eligible.join(labels, on="segment", how="inner")
+    before = exported_before.join(labels, on=["segment", "label"], how="left_semi")
+    return set_changes(now, before, ["segment", "label", "id_type", "id"], run_date)
+
+
+def export_rows(log_of_segment: DataFrame) -> DataFrame:
+    """The file's rows, adds then removes, each by id (a deterministic order, byte-exact re-runs)."""
+    label_if = lambda change: F.when(F.col("change") == change, F.col("label"))  # noqa: E731
+    return (
+        log_of_segment.coalesce(1)
+        .sortWithinPartitions("change", "id")
+        .select(F.col("id_type").alias(EXPORT_COLUMNS[0]), F.col("id").alias(EXPORT_COLUMNS[1]),
+                label_if(ADD).alias(EXPORT_COLUMNS[2]), label_if(REMOVE).alias(EXPORT_COLUMNS[3]))
+    )
+
+
+def write_single_file(df: DataFrame, path: str, delimiter: str) -> None:
+    """Write `df` (one partition) as one delimited file with a header at `path`, on any Hadoop FS.
+
+    Only for exports: their size is bounded by the segment's size, and the receiver wants one file.
+    """
+    spark = df.sparkSession
+    jvm = spark.sparkContext._jvm
+    target = jvm.org.apache.hadoop.fs.Path(path)
+    staging = jvm.org.apache.hadoop.fs.Path(target.getParent(), f"_{target.getName()}.tmp")
+    df.write.mode("overwrite").option("header", True).option("sep", delimiter).csv(str(staging.toString()))
+    fs = target.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    parts = [s.getPath() for s in fs.listStatus(staging) if s.getPath().getName().startswith("part-")]
+    if len(parts) != 1:
+        raise RuntimeError(f"expected one part file in {staging.toString()}, found {len(parts)}")
+    fs.delete(target, False)
+    fs.rename(parts[0], target)
+    # the local file system keeps a .crc beside each file; the receiver wants only the export
+    fs.delete(jvm.org.apache.hadoop.fs.Path(target.getParent(), f".{target.getName()}.crc"), False)
+    fs.delete(staging, True)
+
+
+def export_path(wh: tables.Warehouse, name: str, export: SegmentExport, run_date: dt.date) -> str:
+    return wh.path(f"{tables.EXPORTS}/{name}/{run_date.isoformat()}.{export.extension}")
+
+
+def run_exports(spark: SparkSession, wh: tables.Warehouse, inputs: Inputs, settings: SegmentSettings,
+                run_date: dt.date) -> tuple[dict[str, str], DataFrame]:
+    """Log today's adds/removes per exported segment and write its file.
+
+    Returns the file per segment and (segment, metric, n) rows counting members skipped for want
+    of consent or of a usable email.
+    """
+    exported = [d for d in settings.definitions if d.export.enabled]
+    members = wh.read(spark, tables.SEGMENT_MEMBERSHIP).filter(
+        F.col("exited_on").isNull() & F.col("segment").isin(*[d.name for d in exported]))
+    candidates = export_candidates(members, inputs, settings.consent_values).withColumn(
+        "usable", F.coalesce(F.col("email").rlike(USABLE_EMAIL), F.lit(False)))
+    eligible = candidates.filter(F.col("consented") & F.col("usable")).select(
+        "segment", F.lit(HEMSHA2).alias("id_type"), sha256_email(F.col("email")).alias("id")).distinct()
+    labels = spark.createDataFrame([(d.name, d.export.label) for d in exported], "segment string, label string")
+    changes = export_changes(eligible, previously_exported(wh.read(spark, tables.SEGMENT_EXPORTS), run_date),
+                             labels, run_date)
+    replace_from(wh, changes, tables.SEGMENT_EXPORTS, run_date)
+    todays = wh.read(spark, tables.SEGMENT_EXPORTS).filter(F.col("run_date") == F.lit(run_date))
+    files = {}
+    for definition in exported:
+        files[definition.name] = export_path(wh, definition.name, definition.export, run_date)
+        write_single_file(export_rows(todays.filter(F.col("segment") == definition.name)), files[definition.name],
+                          definition.export.delimiter)
+    skipped = candidates.groupBy("segment").agg(
+        F.count_if(~F.col("consented")).alias("skipped_no_consent"),
+        F.count_if(F.col("consented") & ~F.col("usable")).alias("skipped_no_email"),
+    ).unpivot("segment", ["skipped_no_consent", "skipped_no_email"], "metric", "n")
+    return files, skipped

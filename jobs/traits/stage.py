@@ -1,0 +1,116 @@
+"""`c360 traits`: gold/traits, one row per customer of silver/customers, one column per computed trait.
+
+The traits are config (`traits.computed`, jobs/traits/settings.py, docs/traits.md), after the seed
+recipe's computed traits (Last, Event Counter, Aggregation) and interface §5. Every trait sees the
+customer's activities dated on or before the run date, group events included (the activity stream
+already holds one row per member), optionally only one activity and only a window (lens.calendar):
+- `{unit, start, end}` = the units start..end from the run date D's unit (0 = D's own, cut at D);
+- `{days: N}` = the N calendar days ending on D (D included);
+- `{calendar_months: N}` = the N whole calendar months before D's month (1 = "last month").
+
+All traits come out of one aggregation per customer. A customer without matching activity gets 0
+for count, count_distinct, sum and monthly averages, and null for the others (percentage: null when
+the denominator is 0).
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from jobs.core import tables
+from jobs.core.context import JobContext, RunParams, StageResult
+from jobs.metrics import DERIVED_VALUES, as_of, exact_avg, exact_sum, numeric
+from jobs.traits.settings import NUMERIC_KINDS, TraitDefinition, TraitSettings, TraitWindow
+
+
+PERCENT = 100.0
+# kinds whose value for a customer without matching activity is 0 rather than null
+ZERO_WHEN_NONE = ("count", "count_distinct", "sum")
+
+
+def window_bounds(window: TraitWindow, run_date: dt.date) -> tuple[dt.date, dt.date]:
+    """[first, last] activity dates (inclusive) of a window as of the run date."""
+    return window.canonical.bounds(run_date)
+
+
+def _matches(trait: TraitDefinition, run_date: dt.date) -> Column:
+    condition = F.lit(True)
+    if trait.activity is not None:
+        condition = condition & (F.col("activity") == trait.activity)
+    if trait.window is not None:
+        first, last = window_bounds(trait.window, run_date)
+        condition = condition & F.col("_date").between(F.lit(first), F.lit(last))
+    return condition
+
+
+def _source(name: str) -> Column:
+    return DERIVED_VALUES[name]() if name in DERIVED_VALUES else F.col(name)
+
+
+def aggregate(trait: TraitDefinition, run_date: dt.date) -> Column:
+    """The trait's aggregate over one customer's activities, before ZERO_WHEN_NONE and averaging."""
+    when = _matches(trait, run_date)
+    kind = trait.kind
+    if kind in ("last", "first"):
+        pick = F.max if kind == "last" else F.min
+        if trait.of is None:
+            return pick(F.when(when, F.col("activity_ts")))
+        # the value at the latest (earliest) matching activity; activity_uuid decides equal times
+        at = F.struct(F.col("activity_ts"), F.col("activity_uuid"), _source(trait.of).alias("value"))
+        return pick(F.when(when, at)).getField("value")
+    if kind == "days_since_last":
+        return F.datediff(F.lit(run_date), F.max(F.when(when, F.col("_date"))))
+    if kind == "count":
+        return F.count(F.when(when, F.lit(1)))
+    if kind == "count_distinct":
+        return F.count_distinct(F.when(when, _source(trait.of)))
+    if kind in NUMERIC_KINDS:
+        value = F.when(when, numeric(trait.of))
+        return {"sum": exact_sum, "avg": exact_avg, "min": F.min, "max": F.max}[kind](value)
+    raise ValueError(f"trait {trait.name!r}: kind {kind!r} is not an aggregate")
+
+
+def finish(trait: TraitDefinition) -> Column:
+    """The gold/traits column from the aggregated one (null when the customer had no activity)."""
+    column = F.col(trait.name)
+    if trait.kind == "percentage":
+        numerator, denominator = F.col(trait.numerator), F.col(trait.denominator)
+        return (F.lit(PERCENT) * numerator / F.when(denominator != 0, denominator)).alias(trait.name)
+    if trait.kind in ZERO_WHEN_NONE:
+        column = F.coalesce(column, F.lit(0.0 if trait.kind == "sum" else 0))
+    if trait.monthly_average:
+        column = column.cast("double") / F.lit(float(trait.window.canonical.calendar_months))
+    return column.alias(trait.name)
+
+
+def compute_traits(
+    activity_stream: DataFrame, customers: DataFrame, settings: TraitSettings, run_date: dt.date
+) -> DataFrame:
+    """customer_id + one column per trait, for every customer in `customers`."""
+    aggregated = [t for t in settings.computed if t.kind != "percentage"]
+    people = customers.select("customer_id").distinct()
+    if aggregated:
+        per_customer = (
+            as_of(activity_stream, run_date)
+            .withColumn("_date", F.to_date("activity_ts"))
+            .groupBy(F.col("entity_id").alias("customer_id"))
+            .agg(*[aggregate(t, run_date).alias(t.name) for t in aggregated])
+        )
+        people = people.join(per_customer, on="customer_id", how="left")
+    counted = people.select("customer_id", *[finish(t) for t in aggregated])
+    return counted.select("customer_id", *[finish(t) if t.kind == "percentage" else t.name for t in settings.computed])
+
+
+def run(ctx: JobContext, params: RunParams) -> StageResult:
+    spark, wh = ctx.spark, ctx.warehouse
+    stream = wh.read_required(spark, tables.ACTIVITY_STREAM, made_by="activities")
+    customers = wh.read_required(spark, tables.SILVER_CUSTOMERS, made_by="stitch")
+    version = wh.version(spark, tables.TRAITS)
+    wh.overwrite(compute_traits(stream, customers, ctx.config.traits, ctx.run_date), tables.TRAITS)
+    rows = wh.operation_metrics_since(spark, tables.TRAITS, version).get("numOutputRows", 0)
+    return StageResult(
+        metrics={"customers": rows, "traits": len(ctx.config.traits.computed)},
+        notes=[f"traits: {', '.join(t.name for t in ctx.config.traits.computed)}"],
+    )

@@ -1,0 +1,210 @@
+"""The table registry (jobs.core.catalog) and the Warehouse's create / read(missing=...).
+
+The registry is checked against a real nightly on generated data: every table the nightly writes is
+registered, and each one with a fixed schema has exactly that schema, partitioning and properties.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType
+
+from jobs.core import table_names, tables
+from jobs.core.catalog import SPECS, TableSpec, spec_for
+from jobs.core.config import REPO_ROOT, Config, load_config
+from jobs.core.context import JobContext, RunParams
+from jobs.core.errors import InputError
+from jobs.core.tables import Warehouse
+from tests.conftest import TEST_SPARK
+
+RUN_DATE = "2026-03-31"
+LENS_TEMPLATE = tables.lens_table("<name>")
+
+
+# ----------------------------------------------------------------------------------------------
+# The registry itself (no Spark session)
+# ----------------------------------------------------------------------------------------------
+
+
+def test_every_public_table_name_has_a_spec():
+    names = {v for k, v in vars(table_names).items() if k.isupper() and isinstance(v, str)}
+    not_tables = {table_names.EXPORTS, table_names.LENS_PREFIX}  # CSV files; the prefix of gold/lens_<name>
+    assert names - not_tables <= set(SPECS)
+    assert all(name == spec.name for name, spec in SPECS.items())
+
+
+def test_keys_and_partition_columns_are_columns_and_made_by_is_a_command():
+    from jobs.pipeline import STAGES
+
+    commands = {stage.name for stage in STAGES}
+    for spec in SPECS.values():
+        assert spec.made_by in commands, spec.name
+        if spec.schema is not None:
+            assert set(spec.keys) | set(spec.partition_by) <= set(spec.columns), spec.name
+            assert all(f.nullable for f in spec.schema.fields), f"{spec.name}: Delta stores every column nullable"
+        assert all(key.startswith("delta.") for key in spec.properties), spec.name
+
+
+def test_spec_for_names_every_materialized_lens_table():
+    assert spec_for(tables.IDENTITY_MAP) is SPECS[tables.IDENTITY_MAP]
+    lens = spec_for(tables.lens_table("order_outcomes"))
+    assert (lens.name, lens.schema, lens.made_by) == ("gold/lens_order_outcomes", None, "lens-materialize")
+    assert spec_for("gold/nothing") is None
+
+
+# ----------------------------------------------------------------------------------------------
+# Warehouse.create and Warehouse.read(missing=...) on tiny tables
+# ----------------------------------------------------------------------------------------------
+
+TINY = TableSpec(
+    "silver/tiny",
+    StructType([StructField("id", StringType()), StructField("n", LongType()), StructField("day", DateType())]),
+    keys=("id",),
+    partition_by=("day",),
+    properties={"delta.appendOnly": "true", "delta.dataSkippingStatsColumns": "n"},
+    made_by="ingest",
+)
+
+
+DEFAULTS_PREFIX = "spark.databricks.delta.properties.defaults."
+
+
+def detail(spark, wh: Warehouse, table: str) -> dict:
+    """DESCRIBE DETAIL, with `properties` less those every new table gets from the session
+    (spark.databricks.delta.properties.defaults.*, e.g. the test session's checkpointInterval)."""
+    info = spark.sql(f"DESCRIBE DETAIL delta.`{wh.path(table)}`").first().asDict()
+    session = {"delta." + k.removeprefix(DEFAULTS_PREFIX): v for k, v in spark.sparkContext.getConf().getAll()
+               if k.startswith(DEFAULTS_PREFIX)}
+    info["properties"] = {k: v for k, v in info["properties"].items() if session.get(k) != v}
+    return info
+
+
+def test_create_sets_schema_partitioning_and_properties_in_the_creating_commit(spark, warehouse_dir):
+    wh = Warehouse(warehouse_dir)
+    assert wh.create(spark, TINY) is True
+    info = detail(spark, wh, TINY.name)
+    assert info["partitionColumns"] == ["day"]
+    assert info["properties"] == {"delta.appendOnly": "true", "delta.dataSkippingStatsColumns": "n"}
+    assert wh.read(spark, TINY.name).schema == TINY.schema
+    first = wh.delta(spark, TINY.name).history().collect()
+    assert [(c["version"], c["operation"]) for c in first] == [(0, "CREATE TABLE")]
+    # an existing table is left alone
+    assert wh.create(spark, TINY) is False
+    assert wh.version(spark, TINY.name) == 0
+    # appends keep what creation set
+    rows = spark.createDataFrame([("a", 1, dt.date(2026, 1, 1))], TINY.schema)
+    wh.append(rows, TINY.name, partition_by=list(TINY.partition_by))
+    assert detail(spark, wh, TINY.name)["properties"]["delta.appendOnly"] == "true"
+    assert wh.read(spark, TINY.name).count() == 1
+
+
+def test_create_a_registered_table_by_name(spark, warehouse_dir):
+    wh = Warehouse(warehouse_dir)
+    assert wh.create(spark, tables.BRONZE_EVENTS) is True
+    info = detail(spark, wh, tables.BRONZE_EVENTS)
+    assert info["partitionColumns"] == ["run_date"]
+    assert info["properties"] == {"delta.dataSkippingStatsColumns": "timestamp"}
+    assert wh.read(spark, tables.BRONZE_EVENTS).schema == SPECS[tables.BRONZE_EVENTS].schema
+
+
+def test_create_refuses_a_table_without_a_fixed_schema_or_a_spec(spark, warehouse_dir):
+    wh = Warehouse(warehouse_dir)
+    with pytest.raises(ValueError, match="decided at run time"):
+        wh.create(spark, tables.TRAITS)
+    with pytest.raises(ValueError, match="not a registered table"):
+        wh.create(spark, "gold/nothing")
+    assert not wh.exists(spark, tables.TRAITS)
+
+
+def test_read_missing_error_names_the_command_that_writes_it(spark, warehouse_dir):
+    wh = Warehouse(warehouse_dir)
+    for table, command in ((tables.IDENTITY_MAP, "stitch"), (tables.ACTIVITY_STREAM, "activities"),
+                           (tables.lens_table("rfm"), "lens-materialize")):
+        with pytest.raises(InputError) as err:
+            wh.read(spark, table)  # missing="error" is the default
+        assert str(err.value) == f"table {wh.path(table)} does not exist: run `c360 {command}` first"
+    with pytest.raises(InputError, match=r"gold/nothing does not exist$"):
+        wh.read(spark, "gold/nothing", missing="error")
+
+
+def test_read_missing_empty_has_the_spec_schema(spark, warehouse_dir):
+    wh = Warehouse(warehouse_dir)
+    empty = wh.read(spark, tables.GROUP_MEMBERS, missing="empty")
+    assert empty.schema == SPECS[tables.GROUP_MEMBERS].schema and empty.count() == 0
+    assert not wh.exists(spark, tables.GROUP_MEMBERS), "reading as empty creates nothing"
+    with pytest.raises(ValueError, match="no registered schema"):
+        wh.read(spark, tables.TRAITS, missing="empty")
+    with pytest.raises(ValueError, match="missing must be"):
+        wh.read(spark, tables.GROUP_MEMBERS, missing="none")
+
+
+def test_read_an_existing_table_whatever_missing_says(spark, warehouse_dir):
+    wh = Warehouse(warehouse_dir)
+    spark.createDataFrame([("g", "c", None, "group")], SPECS[tables.GROUP_MEMBERS].schema).write.format(
+        "delta").save(wh.path(tables.GROUP_MEMBERS))
+    for missing in ("error", "empty"):
+        assert [tuple(r) for r in wh.read(spark, tables.GROUP_MEMBERS, missing=missing).collect()] == [
+            ("g", "c", None, "group")]
+
+
+# ----------------------------------------------------------------------------------------------
+# Every table a nightly writes, against its spec
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nightly(spark, tmp_path_factory) -> Warehouse:
+    """One nightly on a small generated input; the default config plus one lens query."""
+    from jobs import pipeline
+    from jobs.cli import main as cli_main
+
+    raw = tmp_path_factory.mktemp("raw") / "sample"
+    assert cli_main(["generate", "--out", str(raw), "--profiles", "120", "--days", "30", "--seed", "3",
+                     "--run-date", RUN_DATE]) == 0
+    lens = load_config(REPO_ROOT / "conf" / "local.yml").lens
+    config = Config(warehouse=str(tmp_path_factory.mktemp("nightly") / "warehouse"), spark=TEST_SPARK,
+                    lens=dataclasses.replace(lens, materialize=lens.materialize[:1]))
+    ctx = JobContext(config=config, run_date=dt.date.fromisoformat(RUN_DATE), _spark=spark)
+    pipeline.run_nightly(ctx, RunParams(input_dir=Path(raw)))
+    return ctx.warehouse
+
+
+def written_tables(wh: Warehouse) -> list[str]:
+    return sorted(str(log.parent.relative_to(wh.root)) for log in wh.root.rglob("_delta_log"))
+
+
+@pytest.mark.slow
+def test_every_table_the_nightly_writes_is_registered(nightly):
+    written = written_tables(nightly)
+    assert [t for t in written if spec_for(t) is None] == []
+    # and every registered table is written (gold/lens_<name>: one per lens.materialize entry)
+    assert set(SPECS) - {LENS_TEMPLATE} <= set(written)
+    assert tables.lens_table("rfm") in written
+
+
+@pytest.mark.slow
+def test_every_table_with_a_fixed_schema_has_exactly_that_schema(spark, nightly):
+    checked = []
+    for table in written_tables(nightly):
+        spec = spec_for(table)
+        info = detail(spark, nightly, table)
+        assert (table, info["partitionColumns"]) == (table, list(spec.partition_by))
+        assert (table, info["properties"]) == (table, dict(spec.properties))
+        if spec.schema is not None:
+            stored = nightly.read(spark, table).schema
+            assert stored == spec.schema, f"{table}:\n{json.dumps(stored.jsonValue())}"
+            checked.append(table)
+    assert len(checked) == len([s for s in SPECS.values() if s.schema is not None])
+
+
+@pytest.mark.slow
+def test_keys_identify_the_rows(spark, nightly):
+    for table in written_tables(nightly):
+        spec = spec_for(table)
+        if spec.keys:
+            df = nightly.read(spark, table)
+            assert df.select(*spec.keys).distinct().count() == df.count(), table
