@@ -16,9 +16,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 # The order activities (activity names of silver/activity_stream).
-ORDER_PLACED = "order_placed"
-ORDER_REJECTED = "order_rejected"
-ORDER_INVOICED = "order_invoiced"
+from jobs.metric_names import ORDER_ID, ORDER_INVOICED, ORDER_NO, ORDER_PLACED, ORDER_REJECTED  # noqa: F401
 # Where an order activity carries its order_id and order_value (conf activities.mappings fills them).
 ORDER_ID_SLOT = "feature1"
 ORDER_VALUE_SLOT = "feature9"
@@ -64,6 +62,4 @@ def exact_avg(value: Column) -> Column:
 
 
 # Values derived from an order activity's features, by the names traits' `of` uses for them.
-ORDER_NO = "order_no"
-ORDER_ID = "order_id"
 DERIVED_VALUES: dict[str, Callable[[], Column]] = {ORDER_NO: order_no, ORDER_ID: order_id}

@@ -18,7 +18,7 @@ COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def default_catalog() -> dict[str, str]:
     """The seed DataOS model's tables, mapped onto our warehouse so it runs unmodified."""
-    from jobs.core import tables
+    from jobs.core import table_names as tables
 
     return {
         "icebase.audience.activity_streams_large_data": tables.ACTIVITY_STREAM,

@@ -10,7 +10,7 @@ from dataclasses import astuple, dataclass, field, fields
 from typing import Literal
 
 from jobs.activities.settings import FEATURE_SLOTS, SNAKE_CASE
-from jobs.metrics import DERIVED_VALUES, ORDER_INVOICED, ORDER_NO, ORDER_PLACED, ORDER_REJECTED
+from jobs.metric_names import DERIVED_VALUE_NAMES as DERIVED_VALUES, ORDER_INVOICED, ORDER_NO, ORDER_PLACED, ORDER_REJECTED
 from lens.calendar import Window, parse_window
 
 TraitKind = Literal[
