@@ -378,10 +378,11 @@ def test_time_dimension_arguments():
     assert (td.granularity, td.date_range) == (None, ("2026-01-01", "2026-01-31"))
 
 
-def cli_args(**overrides) -> argparse.Namespace:
-    values = dict(lens_command="sql", model=str(SEED), query_file=None, variant=None, measure=[], dimension=[],
-                  time_dimension=[], filter=[], order=[], limit=None, timezone=None)
-    return argparse.Namespace(**{**values, **overrides})
+def cli_args(*argv: str) -> argparse.Namespace:
+    """Arguments as the real `c360 lens sql` parser builds them, so the test cannot drift from the CLI."""
+    from jobs.cli import build_parser
+
+    return build_parser().parse_args(["lens", "sql", "--model", str(SEED), *argv])
 
 
 def test_lens_sql_command_prints_the_compiled_sql_without_spark(tmp_path, capsys):
@@ -390,8 +391,8 @@ def test_lens_sql_command_prints_the_compiled_sql_without_spark(tmp_path, capsys
     from jobs.commands.lens import run
 
     ctx = JobContext(config=Config(warehouse=str(tmp_path)), run_date=RUN_DATE)
-    run(ctx, cli_args(measure=["order_placed.recency"], dimension=["customer.customer_id"],
-                      filter=["customer.state:equals:CA"]))
+    run(ctx, cli_args("--measure", "order_placed.recency", "--dimension", "customer.customer_id",
+                      "--filter", "customer.state:equals:CA"))
     printed = capsys.readouterr().out
     assert "`lens_silver_activity_stream`" in printed and "`customer`.`state` = 'CA'" in printed
     assert not ctx.has_spark
@@ -401,9 +402,9 @@ def test_cli_query_file_and_members_are_exclusive():
     from jobs.commands.lens import build_query
 
     with pytest.raises(LensError, match="either --query FILE or --measure"):
-        build_query(cli_args(query_file=str(REPO / "lens/queries/rfm.yml"), measure=["order_placed.frequency"]))
-    query = build_query(cli_args(query_file=str(REPO / "lens/queries/order_outcomes.yml"), variant="by_state",
-                                 filter=["customer.state:equals:CA"], limit=5))
+        build_query(cli_args("--query", str(REPO / "lens/queries/rfm.yml"), "--measure", "order_placed.frequency"))
+    query = build_query(cli_args("--query", str(REPO / "lens/queries/order_outcomes.yml"), "--variant", "by_state",
+                                 "--filter", "customer.state:equals:CA", "--limit", "5"))
     assert query.dimensions == ("customer.state",) and query.limit == 5
     assert query.filters[-1] == Filter("customer.state", "equals", ("CA",))
 
