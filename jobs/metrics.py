@@ -23,8 +23,9 @@ ORDER_VALUE_SLOT = "feature9"
 ORDER_NUMBER_SEPARATOR = "-"
 # Money is summed as a decimal: a sum of doubles depends on the order Spark adds the rows in (file
 # layout, partitions), so two runs over the same data could differ in the last bits and break ties
-# differently. Nine decimals keep any real currency amount exact.
-EXACT_DECIMAL = "decimal(38,9)"
+# differently. Nine decimals keep any real currency amount exact. The lens sums in the same type, so
+# gold/rfm's monetary and the lens's agree to the last digit: one definition, the lens's.
+from lens.plan import SUM_DECIMAL as EXACT_DECIMAL  # noqa: E402
 
 
 def as_of(activity_stream: DataFrame, run_date: dt.date) -> DataFrame:

@@ -43,7 +43,7 @@ RESULT = "lens_r"
 # A sum of a floating-point value (the seed casts its text amounts to double) is added up in this
 # DECIMAL and returned as a double, so it comes out as the stored decimals would (5373.64, not
 # 5373.639999999999) and does not depend on the order Spark adds the rows in. The same scale as
-# gold/rfm's monetary (jobs.metrics.EXACT_DECIMAL), so the two agree to the last digit.
+# gold/rfm's monetary (jobs.metrics.EXACT_DECIMAL imports it), so the two agree to the last digit.
 SUM_DECIMAL = "DECIMAL(38, 9)"
 
 

@@ -16,7 +16,6 @@ Everything here is plain Python: values stay text until the planner turns them i
 """
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import re
 import zoneinfo
@@ -26,9 +25,10 @@ from typing import Any, Mapping
 
 import yaml
 
+from lens.calendar import UNITS, Window
 from lens.errors import LensError
 
-GRANULARITIES = ("day", "week", "month", "quarter", "year")
+GRANULARITIES = UNITS
 DIRECTIONS = ("asc", "desc")
 # operator -> (fewest values, most values); None = no upper bound
 OPERATORS: dict[str, tuple[int, int | None]] = {
@@ -44,10 +44,6 @@ DATE_OPERATORS = frozenset({"inDateRange", "notInDateRange", "beforeDate", "afte
 QUERY_KEYS = ("measures", "dimensions", "timeDimensions", "filters", "order", "limit", "timezone")
 FILE_KEYS = (*QUERY_KEYS, "name", "description", "variants")
 MEMBER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
-RELATIVE = re.compile(r"^(?:(?P<this>this|last)\s+(?P<unit>day|week|month|quarter|year)"
-                      r"|last\s+(?P<count>\d+)\s+(?P<units>days|weeks|months|quarters|years)"
-                      r"|(?P<fixed>today|yesterday))$")
-UNIT_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 
 
 @dataclass(frozen=True)
@@ -306,34 +302,11 @@ def parse_moment(text: str, where: str) -> tuple[dt.datetime, bool]:
     return moment, False
 
 
-def _add_months(day: dt.date, months: int) -> dt.date:
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    return dt.date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
-
-
-def unit_start(day: dt.date, unit: str) -> dt.date:
-    if unit == "day":
-        return day
-    if unit == "week":
-        return day - dt.timedelta(days=day.weekday())
-    first = day.replace(day=1)
-    return _add_months(first, -((day.month - 1) % UNIT_MONTHS[unit]))
-
-
-def _shift(day: dt.date, unit: str, count: int) -> dt.date:
-    if unit == "day":
-        return day + dt.timedelta(days=count)
-    if unit == "week":
-        return day + dt.timedelta(weeks=count)
-    return _add_months(day, count * UNIT_MONTHS[unit])
-
-
 def resolve_date_range(values: tuple[str, ...], run_date: dt.date, where: str) -> tuple[dt.datetime, dt.datetime]:
     """A half-open [start, stop) in the query's zone. Relative ranges end with the run date:
     `this month` = 1st of the run date's month .. the run date; `last month` = the calendar month
     before; `last N months` = the N calendar months before the run date's month (likewise days,
-    weeks, quarters, years); `today`, `yesterday`."""
+    weeks, quarters, years); `today`, `yesterday` (lens.calendar.Window.from_phrase)."""
     midnight = lambda d: dt.datetime.combine(d, dt.time())  # noqa: E731
     if len(values) == 2:
         start, _ = parse_moment(values[0], where)
@@ -342,21 +315,14 @@ def resolve_date_range(values: tuple[str, ...], run_date: dt.date, where: str) -
         if stop <= start:
             raise LensError(f"{where}: the range {values[0]} .. {values[1]} is empty")
         return start, stop
-    phrase = " ".join(values[0].lower().split())
-    found = RELATIVE.match(phrase)
-    if found is None:
+    try:
+        window = Window.from_phrase(values[0])
+    except ValueError:
+        raise LensError(f"{where}: {values[0]!r} covers no time") from None
+    if window is None:
         start, whole_day = parse_moment(values[0], where)
         if not whole_day:
             raise LensError(f"{where}: a one-value range is a date or a relative range such as 'last month'")
         return start, start + dt.timedelta(days=1)
-    if found["fixed"]:
-        day = run_date if found["fixed"] == "today" else run_date - dt.timedelta(days=1)
-        return midnight(day), midnight(day + dt.timedelta(days=1))
-    if found["this"] == "this":
-        return midnight(unit_start(run_date, found["unit"])), midnight(run_date + dt.timedelta(days=1))
-    unit = found["unit"] or found["units"].rstrip("s")
-    count = int(found["count"] or 1)
-    if count < 1:
-        raise LensError(f"{where}: {values[0]!r} covers no time")
-    current = unit_start(run_date, unit)
-    return midnight(_shift(current, unit, -count)), midnight(current)
+    start, stop = window.half_open(run_date)
+    return midnight(start), midnight(stop)

@@ -103,21 +103,6 @@ class Warehouse:
             raise ValueError(f"{spec} is not a registered table (jobs.core.catalog.SPECS)")
         return found
 
-    def read_required(self, spark: SparkSession, table: str, *, made_by: str) -> DataFrame:
-        """Deprecated: `read(spark, table)` (the InputError names the spec's made_by).
-        Kept until jobs.segments, jobs.rfm and jobs.traits use `read`."""
-        if not self.exists(spark, table):
-            raise InputError(f"table {self.path(table)} does not exist: run `c360 {made_by}` first")
-        return self.read(spark, table)
-
-    def ensure(self, spark: SparkSession, table: str, schema=None, *, partition_by: list[str] | None = None) -> None:
-        """Deprecated: `create(spark, table)` (from its spec). Kept until jobs.segments uses `create`;
-        `schema` and `partition_by` are used only for a table without a spec."""
-        spec = spec_for(table)
-        if spec is None or spec.schema is None:
-            spec = TableSpec(table, schema, partition_by=tuple(partition_by or ()))
-        self.create(spark, spec)
-
     def delta(self, spark: SparkSession, table: str) -> DeltaTable:
         return DeltaTable.forPath(spark, self.path(table))
 

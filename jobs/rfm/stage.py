@@ -125,7 +125,7 @@ def build_rfm(activity_stream: DataFrame, run_date: dt.date) -> DataFrame:
 
 def run(ctx: JobContext, params: RunParams) -> StageResult:
     spark, wh = ctx.spark, ctx.warehouse
-    stream = wh.read_required(spark, tables.ACTIVITY_STREAM, made_by="activities")
+    stream = wh.read(spark, tables.ACTIVITY_STREAM)
     wh.overwrite(build_rfm(stream, ctx.run_date), tables.RFM)
     # one row per segment: at most len(names in SEGMENT_GRID) rows
     by_segment = wh.read(spark, tables.RFM).groupBy("rfm_segment").count().orderBy(F.desc("count"), "rfm_segment")

@@ -4,7 +4,7 @@ A segment (config `segments.definitions`, jobs/segments/settings.py) is a condit
 members: customers, groups (households, accounts) or identifiers of one type (identifier:email).
 Fields come from silver/customers, gold/traits, gold/rfm, gold/groups (`group.<attr>`) and, at
 identifier level, the identifier itself. A customer in several groups qualifies when any of its
-groups satisfies the condition (as in jobs.groups.stage.with_group_attributes); a group qualifies when its own
+groups satisfies the condition; a group qualifies when its own
 attributes and at least one member's satisfy it together; an identifier is judged with its
 customer's fields.
 
@@ -60,16 +60,16 @@ def load_inputs(spark: SparkSession, wh: tables.Warehouse, settings: SegmentSett
         # traits and RFM are read when they exist; a rule naming a missing one says which stage to run
         return wh.read(spark, table) if wh.exists(spark, table) else None
 
-    def needed(condition: bool, table: str, made_by: str) -> DataFrame | None:
-        return wh.read_required(spark, table, made_by=made_by) if condition else None
+    def needed(condition: bool, table: str) -> DataFrame | None:
+        return wh.read(spark, table) if condition else None
 
     return Inputs(
-        customers=wh.read_required(spark, tables.SILVER_CUSTOMERS, made_by="stitch"),
+        customers=wh.read(spark, tables.SILVER_CUSTOMERS),
         traits=optional(tables.TRAITS),
         rfm=optional(tables.RFM),
-        groups=needed(needs_groups, tables.GROUPS, "activities"),
-        group_members=needed(needs_groups, tables.GROUP_MEMBERS, "activities"),
-        identity_map=needed(needs_identity, tables.IDENTITY_MAP, "stitch"),
+        groups=needed(needs_groups, tables.GROUPS),
+        group_members=needed(needs_groups, tables.GROUP_MEMBERS),
+        identity_map=needed(needs_identity, tables.IDENTITY_MAP),
     )
 
 
@@ -77,8 +77,8 @@ def materialize(ctx: JobContext, full: bool) -> StageResult:
     spark, wh, settings, run_date = ctx.spark, ctx.warehouse, ctx.config.segments, ctx.run_date
     if not settings.definitions:
         return StageResult(metrics={"segments": 0}, notes=["no segments.definitions configured"])
-    for table, schema in STATE_TABLES.items():
-        wh.ensure(spark, table, schema)
+    for table in STATE_TABLES:
+        wh.create(spark, table)
     last = last_applied(spark, wh)
     if last is not None and run_date < last and not full:
         raise InputError(

@@ -12,56 +12,20 @@ import functools
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType
+from pyspark.sql.types import DateType, LongType
 
 from jobs.core import tables
+from jobs.core.catalog import SPECS
 from jobs.segments.settings import SegmentSettings
 
 # gold/segment_changes.change and gold/segment_exports.change
 ADD = "add"
 REMOVE = "remove"
 
-MEMBERSHIP_SCHEMA = StructType([
-    StructField("segment", StringType()),
-    StructField("level", StringType()),
-    StructField("member_id", StringType()),
-    StructField("entered_on", DateType()),
-    StructField("exited_on", DateType()),       # null while a member
-])
-CHANGES_SCHEMA = StructType([
-    StructField("run_date", DateType()),
-    StructField("segment", StringType()),
-    StructField("level", StringType()),
-    StructField("member_id", StringType()),
-    StructField("change", StringType()),        # add | remove
-])
-EXPORT_LOG_SCHEMA = StructType([
-    StructField("run_date", DateType()),
-    StructField("segment", StringType()),
-    StructField("label", StringType()),         # <Group>=<Segment>
-    StructField("id_type", StringType()),
-    StructField("id", StringType()),
-    StructField("change", StringType()),
-])
-RUNS_SCHEMA = StructType([
-    StructField("run_date", DateType()),
-    StructField("segment", StringType()),
-    StructField("level", StringType()),
-    StructField("members", LongType()),
-    StructField("adds", LongType()),
-    StructField("removes", LongType()),
-    StructField("export_file", StringType()),
-    StructField("export_adds", LongType()),
-    StructField("export_removes", LongType()),
-    StructField("skipped_no_consent", LongType()),
-    StructField("skipped_no_email", LongType()),
-])
-STATE_TABLES = {
-    tables.SEGMENT_MEMBERSHIP: MEMBERSHIP_SCHEMA,
-    tables.SEGMENT_CHANGES: CHANGES_SCHEMA,
-    tables.SEGMENT_EXPORTS: EXPORT_LOG_SCHEMA,
-    tables.SEGMENT_RUNS: RUNS_SCHEMA,
-}
+# The four tables' schemas, keys and partitioning are their specs in jobs.core.catalog.
+STATE_TABLES = (tables.SEGMENT_MEMBERSHIP, tables.SEGMENT_CHANGES, tables.SEGMENT_EXPORTS, tables.SEGMENT_RUNS)
+EXPORT_LOG_SCHEMA = SPECS[tables.SEGMENT_EXPORTS].schema
+RUNS_SCHEMA = SPECS[tables.SEGMENT_RUNS].schema
 
 
 def last_applied(spark: SparkSession, wh: tables.Warehouse) -> dt.date | None:
@@ -77,7 +41,7 @@ def rewind(spark: SparkSession, wh: tables.Warehouse, run_date: dt.date) -> None
 
 def replace_from(wh: tables.Warehouse, df: DataFrame, table: str, run_date: dt.date) -> None:
     """Replace every row of `table` dated `run_date` or later with `df` (all dated `run_date`)."""
-    schema = STATE_TABLES[table]
+    schema = SPECS[table].schema
     wh.replace_where(df.select(*[F.col(f.name).cast(f.dataType) for f in schema.fields]), table,
                      f"run_date >= '{run_date.isoformat()}'")
 

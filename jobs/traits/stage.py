@@ -105,8 +105,8 @@ def compute_traits(
 
 def run(ctx: JobContext, params: RunParams) -> StageResult:
     spark, wh = ctx.spark, ctx.warehouse
-    stream = wh.read_required(spark, tables.ACTIVITY_STREAM, made_by="activities")
-    customers = wh.read_required(spark, tables.SILVER_CUSTOMERS, made_by="stitch")
+    stream = wh.read(spark, tables.ACTIVITY_STREAM)
+    customers = wh.read(spark, tables.SILVER_CUSTOMERS)
     version = wh.version(spark, tables.TRAITS)
     wh.overwrite(compute_traits(stream, customers, ctx.config.traits, ctx.run_date), tables.TRAITS)
     rows = wh.operation_metrics_since(spark, tables.TRAITS, version).get("numOutputRows", 0)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.core.config import REPO_ROOT, load_config
+from jobs.core.config import load_config
 from jobs.core.errors import ConfigError
 from jobs.segments import operators
 from jobs.segments.settings import Rule, SegmentDefinition, default_definitions, parse_condition, rules_of
@@ -114,12 +114,10 @@ def test_definitions_compare_by_meaning_not_spelling():
     assert SegmentDefinition("s", {"bad": 1}) != SegmentDefinition("s", {"bad": 2})
 
 
-def test_the_defaults_are_spelled_canonically_and_equal_the_shipped_configs():
+def test_the_defaults_are_spelled_canonically():
     for definition in default_definitions():
         for rule in rules_of(definition.parsed_condition("c")):
             assert rule.written in operators.OPERATORS
-    for name in ("local.yml", "cluster.yml"):
-        assert load_config(REPO_ROOT / "conf" / name).segments.definitions == default_definitions()
 
 
 def test_a_config_in_the_canonical_spelling_loads(tmp_path: Path):

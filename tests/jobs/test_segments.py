@@ -16,7 +16,7 @@ from jobs.segments import conditions, evaluate
 from jobs.segments import stage as segments
 
 from jobs.core import tables
-from jobs.core.config import REPO_ROOT, load_config
+from jobs.core.config import load_config
 from jobs.core.errors import ConfigError, InputError
 from jobs.core.catalog import SPECS
 from jobs.segments.settings import (
@@ -126,11 +126,6 @@ def test_a_good_definition_loads_with_nested_conditions_and_dates(tmp_path):
 def test_run_date_relative_dates(kind, amount, run_date, expected):
     relative = parse_relative_date({kind: amount})
     assert relative.on(dt.date.fromisoformat(run_date)) == dt.date.fromisoformat(expected)
-
-
-@pytest.mark.parametrize("name", ["local.yml", "cluster.yml"])
-def test_shipped_configs_carry_the_default_segments(name):
-    assert load_config(REPO_ROOT / "conf" / name).segments == SegmentSettings()
 
 
 # ----------------------------------------------------------------------------------------------

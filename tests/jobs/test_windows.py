@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.core.config import REPO_ROOT, load_config
+from jobs.core.config import load_config
 from jobs.core.errors import ConfigError
-from jobs.traits.settings import TraitDefinition, TraitSettings, TraitWindow
+from jobs.traits.settings import TraitDefinition, TraitWindow
 from lens.calendar import RelativeDate, Window
 
 RUN_DATE = dt.date(2026, 3, 15)
@@ -53,11 +53,6 @@ def test_monthly_averages_over_quarters_and_years_count_their_months(tmp_path):
                      "{name: q, kind: sum, of: feature9, window: {unit: quarter, start: -4, end: -1}, monthly_average: true}",
                      "{name: y, kind: count, window: {unit: year, start: -2, end: -1}, monthly_average: true}")
     assert [t.window.canonical.calendar_months for t in loaded.computed] == [12, 24]
-
-
-@pytest.mark.parametrize("name", ["local.yml", "cluster.yml"])
-def test_shipped_configs_carry_the_default_traits(name):
-    assert load_config(REPO_ROOT / "conf" / name).traits == TraitSettings()
 
 
 def test_windows_that_differ_are_not_equal():

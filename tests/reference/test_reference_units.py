@@ -5,7 +5,6 @@ import datetime as dt
 import json
 from decimal import Decimal
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 
