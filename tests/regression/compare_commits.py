@@ -31,9 +31,10 @@ DAY2 = DAY1 + dt.timedelta(days=1)
 SKIP_FOLDERS = ("_runs", "_logs")
 
 
-def _sh(cmd: list[str], *, cwd: Path, log: Path) -> None:
-    tree = cmd[3]  # see c360(): Spark's Python workers must import the same checkout as the driver
-    env = {**os.environ, "PYTHONPATH": tree}
+def run_c360(tree: Path, *args: str, cwd: Path, log: Path) -> None:
+    """`c360 ARGS` with `tree`'s code; Spark's Python workers import the same checkout (PYTHONPATH)."""
+    cmd = c360(tree, *args)
+    env = {**os.environ, "PYTHONPATH": str(tree)}
     with open(log, "a") as fh:
         fh.write(f"$ {' '.join(cmd)}\n")
         fh.flush()
@@ -63,11 +64,11 @@ def c360(tree: Path, *args: str) -> list[str]:
 def generate_inputs(tree: Path, work: Path, log: Path) -> tuple[Path, Path]:
     day1, day2 = work / "input-day1", work / "input-day2"
     if not (day1 / "_manifest.json").is_file():
-        _sh(c360(tree, "generate", "--out", str(day1), "--profiles", "2000", "--days", "120", "--seed", "7",
-                 "--run-date", str(DAY1), "--force"), cwd=work, log=log)
+        run_c360(tree, "generate", "--out", str(day1), "--profiles", "2000", "--days", "120", "--seed", "7",
+                 "--run-date", str(DAY1), "--force", cwd=work, log=log)
     if not (day2 / "_manifest.json").is_file():
-        _sh(c360(tree, "generate", "--out", str(day2), "--profiles", "200", "--days", "1", "--seed", "8",
-                 "--run-date", str(DAY2), "--force"), cwd=work, log=log)
+        run_c360(tree, "generate", "--out", str(day2), "--profiles", "200", "--days", "1", "--seed", "8",
+                 "--run-date", str(DAY2), "--force", cwd=work, log=log)
     return day1, day2
 
 
@@ -77,7 +78,7 @@ def run_nights(tree: Path, label: str, inputs: tuple[Path, Path], work: Path, lo
     shutil.rmtree(warehouse, ignore_errors=True)
     snapshots = []
     for day, (date, raw) in enumerate(zip((DAY1, DAY2), inputs), 1):
-        _sh(c360(tree, "nightly", "--warehouse", str(warehouse), "--input", str(raw), "--run-date", str(date)),
+        run_c360(tree, "nightly", "--warehouse", str(warehouse), "--input", str(raw), "--run-date", str(date),
             cwd=work, log=log)
         snap = work / f"{label}-day{day}"
         shutil.rmtree(snap, ignore_errors=True)
