@@ -79,7 +79,7 @@ def run_nights(tree: Path, label: str, inputs: tuple[Path, Path], work: Path, lo
     snapshots = []
     for day, (date, raw) in enumerate(zip((DAY1, DAY2), inputs), 1):
         run_c360(tree, "nightly", "--warehouse", str(warehouse), "--input", str(raw), "--run-date", str(date),
-            cwd=work, log=log)
+                 cwd=work, log=log)
         snap = work / f"{label}-day{day}"
         shutil.rmtree(snap, ignore_errors=True)
         shutil.copytree(warehouse, snap, ignore=shutil.ignore_patterns(*SKIP_FOLDERS))
