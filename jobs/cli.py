@@ -232,6 +232,53 @@ def _first_line(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def _python_logging_to(log_file: Path) -> None:
+    """Python's logging goes to the log too. py4j logs a dead JVM's connection errors with tracebacks
+    on the root logger (`logging.exception`), which, with no handler, sets itself up on the terminal."""
+    import logging
+
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+
+
+def _driver_jvm_exit() -> int | None:
+    """The exit status of the driver JVM PySpark started, once it has exited; None while it runs, or
+    when Python did not start it (spark-submit starts Python from the JVM)."""
+    if "pyspark" not in sys.modules:
+        return None
+    from pyspark import SparkContext
+
+    proc = getattr(SparkContext._gateway, "proc", None)
+    return None if proc is None else proc.poll()
+
+
+def _failure_message(command: str, exc: BaseException, ctx, log_file: Path | None, log_start: int) -> str:
+    """One paragraph for a failure that is not bad input: what died, in which stage, the log, the
+    setting to raise (jobs.core.failures); else the error's first line and the log."""
+    from jobs.core.errors import StageFailed
+    from jobs.core.failures import MemorySettings, diagnose, read_tail
+
+    stage = exc.stage if isinstance(exc, StageFailed) else None
+    cause = exc.__cause__ if isinstance(exc, StageFailed) and exc.__cause__ is not None else exc
+    failure = None
+    if ctx is not None:
+        spark = ctx.config.spark
+        memory = MemorySettings(config_file=ctx.config.source, local=str(spark.master or "").startswith("local"),
+                                driver_memory=spark.driver_memory or "Spark's default, 1g",
+                                executor_memory=spark.conf.get("spark.executor.memory"))
+        failure = diagnose(f"{type(cause).__name__}: {cause}", read_tail(log_file, start=log_start), memory,
+                           jvm_exit=_driver_jvm_exit())
+    if failure is not None:
+        return failure.paragraph(command, stage, log_file)
+    where = f" during stage {stage}" if stage else ""
+    details = f" (full details in {log_file})" if log_file else ""
+    return f"c360 {command}: failed{where}: {_first_line(cause)}{details}"
+
+
 def main(argv: list[str] | None = None) -> int:
     from jobs.core.errors import C360Error
     from lens.errors import LensError
@@ -240,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command: Command = args._command
     log_file: Path | None = None
+    log_start = 0
     ctx = None
     started = time.monotonic()
     try:
@@ -249,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
             from jobs.core.session import LOG_FILE_ENV
 
             log_file = ctx.warehouse.root / "_logs" / f"{args.command}-{ctx.run_date}.log"
+            log_start = log_file.stat().st_size if log_file.is_file() else 0
             divert_jvm_output(log_file)
+            _python_logging_to(log_file)
             # Spark's log4j writes here too (conf/log4j2.properties; jobs.core.session routes it).
             os.environ[LOG_FILE_ENV] = str(log_file)
         result = command.handle(ctx, args)
@@ -263,9 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"c360 {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # Spark/JVM failures: one line here, the whole trace in the log
-        where = f" (full details in {log_file})" if log_file else ""
-        print(f"c360 {args.command}: failed: {_first_line(exc)}{where}", file=sys.stderr)
+    except Exception as exc:  # Spark/JVM failures: one paragraph here, the whole trace in the log
+        print(_failure_message(args.command, exc, ctx, log_file, log_start), file=sys.stderr)
         if log_file is not None:
             import traceback
 
@@ -274,7 +323,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     finally:
         if ctx is not None and ctx.has_spark:
-            ctx.spark.stop()
+            try:
+                ctx.spark.stop()
+            except Exception:  # the JVM may be gone already; its failure has been reported
+                pass
 
 
 if __name__ == "__main__":

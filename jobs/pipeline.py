@@ -17,6 +17,7 @@ from typing import Callable
 
 from jobs.core import tables
 from jobs.core.context import JobContext, RunParams, StageResult
+from jobs.core.errors import C360Error, StageFailed
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,12 @@ def run_nightly(ctx: JobContext, params: RunParams,
     for i, step in enumerate(NIGHTLY, 1):
         progress(f"[{i}/{len(NIGHTLY)}] {step.name} ...")
         t0 = time.monotonic()
-        result = step.run(ctx, params)
+        try:
+            result = step.run(ctx, params)
+        except C360Error:
+            raise
+        except Exception as exc:
+            raise StageFailed(step.name) from exc
         result.seconds = round(time.monotonic() - t0, 1)
         report["stages"][step.name] = result.to_json()
         progress(f"      {format_result(step.name, result)} ({result.seconds}s)")

@@ -13,3 +13,12 @@ class ConfigError(C360Error):
 
 class InputError(C360Error):
     """Raw input is missing or unreadable; the message names the file or folder."""
+
+
+class StageFailed(Exception):
+    """A nightly stage failed for a reason that is not bad input (Spark, the JVM, a bug); the cause is
+    `__cause__`. Carries the stage's name so the CLI can say where the night stopped."""
+
+    def __init__(self, stage: str):
+        super().__init__(f"stage {stage} failed")
+        self.stage = stage

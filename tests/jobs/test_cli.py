@@ -89,3 +89,89 @@ def test_offline_run_and_spark_failure_stay_off_the_terminal(tmp_path):
     assert_clean_terminal(broken)
     log = wh / "_logs" / "ingest-2026-01-02.log"
     assert "Traceback" in log.read_text()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process under `pid` (from /proc), children first."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found.extend(children)
+        frontier = children
+    return found
+
+
+def _is_java(pid: int) -> bool:
+    try:
+        return b"java" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return False
+
+
+def test_a_jvm_that_dies_mid_night_ends_in_one_paragraph_and_exit_1(tmp_path):
+    """The JVM killed during a stage (as the kernel's out-of-memory killer does): the user sees what
+    died, in which stage, the log and the setting to raise, in one paragraph; exit status 1."""
+    import os
+    import signal
+    import time
+
+    events = tmp_path / "in" / "events"
+    events.mkdir(parents=True)
+    line = {"messageId": "m1", "type": "track", "event": "X", "userId": "u", "timestamp": "2026-01-01T00:00:00Z"}
+    (events / "a.jsonl").write_text(json.dumps(line) + "\n")
+    wh = tmp_path / "wh"
+    proc = subprocess.Popen([C360, "nightly", "--input", str(tmp_path / "in"), "--warehouse", str(wh),
+                             "--run-date", "2026-01-01"], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    printed = []
+    for out_line in proc.stdout:
+        printed.append(out_line)
+        if out_line.startswith("[2/7] stitch"):
+            jvms = [pid for pid in _descendants(proc.pid) if _is_java(pid)]
+            assert len(jvms) == 1, jvms
+            os.kill(jvms[0], signal.SIGKILL)
+            break
+    else:
+        pytest.fail("the nightly never reached stitch:\n" + "".join(printed) + proc.stderr.read())
+    started = time.monotonic()
+    stdout, stderr = proc.communicate(timeout=120)
+    assert time.monotonic() - started < 60
+    assert proc.returncode == 1, stderr
+    log = wh / "_logs" / "nightly-2026-01-01.log"
+    assert stderr == (
+        "c360 nightly: failed during stage stitch: the Spark JVM was killed by signal 9 (SIGKILL) while the stage "
+        "was running, with no error from Spark itself (the operating system kills the largest process when the "
+        "machine runs out of memory). "
+        f"The full log is {log}. Check the machine's free memory (dmesg shows the kernel's out-of-memory kills); "
+        f"spark.driver_memory in {REPO_ROOT / 'conf' / 'local.yml'} (now 4g) must fit in it with room for Python.\n")
+    assert_clean_terminal(subprocess.CompletedProcess(proc.args, proc.returncode, "".join(printed) + stdout, stderr))
+    assert "Traceback" in log.read_text()
+
+
+def test_a_heap_that_runs_out_names_the_setting_to_raise(tmp_path):
+    """A real java.lang.OutOfMemoryError: one 250 MB event line in a 512 MB driver."""
+    events = tmp_path / "in" / "events"
+    events.mkdir(parents=True)
+    line = {"messageId": "m1", "type": "track", "event": "X", "userId": "u", "timestamp": "2026-01-01T00:00:00Z",
+            "properties": {"note": "x" * (250 * 1024 * 1024)}}
+    (events / "big.jsonl").write_text(json.dumps(line) + "\n")
+    config = tmp_path / "small.yml"
+    config.write_text("spark:\n  driver_memory: 512m\n")
+    wh = tmp_path / "wh"
+    proc = c360("nightly", "--input", str(tmp_path / "in"), "--warehouse", str(wh), "--config", str(config),
+                "--run-date", "2026-01-01")
+    (events / "big.jsonl").unlink()
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == (
+        "c360 nightly: failed during stage ingest: the Spark JVM ran out of memory (java.lang.OutOfMemoryError: "
+        f"Java heap space). The full log is {wh / '_logs' / 'nightly-2026-01-01.log'}. Raise spark.driver_memory in "
+        f"{config} (now 512m; in local mode it is the memory of every task), or lower "
+        "spark.conf.spark.sql.files.maxPartitionBytes so each task reads less.\n")
+    assert_clean_terminal(proc)
