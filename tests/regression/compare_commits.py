@@ -96,24 +96,32 @@ def export_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in exports.rglob("*") if p.is_file()) if exports.exists() else []
 
 
-def sortable(df, root: str):
+def sortable(df, root: str | tuple[str, ...]):
     """chispa sorts rows to ignore their order; binary values and maps do not sort, so compare
     binary as hex and a map as the JSON of its entries sorted by key (a map has no order); and it
     sorts by names unquoted, so lens answers' dotted column names (entity.member) are renamed. Text
-    that names the warehouse's own folder (gold/segment_runs.export_file) reads <warehouse>."""
+    that names the warehouse's own folder (gold/segment_runs.export_file) reads <warehouse>; `root`
+    may be several folders (a warehouse copied from another names both)."""
     from pyspark.sql import functions as F
 
     df = df.toDF(*[c.replace(".", "__") for c in df.columns])
 
     kinds = {f.name: f.dataType.typeName() for f in df.schema.fields}
+
+    def anonymous(column: str):
+        value = F.col(column)
+        for folder in (root,) if isinstance(root, str) else root:
+            value = F.replace(value, F.lit(folder), F.lit("<warehouse>"))
+        return value
+
     return df.withColumns({
         **{c: F.hex(c) for c, k in kinds.items() if k == "binary"},
         **{c: F.to_json(F.array_sort(F.map_entries(c))) for c, k in kinds.items() if k == "map"},
-        **{c: F.replace(c, F.lit(root), F.lit("<warehouse>")) for c, k in kinds.items() if k == "string"},
+        **{c: anonymous(c) for c, k in kinds.items() if k == "string"},
     })
 
 
-def compare(spark, base: Path, head: Path, roots: tuple[str, str]) -> list[str]:
+def compare(spark, base: Path, head: Path, roots: tuple[str | tuple[str, ...], str | tuple[str, ...]]) -> list[str]:
     """Differences between two warehouses, one line each (empty when they are equal)."""
     from chispa import assert_df_equality
 
