@@ -57,7 +57,6 @@ def diagnose(error_text: str, log_text: str, memory: MemorySettings, jvm_exit: i
     JVM's exit status when Python started it and it has exited (negative: killed by that signal)."""
     text = f"{error_text}\n{log_text}"
     heap = HEAP.search(text)
-    lost = EXECUTOR_LOST.search(text)
     if heap is not None:
         kind = heap.group(1).strip() or "out of memory"
         if memory.local:
@@ -71,6 +70,7 @@ def diagnose(error_text: str, log_text: str, memory: MemorySettings, jvm_exit: i
             f"Raise spark.conf.spark.executor.memory in {memory.config_file} (now "
             f"{memory.executor_memory or 'the cluster default'}) or spark-submit --driver-memory if the "
             f"driver died (the log says which).")
+    lost = EXECUTOR_LOST.search(text)
     if lost is not None:
         return Failure(
             f"Spark lost an executor ({lost.group(0).strip()[:FIRST_LINE_CHARS]})",

@@ -34,6 +34,17 @@ def assert_clean_terminal(proc: subprocess.CompletedProcess) -> None:
             assert noise not in stream, f"{noise!r} reached the terminal:\n{stream}"
 
 
+def one_event_input(tmp_path: Path, **properties) -> Path:
+    """An input folder (`tmp_path/in`) with one valid track event, with these properties if any."""
+    events = tmp_path / "in" / "events"
+    events.mkdir(parents=True)
+    line = {"messageId": "m1", "type": "track", "event": "X", "userId": "u", "timestamp": "2026-01-01T00:00:00Z"}
+    if properties:
+        line["properties"] = properties
+    (events / "a.jsonl").write_text(json.dumps(line) + "\n")
+    return tmp_path / "in"
+
+
 def test_unknown_config_key_exits_2(tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text("spark:\n  shuffle_partitons: 4\n")
@@ -67,12 +78,9 @@ def test_warehouse_that_is_a_file_exits_2(tmp_path):
 def test_offline_run_and_spark_failure_stay_off_the_terminal(tmp_path):
     """With no network at all, a session starts (jars are local); when Spark then fails on a broken
     Delta table, the user sees one line naming the log, and the log holds the JVM trace."""
-    events = tmp_path / "in" / "events"
-    events.mkdir(parents=True)
-    line = {"messageId": "m1", "type": "track", "event": "X", "userId": "u", "timestamp": "2026-01-01T00:00:00Z"}
-    (events / "a.jsonl").write_text(json.dumps(line) + "\n")
+    raw = one_event_input(tmp_path)
     wh = tmp_path / "wh"
-    ok = c360("ingest", "--input", str(tmp_path / "in"), "--warehouse", str(wh), "--run-date", "2026-01-01", offline=True)
+    ok = c360("ingest", "--input", str(raw), "--warehouse", str(wh), "--run-date", "2026-01-01", offline=True)
     if ok.returncode != 0 and "unshare failed" in ok.stderr:
         pytest.skip("network namespaces are not permitted here")
     assert ok.returncode == 0, ok.stderr
@@ -82,7 +90,7 @@ def test_offline_run_and_spark_failure_stay_off_the_terminal(tmp_path):
     # Corrupt the bronze table's log: Spark fails deep in the JVM.
     for commit in (wh / "bronze" / "events" / "_delta_log").glob("*.json"):
         commit.write_text("{not json")
-    broken = c360("ingest", "--input", str(tmp_path / "in"), "--warehouse", str(wh), "--run-date", "2026-01-02", offline=True)
+    broken = c360("ingest", "--input", str(raw), "--warehouse", str(wh), "--run-date", "2026-01-02", offline=True)
     assert broken.returncode == 1
     assert broken.stderr.startswith("c360 ingest: failed: ")
     assert broken.stderr.count("\n") == 1
@@ -122,12 +130,9 @@ def test_a_jvm_that_dies_mid_night_ends_in_one_paragraph_and_exit_1(tmp_path):
     import signal
     import time
 
-    events = tmp_path / "in" / "events"
-    events.mkdir(parents=True)
-    line = {"messageId": "m1", "type": "track", "event": "X", "userId": "u", "timestamp": "2026-01-01T00:00:00Z"}
-    (events / "a.jsonl").write_text(json.dumps(line) + "\n")
+    raw = one_event_input(tmp_path)
     wh = tmp_path / "wh"
-    proc = subprocess.Popen([C360, "nightly", "--input", str(tmp_path / "in"), "--warehouse", str(wh),
+    proc = subprocess.Popen([C360, "nightly", "--input", str(raw), "--warehouse", str(wh),
                              "--run-date", "2026-01-01"], cwd=REPO_ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     printed = []
@@ -157,17 +162,13 @@ def test_a_jvm_that_dies_mid_night_ends_in_one_paragraph_and_exit_1(tmp_path):
 
 def test_a_heap_that_runs_out_names_the_setting_to_raise(tmp_path):
     """A real java.lang.OutOfMemoryError: one 250 MB event line in a 512 MB driver."""
-    events = tmp_path / "in" / "events"
-    events.mkdir(parents=True)
-    line = {"messageId": "m1", "type": "track", "event": "X", "userId": "u", "timestamp": "2026-01-01T00:00:00Z",
-            "properties": {"note": "x" * (250 * 1024 * 1024)}}
-    (events / "big.jsonl").write_text(json.dumps(line) + "\n")
+    raw = one_event_input(tmp_path, note="x" * (250 * 1024 * 1024))
     config = tmp_path / "small.yml"
     config.write_text("spark:\n  driver_memory: 512m\n")
     wh = tmp_path / "wh"
-    proc = c360("nightly", "--input", str(tmp_path / "in"), "--warehouse", str(wh), "--config", str(config),
+    proc = c360("nightly", "--input", str(raw), "--warehouse", str(wh), "--config", str(config),
                 "--run-date", "2026-01-01")
-    (events / "big.jsonl").unlink()
+    (raw / "events" / "a.jsonl").unlink()
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr == (
         "c360 nightly: failed during stage ingest: the Spark JVM ran out of memory (java.lang.OutOfMemoryError: "
