@@ -223,8 +223,17 @@ def make_context(args: argparse.Namespace):
     return JobContext(config=config, run_date=run_date)
 
 
+def _error_text(exc: BaseException) -> str:
+    """The error's text. A Py4JJavaError asks the JVM for it, and raises if that JVM has died (the
+    log and the JVM's exit status then say what happened), so this never raises."""
+    try:
+        return str(getattr(exc, "desc", None) or exc)
+    except Exception:  # noqa: BLE001 - any failure to describe the error must not hide the error
+        return f"{type(exc).__name__} (its message could not be read: the Spark JVM has exited)"
+
+
 def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "desc", None) or exc).strip()
+    text = _error_text(exc).strip()
     for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith(("at ", "JVM stacktrace", "Traceback")):
@@ -270,7 +279,7 @@ def _failure_message(command: str, exc: BaseException, ctx, log_file: Path | Non
         memory = MemorySettings(config_file=ctx.config.source, local=str(spark.master or "").startswith("local"),
                                 driver_memory=spark.driver_memory or "Spark's default, 1g",
                                 executor_memory=spark.conf.get("spark.executor.memory"))
-        failure = diagnose(f"{type(cause).__name__}: {cause}", read_tail(log_file, start=log_start), memory,
+        failure = diagnose(f"{type(cause).__name__}: {_error_text(cause)}", read_tail(log_file, start=log_start), memory,
                            jvm_exit=_driver_jvm_exit())
     if failure is not None:
         return failure.paragraph(command, stage, log_file)

@@ -18,6 +18,8 @@ from pathlib import Path
 LOG_TAIL_BYTES = 2_000_000
 FIRST_LINE_CHARS = 300
 SIGKILL = 9
+# Spark's exit status for a JVM that died of an OutOfMemoryError (org.apache.spark.util.SparkExitCode.OOM).
+SPARK_OOM_EXIT = 52
 
 HEAP = re.compile(r"java\.lang\.OutOfMemoryError: ?([^\n\r]*)")
 EXECUTOR_LOST = re.compile(
@@ -57,8 +59,8 @@ def diagnose(error_text: str, log_text: str, memory: MemorySettings, jvm_exit: i
     JVM's exit status when Python started it and it has exited (negative: killed by that signal)."""
     text = f"{error_text}\n{log_text}"
     heap = HEAP.search(text)
-    if heap is not None:
-        kind = heap.group(1).strip() or "out of memory"
+    if heap is not None or jvm_exit == SPARK_OOM_EXIT:
+        kind = (heap.group(1).strip() if heap is not None else "") or "out of memory"
         if memory.local:
             return Failure(
                 f"the Spark JVM ran out of memory (java.lang.OutOfMemoryError: {kind})",

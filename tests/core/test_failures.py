@@ -49,6 +49,13 @@ def test_a_dead_jvm_without_an_error_in_its_log_was_killed():
     assert diagnose("Py4JError: io does not exist in the JVM", log, LOCAL) is None   # a jar missing, say
 
 
+def test_a_jvm_that_exited_with_sparks_out_of_memory_status_ran_out_of_memory():
+    # Spark's uncaught-exception handler exits with 52 on an OutOfMemoryError, even when the log lost it
+    failure = diagnose("Py4JJavaError (its message could not be read)", "", LOCAL, jvm_exit=52)
+    assert failure.what == "the Spark JVM ran out of memory (java.lang.OutOfMemoryError: out of memory)"
+    assert diagnose("Py4JJavaError: x", "", LOCAL, jvm_exit=1).what.startswith("the Spark JVM exited with status 1 ")
+
+
 def test_on_a_cluster_the_executor_settings_are_named():
     assert diagnose(PY4J_HEAP, "", CLUSTER).advice.startswith(
         "Raise spark.conf.spark.executor.memory in conf/cluster.yml (now 6g)")

@@ -176,3 +176,25 @@ def test_a_heap_that_runs_out_names_the_setting_to_raise(tmp_path):
         f"{config} (now 512m; in local mode it is the memory of every task), or lower "
         "spark.conf.spark.sql.files.maxPartitionBytes so each task reads less.\n")
     assert_clean_terminal(proc)
+
+
+class _DeadJvmError(Exception):
+    """Like a Py4JJavaError whose JVM has exited: reading its message asks that JVM, and fails."""
+
+    def __str__(self) -> str:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+
+def test_an_error_whose_message_needs_a_dead_jvm_is_still_reported():
+    from jobs.cli import _failure_message
+    from jobs.core.errors import StageFailed
+
+    try:
+        try:
+            raise _DeadJvmError()
+        except _DeadJvmError as cause:
+            raise StageFailed("ingest") from cause
+    except StageFailed as exc:
+        message = _failure_message("nightly", exc, None, Path("/w/_logs/nightly.log"), 0)
+    assert message == ("c360 nightly: failed during stage ingest: _DeadJvmError (its message could not be read: "
+                       "the Spark JVM has exited) (full details in /w/_logs/nightly.log)")
