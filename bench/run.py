@@ -34,7 +34,7 @@ def generated_input(scale: str) -> Path:
     cmd = [str(c360), "generate", "--out", str(out), "--profiles", str(SCALES[scale]), "--days", str(DAYS),
            "--seed", str(SEED), "--run-date", str(RUN_DATE), "--force"]
     print("generating:", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, stdout=sys.stdout, stderr=sys.stderr)  # the terminal, not the JVM log
     return out
 
 
@@ -44,8 +44,12 @@ def scale_of(data: Path) -> str:
 
 
 def bench_spark():
+    """The bench's session; Spark's log lines go to bench/work/_logs/bench.log, as c360's go to _logs/."""
     from jobs.core.config import SparkSettings
-    from jobs.core.session import build_spark
+    from jobs.core.console import divert_jvm_output
+    from jobs.core.session import LOG_FILE_ENV, build_spark
+
+    os.environ[LOG_FILE_ENV] = str(divert_jvm_output(WORK / "_logs" / "bench.log"))
 
     settings = SparkSettings(master="local[2]", app_name="c360-bench", shuffle_partitions=4, driver_memory="8g",
                              conf={"spark.ui.enabled": "false"})
@@ -217,7 +221,7 @@ def next_day_input(scale: str) -> Path:
     cmd = [str(c360), "generate", "--out", str(out), "--profiles", str(SCALES[scale] // 100), "--days", "1",
            "--seed", str(SEED + 1), "--run-date", str(RUN_DATE + dt.timedelta(days=1)), "--force"]
     print("generating:", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, stdout=sys.stdout, stderr=sys.stderr)  # the terminal, not the JVM log
     return out
 
 

@@ -45,9 +45,12 @@ def delta_tables(root: Path) -> list[Path]:
 
 def read_with_delta_rs(path: Path):
     """The whole table through delta-rs and Arrow, every string checked and decoded."""
+    import pyarrow as pa
     from deltalake import DeltaTable
 
-    table = DeltaTable(str(path)).to_pyarrow_table()
+    # scan() is delta-rs's kernel reader, which applies deletion vectors (silver/activity_stream has
+    # them on); to_pyarrow_table() refuses any table with that reader feature
+    table = pa.table(DeltaTable(str(path)).scan())
     table.validate(full=True)  # Arrow's own check: string columns must be valid UTF-8
     table.to_pylist()          # and Python must be able to decode them
     return table

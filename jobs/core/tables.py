@@ -94,6 +94,20 @@ class Warehouse:
         builder.execute()
         return True
 
+    def ensure_properties(self, spark: SparkSession, spec: TableSpec | str) -> list[str]:
+        """Give an existing table the properties its spec lists and it lacks (a table written before
+        they were in the spec, or first written by an overwrite, which sets none); returns the keys
+        set. One ALTER TABLE commit when any is missing, none otherwise."""
+        spec = self._spec(spec)
+        if not spec.properties or not self.exists(spark, spec.name):
+            return []
+        current = self.delta(spark, spec.name).detail().first()["properties"] or {}
+        missing = {key: value for key, value in spec.properties.items() if current.get(key) != value}
+        if missing:
+            assignments = ", ".join(f"'{key}' = '{value}'" for key, value in sorted(missing.items()))
+            spark.sql(f"ALTER TABLE delta.`{self.path(spec.name)}` SET TBLPROPERTIES ({assignments})")
+        return sorted(missing)
+
     @staticmethod
     def _spec(spec: TableSpec | str) -> TableSpec:
         if isinstance(spec, TableSpec):

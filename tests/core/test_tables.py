@@ -111,6 +111,20 @@ def test_create_a_registered_table_by_name(spark, warehouse_dir):
     assert wh.read(spark, tables.BRONZE_EVENTS).schema == SPECS[tables.BRONZE_EVENTS].schema
 
 
+def test_ensure_properties_gives_an_existing_table_what_its_spec_lists(spark, warehouse_dir):
+    wh = Warehouse(warehouse_dir)
+    assert wh.ensure_properties(spark, TINY) == []  # no table yet: nothing to do
+    # written by an overwrite, as the activity stream's full build writes it: no properties
+    wh.overwrite(spark.createDataFrame([("a", 1, dt.date(2026, 1, 1))], TINY.schema), TINY.name)
+    assert detail(spark, wh, TINY.name)["properties"] == {}
+    assert wh.ensure_properties(spark, TINY) == ["delta.appendOnly", "delta.dataSkippingStatsColumns"]
+    assert detail(spark, wh, TINY.name)["properties"] == dict(TINY.properties)
+    version = wh.version(spark, TINY.name)
+    assert wh.ensure_properties(spark, TINY) == []  # already set: no commit
+    assert wh.version(spark, TINY.name) == version
+    assert wh.read(spark, TINY.name).count() == 1
+
+
 def test_create_refuses_a_table_without_a_fixed_schema_or_a_spec(spark, warehouse_dir):
     wh = Warehouse(warehouse_dir)
     with pytest.raises(ValueError, match="decided at run time"):

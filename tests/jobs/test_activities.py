@@ -229,16 +229,17 @@ def test_merge_rewrites_only_the_rows_of_merged_customers(spark, make_ctx):
         track("u1-order", "Order Placed", "2026-01-09 12:00", user="u1", properties=ORDER_LINE, run_date=D1),
         track("u2-order-1", "Order Placed", "2026-01-09 09:00", user="u2", properties=ORDER_LINE, run_date=D1),
         track("u2-order-2", "Order Placed", "2026-01-09 10:00", user="u2", properties=ORDER_LINE, run_date=D1),
+        track("u3-order", "Order Placed", "2026-01-09 11:00", user="u3", properties=ORDER_LINE, run_date=D1),
     ]
     login = [event("login", "identify", "2026-01-10 09:00", user="u1", anon="a1", run_date=D2)]
-    before_login = identity_map(spark, {"C1": ["u1"], "C2": ["u2"]}, anonymous={"CA": ["a1"]})
-    after_login = identity_map(spark, {"C1": ["u1"], "C2": ["u2"]}, anonymous={"C1": ["a1"]})
+    before_login = identity_map(spark, {"C1": ["u1"], "C2": ["u2"], "C3": ["u3"]}, anonymous={"CA": ["a1"]})
+    after_login = identity_map(spark, {"C1": ["u1"], "C2": ["u2"], "C3": ["u3"]}, anonymous={"C1": ["a1"]})
 
     # day 1 as the stage would write it, but one file per customer group so files can be tracked
     ctx1 = make_ctx(D1)
     write_inputs(ctx1, day1, before_login)
     day1_stream = stream_of(spark, day1, before_login)
-    ctx1.warehouse.overwrite(day1_stream.filter("entity_id IN ('CA', 'C1')").coalesce(1), tables.ACTIVITY_STREAM)
+    ctx1.warehouse.overwrite(day1_stream.filter("entity_id IN ('CA', 'C1', 'C3')").coalesce(1), tables.ACTIVITY_STREAM)
     ctx1.warehouse.append(day1_stream.filter("entity_id = 'C2'").coalesce(1), tables.ACTIVITY_STREAM)
     # pinned to this version: reads of the table after the merge must not see it change
     path = ctx1.warehouse.path(tables.ACTIVITY_STREAM)
@@ -277,7 +278,18 @@ def test_merge_rewrites_only_the_rows_of_merged_customers(spark, make_ctx):
     m = result.metrics
     assert (m["mode"], m["rows_inserted"], m["rows_deleted"], m["rows_updated"]) == ("merge", inserted, deleted, updated)
     assert (inserted, deleted, updated) == (1, 1, 1)  # anon-order moves CA -> C1; u1-order becomes 2nd
-    assert m["rows_copied"] == 0 and m["files_rewritten"] == 1
+    # deletion vectors: the file of CA, C1 and C3 keeps C3's row and marks the two replaced rows
+    # deleted; nothing is copied, no file is rewritten
+    assert (m["rows_copied"], m["files_rewritten"], m["deletion_vectors_added"]) == (0, 0, 1)
+    shared_file = before.filter("entity_id = 'C3'").select("file_path").first()[0]
+    assert shared_file in live_files
+
+    # a reader that is not Spark sees the same rows: delta-rs applies the deletion vector
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    read_by_delta_rs = spark.createDataFrame(pa.table(DeltaTable(path).scan()).select(["activity_uuid"]).to_pylist())
+    assert_df_equality(read_by_delta_rs, after.select("activity_uuid"), ignore_row_order=True, ignore_nullable=True)
 
 
 def test_new_member_sees_earlier_group_events_unread_days_are_read_and_rerun_changes_nothing(spark, make_ctx):
