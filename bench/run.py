@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from bench.harness import WORK, Comparison, memory_meta, paired, write_results
+from jobs.core.steps import STEP_NOTE
 
 # benchmarks.md: customers per scale; ~20 events per customer.
 SCALES = {"S": 10_000, "M": 200_000, "L": 1_000_000}
@@ -248,6 +249,11 @@ def b3_incremental(spark, data: Path, pairs: int) -> Comparison:
     cmp.extra["new lines"] = f"{lines:,}"
     for label, report in reports.items():
         cmp.extra[f"{label} stage seconds"] = ", ".join(f"{n} {st['seconds']}" for n, st in report["stages"].items())
+    for label, report in reports.items():
+        # the stitch stage's own split of its time (its summary note "seconds: evidence 3.1, ...")
+        steps = [n for n in report["stages"]["stitch"].get("notes", []) if n.startswith(STEP_NOTE)]
+        if steps:
+            cmp.extra[f"{label} stitch steps (s)"] = steps[0].removeprefix(STEP_NOTE)
     return cmp
 
 

@@ -17,6 +17,8 @@ from pyspark.sql import functions as F
 
 # The order activities (activity names of silver/activity_stream).
 from jobs.metric_names import ORDER_ID, ORDER_INVOICED, ORDER_NO, ORDER_PLACED, ORDER_REJECTED  # noqa: F401
+# The activities that carry an order_id (silver/activity_daily keeps their order numbers per day).
+ORDER_ACTIVITIES = (ORDER_PLACED, ORDER_REJECTED, ORDER_INVOICED)
 # Where an order activity carries its order_id and order_value (conf activities.mappings fills them).
 ORDER_ID_SLOT = "feature1"
 ORDER_VALUE_SLOT = "feature9"
@@ -53,9 +55,20 @@ def numeric(column: str) -> Column:
     return F.col(column).try_cast("double")
 
 
+def exact_decimal_sum(value: Column) -> Column:
+    """sum(value) as an EXACT_DECIMAL: partial sums (silver/activity_daily) add up to the same total."""
+    return F.sum(value.try_cast(EXACT_DECIMAL))
+
+
 def exact_sum(value: Column) -> Column:
     """sum(value) computed exactly (see EXACT_DECIMAL), returned as a double."""
-    return F.sum(value.try_cast(EXACT_DECIMAL)).cast("double")
+    return exact_decimal_sum(value).cast("double")
+
+
+def distinct_count_of_lists(lists: Column) -> Column:
+    """count(DISTINCT x) over the elements of every array aggregated (nulls skipped), as a long:
+    the distinct order numbers of a customer's days (silver/activity_daily.order_numbers)."""
+    return F.size(F.array_distinct(F.flatten(F.collect_list(lists)))).cast("long")
 
 
 def exact_avg(value: Column) -> Column:

@@ -44,7 +44,8 @@ RESULT = "lens_r"
 # DECIMAL and returned as a double, so it comes out as the stored decimals would (5373.64, not
 # 5373.639999999999) and does not depend on the order Spark adds the rows in. The same scale as
 # gold/rfm's monetary (jobs.metrics.EXACT_DECIMAL imports it), so the two agree to the last digit.
-SUM_DECIMAL = "DECIMAL(38, 9)"
+SUM_DECIMAL_PRECISION, SUM_DECIMAL_SCALE = 38, 9
+SUM_DECIMAL = f"DECIMAL({SUM_DECIMAL_PRECISION}, {SUM_DECIMAL_SCALE})"
 
 
 @dataclass(frozen=True)

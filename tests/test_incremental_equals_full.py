@@ -8,6 +8,7 @@ incremental run hard:
 - merges through new edges: an anonymous visitor of an earlier night identifies as a known user, or
   an `alias` joins two known users;
 - late events (timestamps days before the run date) and events of customers idle for nights;
+- another line of an order placed on an earlier night (the order spans two days);
 - replays of earlier nights' lines (duplicates) and a malformed line (quarantine);
 - group changes: users joining households, group events.
 
@@ -114,6 +115,12 @@ def night_lines(world: World, day: dt.date, index: int) -> list[str]:
             event = rng.choice(["Order Rejected", "Order Invoiced"])
             out.append(_message(world, "track", day, userId=user, event=event,
                                 properties={"order_id": f"{order_id}-1", "order_value": 10.5}))
+        # one more line of an earlier night's order: the order now has lines on two days, and
+        # counts once in frequency and the order traits (silver/activity_daily's order numbers)
+        if world.orders[:-3]:
+            user, order_id = rng.choice(world.orders[:-3])
+            out.append(_message(world, "track", day, userId=user, event="Order Placed",
+                                properties={"order_id": f"{order_id}-9", "product_id": "SKU099", "order_value": 7.25}))
         # a merge through a new edge: an earlier anonymous visitor identifies as a known user ...
         if world.anon_only[:-2]:
             anon = world.anon_only.pop(rng.randrange(len(world.anon_only) - 2))

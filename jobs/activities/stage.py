@@ -33,6 +33,7 @@ from pyspark.sql.types import MapType, StringType
 from jobs.core import tables
 from jobs.core.catalog import SPECS
 from jobs.groups import stage as groups
+from jobs.activities import daily
 from jobs.activities.settings import FEATURE_SLOTS, ActivityMapping, ActivitySettings
 from jobs.core.context import JobContext, RunParams, StageResult
 from jobs.identity.identifiers import ANONYMOUS_ID, EMAIL, PHONE, USER_ID, normalize_email, normalize_id
@@ -358,7 +359,9 @@ def _merge(spark, wh, stream, new_events, identity_map, members, run_date, versi
     merge_into_stream(wh.delta(spark, tables.ACTIVITY_STREAM), changes)
     # a MERGE that changes nothing commits nothing: then every count is 0
     merged = wh.operation_metrics_since(spark, tables.ACTIVITY_STREAM, version)
-    return {"mode": "merge", **{name: merged.get(key, 0) for key, name in MERGE_METRICS.items()}}
+    metrics = {"mode": "merge", **{name: merged.get(key, 0) for key, name in MERGE_METRICS.items()}}
+    # the customers whose rows changed (a deleted row names its old customer, an upsert its new one)
+    return metrics, changes.select("entity_id")
 
 
 def run(ctx: JobContext, params: RunParams) -> StageResult:
@@ -370,6 +373,8 @@ def run(ctx: JobContext, params: RunParams) -> StageResult:
     # a stream written before its spec asked for deletion vectors gets them now (one commit, once),
     # before anything reading the stream is cached (a commit recomputes those caches)
     wh.ensure_properties(spark, tables.ACTIVITY_STREAM)
+    # silver/activity_daily follows the stream's commits; one that missed any is rebuilt whole
+    daily_in_step = daily.stream_version_built_from(spark, wh) == wh.version(spark, tables.ACTIVITY_STREAM)
     with persisting() as reuse:
         members = reuse(groups.build_group_members(bronze, identity_map))
         full = params.rebuild or version < 0
@@ -383,8 +388,10 @@ def run(ctx: JobContext, params: RunParams) -> StageResult:
                 notes.append(f"rebuilt: {new_count:,} new activities against {stream_rows:,} rows in the stream")
         if full:
             metrics = _full_build(spark, wh, bronze, identity_map, members, settings, version, phone_region)
+            metrics.update(daily.rebuild_daily(spark, wh))
         else:
-            metrics = _merge(spark, wh, stream, new_events, identity_map, members, ctx.run_date, version)
+            metrics, changed_entities = _merge(spark, wh, stream, new_events, identity_map, members, ctx.run_date, version)
+            metrics.update(daily.refresh_daily(spark, wh, changed_entities) if daily_in_step else daily.rebuild_daily(spark, wh))
         metrics.update(groups.write_groups(spark, wh, groups.build_groups(bronze, phone_region), members))
     # files without nulls in entity_id are skipped by their statistics, so this reads little
     unresolved = wh.read(spark, tables.ACTIVITY_STREAM).filter(F.col("entity_id").isNull()).count()

@@ -22,6 +22,7 @@ from pyspark.sql.types import (
     ArrayType,
     BinaryType,
     DateType,
+    DecimalType,
     DoubleType,
     IntegerType,
     LongType,
@@ -35,6 +36,7 @@ from pyspark.sql.types import (
 from jobs.activities.settings import FEATURE_SLOTS
 from jobs.core import table_names as t
 from jobs.core.table_names import CUSTOMER_COLUMNS
+from lens.plan import SUM_DECIMAL_PRECISION, SUM_DECIMAL_SCALE
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ def _schema(*fields: tuple[str, object]) -> StructType:
 
 STRING, DATE, TIMESTAMP = StringType(), DateType(), TimestampType()
 DELETION_VECTORS = "delta.enableDeletionVectors"
+# jobs.metrics.EXACT_DECIMAL (lens.plan.SUM_DECIMAL) as a Spark type: money summed exactly.
+EXACT_DECIMAL_TYPE = DecimalType(SUM_DECIMAL_PRECISION, SUM_DECIMAL_SCALE)
 
 # Evidence of an identifier or an edge (jobs.identity.evidence): min/max merged, so re-runs change nothing.
 _EVIDENCE = (
@@ -209,6 +213,30 @@ SPECS: dict[str, TableSpec] = {spec.name: spec for spec in (
         made_by="activities",
         # a night's MERGE marks the rows it replaces in a deletion vector instead of rewriting every
         # file that holds one (the stream is the biggest table; a night changes a sliver of it)
+        properties={DELETION_VECTORS: "true"},
+    ),
+    TableSpec(
+        t.ACTIVITY_DAILY,
+        _schema(
+            ("entity_id", STRING),                # never null: only attributed activities
+            ("activity_date", DATE),              # date(activity_ts), in the session's time zone (UTC)
+            ("activity", STRING),
+            ("activities", LongType()),           # rows of the stream that day
+            ("first_ts", TIMESTAMP),
+            ("last_ts", TIMESTAMP),
+            # exact sums (jobs.metrics.EXACT_DECIMAL) of revenue_impact and of the order value slot,
+            # null when no row had a number; min/max as doubles
+            ("revenue_sum", EXACT_DECIMAL_TYPE),
+            ("revenue_min", DoubleType()),
+            ("revenue_max", DoubleType()),
+            ("order_value_sum", EXACT_DECIMAL_TYPE),
+            ("order_value_min", DoubleType()),
+            ("order_value_max", DoubleType()),
+            # order activities only: the day's distinct order_no values, sorted (null otherwise)
+            ("order_numbers", ArrayType(STRING)),
+        ),
+        keys=("entity_id", "activity_date", "activity"),
+        made_by="activities",
         properties={DELETION_VECTORS: "true"},
     ),
     TableSpec(

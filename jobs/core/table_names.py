@@ -21,6 +21,8 @@ IDENTITY_ALIASES = "silver/identity_aliases"
 IDENTITY_ALIAS_EDGES = "silver/identity_alias_edges"
 SILVER_CUSTOMERS = "silver/customers"
 ACTIVITY_STREAM = "silver/activity_stream"
+# One row per customer, day and activity: the small aggregates rfm and traits read (jobs.activities.daily).
+ACTIVITY_DAILY = "silver/activity_daily"
 GROUPS = "gold/groups"
 GROUP_MEMBERS = "gold/group_members"
 RFM = "gold/rfm"

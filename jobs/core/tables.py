@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from jobs.core.catalog import SPECS, TableSpec, spec_for  # noqa: F401  (SPECS, TableSpec: re-exported)
 from jobs.core.errors import InputError
 from jobs.core.table_names import (  # noqa: F401  (the public names, read as tables.<NAME>)
+    ACTIVITY_DAILY,
     ACTIVITY_STREAM,
     BRONZE_CUSTOMERS,
     BRONZE_EVENTS,

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -39,6 +40,7 @@ from jobs.core import tables
 from jobs.core.catalog import SPECS, TableSpec
 from jobs.core.context import JobContext, RunParams, StageResult
 from jobs.core.errors import InputError
+from jobs.core.steps import StepClock
 from jobs.identity import graph
 from jobs.identity.identifiers import PHONE, USER_ID
 from jobs.identity.evidence import (
@@ -76,6 +78,7 @@ from jobs.identity.survivorship import build_customers
 # The tables stitch writes (schemas and keys: jobs.core.catalog).
 IDENTITY_MAP_COLUMNS = SPECS[tables.IDENTITY_MAP].columns
 AUDIT_SPEC = SPECS[tables.IDENTITY_AUDIT]
+CUSTOMER_MERGE_COUNTS = ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted")
 LINEAGE_SPEC = SPECS[tables.IDENTITY_LINEAGE]
 
 
@@ -127,6 +130,26 @@ def upsert_evidence(spark: SparkSession, wh: tables.Warehouse, new: DataFrame, t
         .merge(merged.alias("s"), _null_safe_on(keys))
         .whenMatchedUpdateAll(condition=changed)
         .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def merge_customers(target: DeltaTable, rows: DataFrame, changed_ids: DataFrame) -> None:
+    """Bring silver/customers' rows of `changed_ids` to `rows` (theirs, rebuilt): update the ones
+    that differ, insert new customers, delete ids no longer in use; other rows are not touched."""
+    gone = changed_ids.join(rows.select("customer_id"), "customer_id", "left_anti")
+    empty = [F.lit(None).cast(field.dataType).alias(field.name)
+             for field in SPECS[tables.SILVER_CUSTOMERS].schema.fields if field.name != "customer_id"]
+    source = rows.withColumn("_gone", F.lit(False)).unionByName(
+        gone.select("customer_id", *empty).withColumn("_gone", F.lit(True)))
+    columns = SPECS[tables.SILVER_CUSTOMERS].columns
+    differs = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in columns if c != "customer_id")
+    (
+        target.alias("t")
+        .merge(source.alias("s"), "t.customer_id = s.customer_id")
+        .whenMatchedDelete(condition="s._gone")
+        .whenMatchedUpdate(condition=f"NOT s._gone AND ({differs})", set={c: f"s.`{c}`" for c in columns})
+        .whenNotMatchedInsert(condition="NOT s._gone", values={c: f"s.`{c}`" for c in columns})
         .execute()
     )
 
@@ -263,6 +286,7 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     spark, wh, run_date = ctx.spark, ctx.warehouse, ctx.run_date
     settings: IdentitySettings = ctx.config.identity
     keys = list(IDENTIFIER_KEY)
+    clock = StepClock()
     since = None
     if incremental:
         since = wh.read(spark, tables.IDENTITY_IDENTIFIERS).agg(F.max("last_run_date")).first()[0]
@@ -295,6 +319,7 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         wh.overwrite(new_identifiers, tables.IDENTITY_IDENTIFIERS)
         wh.overwrite(new_edges, tables.IDENTITY_EDGES)
         wh.overwrite(new_claims, tables.IDENTITY_ALIASES)
+    clock.done("evidence")
     # Alias claims are resolved against every identifier seen so far, every run (a previousId
     # first seen as neither type may show up as a userId on a later night).
     resolved_edges, alias_only, user_merges = resolve_alias_claims(
@@ -303,6 +328,7 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     alias_only = scratch.keep(alias_only, "alias_only")
     user_merges = scratch.keep(user_merges, "user_merges")
     wh.overwrite(alias_graph, tables.IDENTITY_ALIAS_EDGES)
+    clock.done("aliases")
 
     if incremental:
         # Recompute the components of every identifier seen in the new rows, and of both ends of
@@ -319,8 +345,10 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         scope_keys = None
         scope = scratch.keep(new_identifiers.unionByName(alias_only), "scope")
         scope_edges = scratch.keep(aggregate_evidence(new_edges.unionByName(alias_graph), EDGE_KEY), "scope_edges")
+    clock.done("scope")
 
     labels, removed, cuts, components = label_scope(ctx, scratch, scope, scope_edges, alias_graph)
+    clock.done("rules_and_components")
     # The labels before this run (none on the first): the scope's previous ids, and every id ever used.
     map_before = previous_map if previous_map is not None else wh.read(spark, tables.IDENTITY_MAP, missing="empty")
     previous = map_before.join(scope.select(*keys, "first_seen"), keys, "inner").select(*keys, "first_seen", "customer_id")
@@ -333,6 +361,7 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     new_map = scratch.keep(
         labels.join(ids, "cluster", "inner").select(*keys, "customer_id", "component"), "new_map"
     )
+    clock.done("customer_ids")
 
     if incremental:
         # scope_keys, not scope: an alias-only identifier that is no longer one is deleted.
@@ -351,6 +380,7 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         )
     else:
         wh.overwrite(new_map.select(*IDENTITY_MAP_COLUMNS), tables.IDENTITY_MAP)
+    clock.done("identity_map")
 
     no_text = F.lit(None).cast("string")
     run_day = F.lit(run_date).cast("date").alias("run_date")
@@ -378,13 +408,26 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     insert_missing(spark, wh, audit, AUDIT_SPEC)
     lineage = scratch.keep(lineage, "lineage")
     insert_missing(spark, wh, lineage, LINEAGE_SPEC)
+    clock.done("audit_and_lineage")
 
     identity_map = wh.read(spark, tables.IDENTITY_MAP)
     all_events = read_bronze(spark, wh, tables.BRONZE_EVENTS, run_date, None)
     all_customers = read_bronze(spark, wh, tables.BRONZE_CUSTOMERS, run_date, None)
-    wh.overwrite(build_customers(identity_map, all_customers, all_events, settings), tables.SILVER_CUSTOMERS)
+    customers_version = wh.version(spark, tables.SILVER_CUSTOMERS)
+    customers_merged = incremental and customers_version >= 0
+    if customers_merged:
+        # Only the customers of the scope (as they were and as they are) can change: every bronze
+        # row naming one of their identifiers made that identifier part of the scope.
+        changed_ids = scratch.keep(
+            previous.select("customer_id").unionByName(new_map.select("customer_id")).distinct(), "changed_customers")
+        rows = build_customers(identity_map.join(changed_ids, "customer_id", "left_semi"),
+                               all_customers, all_events, settings)
+        merge_customers(wh.delta(spark, tables.SILVER_CUSTOMERS), rows, changed_ids)
+    else:
+        wh.overwrite(build_customers(identity_map, all_customers, all_events, settings), tables.SILVER_CUSTOMERS)
+    clock.done("customers")
 
-    return StageResult(metrics={
+    result = StageResult(metrics={
         "new_observations": observed.count(),
         "recomputed_identifiers": scope.count(),
         "removed_identifiers": removed.count(),
@@ -394,5 +437,12 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         "customers": identity_map.select("customer_id").distinct().count(),
         "components_path": components.path,
         "components_rounds": components.rounds,
+        # rows of silver/customers inserted, updated or deleted (a full build writes them all)
+        "customer_rows_written": sum(
+            count for key, count in wh.operation_metrics_since(spark, tables.SILVER_CUSTOMERS, customers_version).items()
+            if key in (CUSTOMER_MERGE_COUNTS if customers_merged else ("numOutputRows",))),
     })
+    clock.done("counts")
+    result.notes.append(clock.note())
+    return result
 

@@ -1,7 +1,8 @@
 """`c360 rfm`: gold/rfm, one row per customer with at least one order placed (docs/rfm.md).
 
 As of the run date D (interface §5), over the customer's `order_placed` activities dated on or
-before D (later ones are ignored, so re-running a date gives the same table):
+before D (later ones are ignored, so re-running a date gives the same table), read from their day
+rows in silver/activity_daily (jobs.activities.daily), not from the stream:
 - recency_days = min datediff(D, date(activity_ts)); frequency = distinct order_no;
   monetary = sum of order_value (feature9) of the placed lines.
 - r_score, f_score, m_score in 1..5, 5 = best (smallest recency, largest frequency and monetary):
@@ -17,7 +18,7 @@ from pyspark.sql import functions as F
 
 from jobs.core import tables
 from jobs.core.context import JobContext, RunParams, StageResult
-from jobs.metrics import ORDER_PLACED, ORDER_VALUE_SLOT, as_of, exact_sum, numeric, order_no
+from jobs.metrics import ORDER_PLACED, distinct_count_of_lists
 
 
 SCORES = 5
@@ -40,14 +41,18 @@ RFM_COLUMNS = ("customer_id", *METRIC_COLUMNS, *SCORED_METRICS, "rfm_segment", "
 
 
 
-def rfm_metrics(activity_stream: DataFrame, run_date: dt.date) -> DataFrame:
-    """customer_id, recency_days, frequency, monetary for customers with an order placed by D."""
-    placed = as_of(activity_stream, run_date).filter(F.col("activity") == ORDER_PLACED)
+def rfm_metrics(activity_daily: DataFrame, run_date: dt.date) -> DataFrame:
+    """customer_id, recency_days, frequency, monetary for customers with an order placed by D,
+    from silver/activity_daily (jobs.activities.daily): the same values as over the stream's
+    `order_placed` rows, read from one row per customer and day."""
+    placed = activity_daily.filter(
+        (F.col("activity") == ORDER_PLACED) & (F.col("activity_date") <= F.lit(run_date))
+    )
     return placed.groupBy(F.col("entity_id").alias("customer_id")).agg(
-        F.min(F.datediff(F.lit(run_date), F.to_date("activity_ts"))).alias("recency_days"),
-        F.count_distinct(order_no()).alias("frequency"),
+        F.datediff(F.lit(run_date), F.max("activity_date")).alias("recency_days"),
+        distinct_count_of_lists(F.col("order_numbers")).alias("frequency"),
         # a customer whose lines carry no order_value spent nothing we know of
-        F.coalesce(exact_sum(numeric(ORDER_VALUE_SLOT)), F.lit(0.0)).alias("monetary"),
+        F.coalesce(F.sum("order_value_sum").cast("double"), F.lit(0.0)).alias("monetary"),
     )
 
 
@@ -113,9 +118,9 @@ def with_segment(scored: DataFrame) -> DataFrame:
     return scored.withColumn("rfm_segment", segment_expression())
 
 
-def build_rfm(activity_stream: DataFrame, run_date: dt.date) -> DataFrame:
+def build_rfm(activity_daily: DataFrame, run_date: dt.date) -> DataFrame:
     return (
-        rfm_metrics(activity_stream, run_date)
+        rfm_metrics(activity_daily, run_date)
         .transform(quintile_scores)
         .transform(with_segment)
         .withColumn("run_date", F.lit(run_date))
@@ -125,8 +130,8 @@ def build_rfm(activity_stream: DataFrame, run_date: dt.date) -> DataFrame:
 
 def run(ctx: JobContext, params: RunParams) -> StageResult:
     spark, wh = ctx.spark, ctx.warehouse
-    stream = wh.read(spark, tables.ACTIVITY_STREAM)
-    wh.overwrite(build_rfm(stream, ctx.run_date), tables.RFM)
+    daily = wh.read(spark, tables.ACTIVITY_DAILY)
+    wh.overwrite(build_rfm(daily, ctx.run_date), tables.RFM)
     # one row per segment: at most len(names in SEGMENT_GRID) rows
     by_segment = wh.read(spark, tables.RFM).groupBy("rfm_segment").count().orderBy(F.desc("count"), "rfm_segment")
     counts = {row["rfm_segment"]: row["count"] for row in by_segment.collect()}

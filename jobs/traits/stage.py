@@ -8,9 +8,11 @@ already holds one row per member), optionally only one activity and only a windo
 - `{days: N}` = the N calendar days ending on D (D included);
 - `{calendar_months: N}` = the N whole calendar months before D's month (1 = "last month").
 
-All traits come out of one aggregation per customer. A customer without matching activity gets 0
-for count, count_distinct, sum and monthly averages, and null for the others (percentage: null when
-the denominator is 0).
+Every trait that the customer's day rows (silver/activity_daily, jobs.activities.daily) can answer
+comes out of one aggregation over them; the others (a value at the last activity, averages,
+distinct counts of other values) out of one aggregation over the stream, read only when needed.
+A customer without matching activity gets 0 for count, count_distinct, sum and monthly averages,
+and null for the others (percentage: null when the denominator is 0).
 """
 from __future__ import annotations
 
@@ -21,7 +23,17 @@ from pyspark.sql import functions as F
 
 from jobs.core import tables
 from jobs.core.context import JobContext, RunParams, StageResult
-from jobs.metrics import DERIVED_VALUES, as_of, exact_avg, exact_sum, numeric
+from jobs.metrics import (
+    DERIVED_VALUES,
+    ORDER_ACTIVITIES,
+    ORDER_NO,
+    ORDER_VALUE_SLOT,
+    as_of,
+    distinct_count_of_lists,
+    exact_avg,
+    exact_sum,
+    numeric,
+)
 from jobs.traits.settings import NUMERIC_KINDS, TraitDefinition, TraitSettings, TraitWindow
 
 
@@ -85,19 +97,59 @@ def finish(trait: TraitDefinition) -> Column:
     return column.alias(trait.name)
 
 
+# numeric trait sources with day aggregates in silver/activity_daily: column -> its columns' prefix
+DAILY_VALUES = {"revenue_impact": "revenue", ORDER_VALUE_SLOT: "order_value"}
+
+
+def daily_aggregate(trait: TraitDefinition, run_date: dt.date) -> Column | None:
+    """The trait's aggregate over one customer's silver/activity_daily rows (columns `activity`,
+    `activity_date`, ...), equal to `aggregate` over the stream; None when the day rows do not hold
+    what it needs (a value at the last activity, an average, a distinct count of another value)."""
+    when = _matches(trait, run_date)
+    kind = trait.kind
+    if kind in ("last", "first") and trait.of is None:
+        return F.max(F.when(when, F.col("last_ts"))) if kind == "last" else F.min(F.when(when, F.col("first_ts")))
+    if kind == "days_since_last":
+        return F.datediff(F.lit(run_date), F.max(F.when(when, F.col("_date"))))
+    if kind == "count":
+        return F.sum(F.when(when, F.col("activities")))
+    if kind == "count_distinct" and trait.of == ORDER_NO and trait.activity in ORDER_ACTIVITIES:
+        return distinct_count_of_lists(F.when(when, F.col("order_numbers")))
+    if kind in ("sum", "min", "max") and trait.of in DAILY_VALUES:
+        column = F.col(f"{DAILY_VALUES[trait.of]}_{kind}")
+        return {"sum": lambda c: F.sum(c).cast("double"), "min": F.min, "max": F.max}[kind](F.when(when, column))
+    return None
+
+
+def _per_customer(rows: DataFrame, date: Column, aggregates: list[Column]) -> DataFrame:
+    return (
+        rows.withColumn("_date", date)
+        .groupBy(F.col("entity_id").alias("customer_id"))
+        .agg(*aggregates)
+    )
+
+
 def compute_traits(
-    activity_stream: DataFrame, customers: DataFrame, settings: TraitSettings, run_date: dt.date
+    activity_stream: DataFrame, customers: DataFrame, settings: TraitSettings, run_date: dt.date,
+    activity_daily: DataFrame | None = None,
 ) -> DataFrame:
-    """customer_id + one column per trait, for every customer in `customers`."""
+    """customer_id + one column per trait, for every customer in `customers`.
+
+    With `activity_daily` (silver/activity_daily), every trait its day rows can answer is computed
+    from them and only the others read the stream (the default traits never do)."""
     aggregated = [t for t in settings.computed if t.kind != "percentage"]
+    from_daily = {t.name: daily_aggregate(t, run_date) for t in aggregated} if activity_daily is not None else {}
+    from_daily = {name: column for name, column in from_daily.items() if column is not None}
+    from_stream = [t for t in aggregated if t.name not in from_daily]
     people = customers.select("customer_id").distinct()
-    if aggregated:
-        per_customer = (
-            as_of(activity_stream, run_date)
-            .withColumn("_date", F.to_date("activity_ts"))
-            .groupBy(F.col("entity_id").alias("customer_id"))
-            .agg(*[aggregate(t, run_date).alias(t.name) for t in aggregated])
-        )
+    if from_daily:
+        days = activity_daily.filter(F.col("activity_date") <= F.lit(run_date))
+        per_customer = _per_customer(days, F.col("activity_date"),
+                                     [column.alias(name) for name, column in from_daily.items()])
+        people = people.join(per_customer, on="customer_id", how="left")
+    if from_stream:
+        per_customer = _per_customer(as_of(activity_stream, run_date), F.to_date("activity_ts"),
+                                     [aggregate(t, run_date).alias(t.name) for t in from_stream])
         people = people.join(per_customer, on="customer_id", how="left")
     counted = people.select("customer_id", *[finish(t) for t in aggregated])
     return counted.select("customer_id", *[finish(t) if t.kind == "percentage" else t.name for t in settings.computed])
@@ -105,10 +157,11 @@ def compute_traits(
 
 def run(ctx: JobContext, params: RunParams) -> StageResult:
     spark, wh = ctx.spark, ctx.warehouse
-    stream = wh.read(spark, tables.ACTIVITY_STREAM)
+    stream = wh.read(spark, tables.ACTIVITY_STREAM)  # scanned only for traits the day rows cannot answer
+    daily = wh.read(spark, tables.ACTIVITY_DAILY)
     customers = wh.read(spark, tables.SILVER_CUSTOMERS)
     version = wh.version(spark, tables.TRAITS)
-    wh.overwrite(compute_traits(stream, customers, ctx.config.traits, ctx.run_date), tables.TRAITS)
+    wh.overwrite(compute_traits(stream, customers, ctx.config.traits, ctx.run_date, daily), tables.TRAITS)
     rows = wh.operation_metrics_since(spark, tables.TRAITS, version).get("numOutputRows", 0)
     return StageResult(
         metrics={"customers": rows, "traits": len(ctx.config.traits.computed)},

@@ -8,6 +8,7 @@ import pytest
 from jobs.core.context import RunParams
 from chispa import assert_df_equality
 
+from jobs.activities.daily import build_daily, rebuild_daily
 from jobs.rfm import stage as rfm
 
 from jobs.core import tables
@@ -51,7 +52,7 @@ def test_metrics_as_of_the_run_date(spark, activity_stream):
     expected = spark.createDataFrame(
         [("c1", 1, 2, 35.5), ("c2", 0, 1, 100.0), ("c5", 11, 1, 50.0), ("c6", 11, 1, 50.0)], METRICS_DDL
     )
-    assert_df_equality(rfm.rfm_metrics(activity_stream, RUN_DATE), expected,
+    assert_df_equality(rfm.rfm_metrics(build_daily(activity_stream), RUN_DATE), expected,
                        ignore_row_order=True, ignore_nullable=True)
 
 
@@ -116,6 +117,7 @@ def test_stage_writes_gold_rfm(spark, make_ctx, activity_stream):
     # c5, c6: recency worse 0 -> 1, frequency 1, monetary worse 1 -> 2; FM 1 -> Lost
     ctx = make_ctx(RUN_DATE)
     ctx.warehouse.overwrite(activity_stream, tables.ACTIVITY_STREAM)
+    rebuild_daily(spark, ctx.warehouse)
     result = rfm.run(ctx, RunParams())
     expected = spark.createDataFrame(
         [("c1", 1, 2, 35.5, 4, 5, 1, "Potential Loyalists", RUN_DATE),
@@ -130,6 +132,6 @@ def test_stage_writes_gold_rfm(spark, make_ctx, activity_stream):
     assert result.notes == ["segments: Lost 2, Potential Loyalists 2"]
 
 
-def test_missing_activity_stream_names_the_table_and_the_command(make_ctx):
-    with pytest.raises(InputError, match=r"silver/activity_stream does not exist: run `c360 activities` first"):
+def test_missing_day_rows_name_the_table_and_the_command(make_ctx):
+    with pytest.raises(InputError, match=r"silver/activity_daily does not exist: run `c360 activities` first"):
         rfm.run(make_ctx(RUN_DATE), RunParams())

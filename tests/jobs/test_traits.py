@@ -11,6 +11,7 @@ from chispa import assert_df_equality
 
 from jobs.core import tables
 
+from jobs.activities.daily import build_daily, rebuild_daily
 from jobs.traits import stage as traits
 from jobs.core.config import load_config
 from jobs.core.errors import ConfigError, InputError
@@ -184,7 +185,8 @@ EVERY_KIND_DDL = (
 )
 
 
-def test_every_kind_window_and_filter(spark, activity_stream, customers):
+@pytest.mark.parametrize("read_from", ["stream", "day rows where they can answer"])
+def test_every_kind_window_and_filter(spark, activity_stream, customers, read_from):
     # c1: 11 activities by the run date (5 placed, 4 rejected, 2 invoiced); products P1..P4; January-
     #     February: O3; February spend 30; the 12 months: 100 + 50 + 30 = 180 -> 15 a month;
     #     placed lines 40, 100, 50, 30, 20 -> avg 48, min 20, max 100. The four quarters of 2025
@@ -199,7 +201,8 @@ def test_every_kind_window_and_filter(spark, activity_stream, customers):
          ("c4", None, None, None, 0, 0, 0, 0, 0.0, 0.0, 0, 0.0, None, None, None, None, None)],
         EVERY_KIND_DDL,
     )
-    got = traits.compute_traits(activity_stream, customers, EVERY_KIND, RUN_DATE)
+    daily = build_daily(activity_stream) if read_from != "stream" else None
+    got = traits.compute_traits(activity_stream, customers, EVERY_KIND, RUN_DATE, daily)
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
@@ -222,6 +225,7 @@ def test_stage_writes_the_default_traits_for_every_customer(spark, make_ctx, act
     # c2, c3: the household order 5 days ago. c4: no activity.
     ctx = make_ctx(RUN_DATE)
     ctx.warehouse.overwrite(activity_stream, tables.ACTIVITY_STREAM)
+    rebuild_daily(spark, ctx.warehouse)
     ctx.warehouse.overwrite(customers, tables.SILVER_CUSTOMERS)
     result = traits.run(ctx, RunParams())
     household = (utc("2026-03-10 12:00"), 1, 60.0, 1, 5, 0, 0, 0, 0.0, 0.0, 0.0)
