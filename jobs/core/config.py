@@ -125,6 +125,13 @@ class IngestSettings:
     customers_glob: str = "customers"
     # Share of quarantined lines above which the run still completes but the summary warns.
     warn_quarantine_ratio: float = 0.05
+    # A night's event files up to this size are kept in memory while they land; a bigger input is
+    # kept on local disk (jobs.ingest.stage.landing_storage), so it cannot exhaust the heap.
+    memory_cache_max_mb: int = 1024
+
+    def validate(self, key: str) -> None:
+        if self.memory_cache_max_mb < 0:
+            raise ValueError(f"'{key}.memory_cache_max_mb' must be 0 or more (MB; 0 keeps every input on disk)")
 
 
 @dataclass(frozen=True)

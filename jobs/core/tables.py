@@ -78,6 +78,10 @@ class Warehouse:
         run_first = f": run `c360 {spec.made_by}` first" if spec is not None and spec.made_by else ""
         raise InputError(f"table {self.path(table)} does not exist{run_first}")
 
+    def read_version(self, spark: SparkSession, table: str, version: int) -> DataFrame:
+        """The table as of a Delta version (time travel): what it was before a later commit."""
+        return spark.read.format("delta").option("versionAsOf", version).load(self.path(table))
+
     def create(self, spark: SparkSession, spec: TableSpec | str) -> bool:
         """Create the table from its spec (a TableSpec or a registered name) unless it exists: its
         schema, partition columns and table properties are set in the creating commit. Returns

@@ -23,7 +23,12 @@ Flow of one run for run date D:
 5. gold/identity_map is merged for the scope only (untouched customers are not rewritten),
    gold/identity_audit (removed identifiers, cut edges, unparseable phones, alias merges of two
    user ids) and gold/identity_lineage get this run's rows (insert-if-absent, so a
-   re-run of D adds nothing), silver/customers is rebuilt (jobs.identity.survivorship).
+   re-run of D adds nothing). silver/customers (jobs.identity.survivorship) is written whole on a
+   full run; an incremental run rebuilds the rows of the scope's customers (their ids before and
+   after) and MERGEs them in, since every bronze row naming one of a customer's identifiers put
+   that identifier, and so its whole component, in the scope.
+
+The summary's last note splits the stage's time into its steps (jobs.core.steps).
 
 Because the scope is always whole components and every step is a deterministic function of the
 component's evidence, an incremental run and `--full` give the same partition and the same ids.
@@ -306,11 +311,13 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     new_edges = scratch.keep(edges_in_e164(edge_evidence(observed), parsed), "new_edges")
     new_claims = scratch.keep(claims_in_e164(alias_claims(events), parsed), "new_claims")
 
-    had_map = wh.exists(spark, tables.IDENTITY_MAP)
-    previous_map = scratch.keep(wh.read(spark, tables.IDENTITY_MAP), "previous_map") if had_map else None
-    had_alias_edges = incremental and wh.exists(spark, tables.IDENTITY_ALIAS_EDGES)
-    previous_alias_edges = (scratch.keep(wh.read(spark, tables.IDENTITY_ALIAS_EDGES), "previous_alias_edges")
-                            if had_alias_edges else None)
+    # The tables as they were before this run rewrites them: their current Delta versions (time
+    # travel reads the same files, no copy).
+    map_version = wh.version(spark, tables.IDENTITY_MAP)
+    previous_map = wh.read_version(spark, tables.IDENTITY_MAP, map_version) if map_version >= 0 else None
+    alias_edges_version = wh.version(spark, tables.IDENTITY_ALIAS_EDGES) if incremental else -1
+    previous_alias_edges = (wh.read_version(spark, tables.IDENTITY_ALIAS_EDGES, alias_edges_version)
+                            if alias_edges_version >= 0 else None)
     if incremental:
         upsert_evidence(spark, wh, new_identifiers, tables.IDENTITY_IDENTIFIERS, IDENTIFIER_KEY)
         upsert_evidence(spark, wh, new_edges, tables.IDENTITY_EDGES, EDGE_KEY)

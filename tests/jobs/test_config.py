@@ -30,6 +30,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("sparkk: {}\n", r"unknown key 'sparkk' \(did you mean 'spark'\?\)"),
         ("spark:\n  shuffle_partitions: many\n", r"'spark\.shuffle_partitions' must be a whole number, got 'many'"),
         ("spark:\n  shuffle_partitions: 0\n", r"'spark\.shuffle_partitions' must be at least 1"),
+        ("ingest:\n  memory_cache_max_mb: -1\n", r"'ingest\.memory_cache_max_mb' must be 0 or more"),
         ("spark: [1, 2]\n", r"'spark' must be a mapping, got list"),
         ("spark:\n  master: [local\n", r"c\.yml: not valid YAML at line 3, column 1: expected"),
         ("- a\n- b\n", r"the top level must be a mapping"),

@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from jobs.core.context import RunParams
+from jobs.core.context import JobContext, RunParams
 from chispa import assert_df_equality
+from pyspark import StorageLevel
+
+from jobs.core.config import Config, IngestSettings
+from tests.conftest import TEST_SPARK
 
 from jobs.ingest import stage as ingest
 
@@ -118,6 +122,26 @@ def test_counts_add_up_and_every_reason_is_quarantined(make_ctx, spark, first_ba
     assert (m["customer_rows_read"], m["customer_rows_accepted"], m["customer_rows_duplicates"],
             m["customer_rows_quarantined"]) == (6, 4, 1, 1)
     assert m["customer_rows_read"] == m["customer_rows_accepted"] + m["customer_rows_duplicates"] + m["customer_rows_quarantined"]
+
+
+def test_an_input_above_the_memory_cache_limit_lands_through_local_disk():
+    settings = IngestSettings(memory_cache_max_mb=2)
+    assert ingest.landing_storage(2 * 1024 * 1024, settings) == StorageLevel.MEMORY_AND_DISK
+    assert ingest.landing_storage(2 * 1024 * 1024 + 1, settings) == StorageLevel.DISK_ONLY
+    assert ingest.landing_storage(1, IngestSettings(memory_cache_max_mb=0)) == StorageLevel.DISK_ONLY
+
+
+def test_landing_through_disk_writes_what_landing_in_memory_writes(spark, first_batch, tmp_path):
+    results = {}
+    for label, limit in (("memory", 1024), ("disk", 0)):
+        config = Config(warehouse=str(tmp_path / label), spark=TEST_SPARK, ingest=IngestSettings(memory_cache_max_mb=limit))
+        ctx = JobContext(config=config, run_date=dt.date(2026, 1, 10), _spark=spark)
+        results[label] = (ctx, ingest.run(ctx, RunParams(input_dir=first_batch)).metrics)
+    (memory, in_memory), (disk, on_disk) = results["memory"], results["disk"]
+    assert on_disk == in_memory
+    for table in (tables.BRONZE_EVENTS, tables.BRONZE_CUSTOMERS, tables.QUARANTINE_EVENTS):
+        read = [c.warehouse.read(spark, table).drop("raw_bytes") for c in (disk, memory)]
+        assert_df_equality(*read, ignore_row_order=True)
 
 
 def test_bronze_rows_are_normalized_and_utc(make_ctx, spark, first_batch):
