@@ -1,4 +1,6 @@
-"""`c360 activities`: bronze events -> silver/activity_stream, plus gold/groups and gold/group_members.
+"""`c360 activities`: bronze events -> silver/activity_stream and its day rows silver/activity_daily
+(jobs.activities.daily: rebuilt with the stream, else the changed customers' rows after each MERGE),
+plus gold/groups and gold/group_members.
 
 What becomes an activity (docs/activities.md):
 - track -> snake_case of the event name ("Order Placed" -> order_placed); page -> `viewed_page`,
