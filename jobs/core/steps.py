@@ -8,17 +8,19 @@ the stage's own words (`evidence`, `components`, ...), so the summary says where
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 STEP_NOTE = "seconds: "
 
 
 class StepClock:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self.seconds: dict[str, float] = {}
-        self._since = time.perf_counter()
+        self._clock = clock
+        self._since = clock()
 
     def done(self, step: str) -> None:
-        now = time.perf_counter()
+        now = self._clock()
         self.seconds[step] = self.seconds.get(step, 0.0) + now - self._since
         self._since = now
 
