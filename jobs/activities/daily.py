@@ -11,7 +11,8 @@ distinct count over any window is the size of the union of its days' lists: an o
 fall on two days counts once).
 
 Kept in step by the activities stage: a full build writes it from the whole stream; a night's MERGE
-rebuilds the day rows of every customer the stream MERGE touched. The table records the stream
+rebuilds the day rows of every customer the stream MERGE involved, from those customers' rows as
+the MERGE leaves them (computed before it, so the stream is not read again). The table records the stream
 version it was built from (STREAM_VERSION_PROPERTY), so a run that died between the two commits, or
 a stream changed by anything else, is followed by a full rebuild of this table.
 """
@@ -117,15 +118,21 @@ def rebuild_daily(spark, wh: tables.Warehouse) -> dict:
     return {"daily": "rebuilt", "daily_rows": written.get("numOutputRows", 0)}
 
 
-def refresh_daily(spark, wh: tables.Warehouse, entity_ids: DataFrame) -> dict:
-    """Rebuild the day rows of `entity_ids` (customers whose stream rows the night changed) from
-    the stream as committed, and MERGE them in; other customers' rows and files are not touched."""
+def refresh_source(spark, wh: tables.Warehouse, rows: DataFrame, entity_ids: DataFrame) -> DataFrame:
+    """The MERGE source (daily_changes) that brings the day rows of `entity_ids` to those of `rows`,
+    which must hold every stream row of those customers (and may hold other customers' rows)."""
+    customers = entity_ids.filter(F.col("entity_id").isNotNull()).select("entity_id").distinct()
+    wanted = build_daily(rows.join(customers, on="entity_id", how="left_semi"))
+    current = wh.read(spark, tables.ACTIVITY_DAILY).join(customers, on="entity_id", how="left_semi")
+    return daily_changes(current, wanted)
+
+
+def refresh_daily(spark, wh: tables.Warehouse, changes: DataFrame) -> dict:
+    """MERGE `changes` (refresh_source, after the stream's MERGE committed) into the day rows; other
+    customers' rows and files are not touched."""
     version = wh.version(spark, tables.ACTIVITY_DAILY)
     stream_version = wh.version(spark, tables.ACTIVITY_STREAM)
-    customers = entity_ids.filter(F.col("entity_id").isNotNull()).select("entity_id").distinct()
-    wanted = build_daily(wh.read(spark, tables.ACTIVITY_STREAM).join(customers, on="entity_id", how="left_semi"))
-    current = wh.read(spark, tables.ACTIVITY_DAILY).join(customers, on="entity_id", how="left_semi")
-    merge_into_daily(wh.delta(spark, tables.ACTIVITY_DAILY), daily_changes(current, wanted))
+    merge_into_daily(wh.delta(spark, tables.ACTIVITY_DAILY), changes)
     _stamp(spark, wh, stream_version)
     merged = wh.operation_metrics_since(spark, tables.ACTIVITY_DAILY, version)
     changed = sum(merged.get(key, 0) for key in ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted"))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 from delta.tables import DeltaTable
 from pyspark import StorageLevel
@@ -237,6 +238,15 @@ def unread_bronze(bronze: DataFrame, stream: DataFrame, run_date) -> DataFrame:
     return bronze.filter(new if since is None else new | (F.col("run_date") > F.lit(since)))
 
 
+class StreamChanges(NamedTuple):
+    """What a night changes in the stream: `rows` are the MERGE source (DELETE_FLAG false: upsert,
+    true: delete); `after` holds every row, as it will be after the MERGE, of every `involved`
+    entity (so their day rows are rebuilt without reading the stream again)."""
+    rows: DataFrame
+    after: DataFrame
+    involved: DataFrame
+
+
 def incremental_changes(
     stream: DataFrame,
     new_events: DataFrame,
@@ -246,8 +256,9 @@ def incremental_changes(
     changed_group_ids: DataFrame,
     remapped_ids: DataFrame,
     reuse: Callable[[DataFrame], DataFrame] = _as_is,
-) -> DataFrame:
-    """Rows that differ from the stream: upserts (DELETE_FLAG false) and deletes (true).
+) -> StreamChanges:
+    """Rows that differ from the stream: upserts (DELETE_FLAG false) and deletes (true), with the
+    involved entities and all their rows after the night (StreamChanges).
 
     Every entity whose rows may change is "involved"; its rows are recomputed as a whole (its
     occurrence numbers depend on all of them) and only rows that come out different are returned.
@@ -280,9 +291,12 @@ def incremental_changes(
         same_row = same_row & F.col(f"u.{column}").eqNullSafe(F.col(f"c.{column}"))
     changed = upserts.alias("u").join(current.alias("c"), same_row, how="left_anti")
     deletes = current.join(upserts.select("activity_uuid"), on="activity_uuid", how="left_anti")
-    return changed.withColumn(DELETE_FLAG, F.lit(False)).unionByName(
+    rows = changed.withColumn(DELETE_FLAG, F.lit(False)).unionByName(
         deletes.select(*STREAM_COLUMNS).withColumn(DELETE_FLAG, F.lit(True))
     )
+    # every row of an involved entity is in `current` (its rows before) and, unless deleted, in
+    # `upserts` (activity_uuid names the entity, so no row moves between entities)
+    return StreamChanges(rows=rows, after=upserts, involved=involved)
 
 
 def merge_into_stream(target: DeltaTable, changes: DataFrame) -> None:
@@ -342,7 +356,7 @@ def _full_build(spark, wh, bronze, identity_map, members, settings, version, pho
     return {"mode": "full", "activities": written.get("numOutputRows", 0)}
 
 
-def _merge(spark, wh, stream, new_events, identity_map, members, run_date, version) -> dict:
+def _merge(spark, wh, stream, new_events, identity_map, members, run_date, version, daily_in_step: bool) -> dict:
     # gold/group_members still holds the previous run's members here: it is rewritten after the
     # merge, so a run that fails in between finds the same difference when repeated.
     old_members = wh.read(spark, tables.GROUP_MEMBERS, missing="empty")
@@ -357,19 +371,23 @@ def _merge(spark, wh, stream, new_events, identity_map, members, run_date, versi
         # Cut from the stream before the MERGE commits to it: after a commit Delta recomputes every
         # cached plan that reads the table (Spark's recacheByPath), which were the frames above,
         # and that cost more than the MERGE itself (17 of 19 s at bench scale S).
-        changes = changes.localCheckpoint(eager=True)
-    merge_into_stream(wh.delta(spark, tables.ACTIVITY_STREAM), changes)
+        rows = changes.rows.localCheckpoint(eager=True)
+        # the involved customers' day rows, from their rows after the night (not the stream again)
+        day_rows = (daily.refresh_source(spark, wh, changes.after, changes.involved).localCheckpoint(eager=True)
+                    if daily_in_step else None)
+    merge_into_stream(wh.delta(spark, tables.ACTIVITY_STREAM), rows)
     # a MERGE that changes nothing commits nothing: then every count is 0
     merged = wh.operation_metrics_since(spark, tables.ACTIVITY_STREAM, version)
     metrics = {"mode": "merge", **{name: merged.get(key, 0) for key, name in MERGE_METRICS.items()}}
-    # the customers whose rows changed (a deleted row names its old customer, an upsert its new one)
-    return metrics, changes.select("entity_id")
+    metrics.update(daily.refresh_daily(spark, wh, day_rows) if day_rows is not None else daily.rebuild_daily(spark, wh))
+    return metrics
 
 
 def run(ctx: JobContext, params: RunParams) -> StageResult:
     spark, wh, settings = ctx.spark, ctx.warehouse, ctx.config.activities
     phone_region = ctx.config.identity.default_phone_region
-    bronze, identity_map = groups.read_inputs(spark, wh, ctx.run_date)
+    bronze = wh.read(spark, tables.BRONZE_EVENTS).filter(F.col("run_date") <= F.lit(ctx.run_date))
+    calls, identity_map = groups.read_inputs(spark, wh, ctx.run_date)
     notes: list[str] = []
     version = wh.version(spark, tables.ACTIVITY_STREAM)
     # a stream written before its spec asked for deletion vectors gets them now (one commit, once),
@@ -378,7 +396,7 @@ def run(ctx: JobContext, params: RunParams) -> StageResult:
     # silver/activity_daily follows the stream's commits; one that missed any is rebuilt whole
     daily_in_step = daily.stream_version_built_from(spark, wh) == wh.version(spark, tables.ACTIVITY_STREAM)
     with persisting() as reuse:
-        members = reuse(groups.build_group_members(bronze, identity_map))
+        members = reuse(groups.build_group_members(calls, identity_map))
         full = params.rebuild or version < 0
         if not full:
             stream = wh.read(spark, tables.ACTIVITY_STREAM)
@@ -392,9 +410,8 @@ def run(ctx: JobContext, params: RunParams) -> StageResult:
             metrics = _full_build(spark, wh, bronze, identity_map, members, settings, version, phone_region)
             metrics.update(daily.rebuild_daily(spark, wh))
         else:
-            metrics, changed_entities = _merge(spark, wh, stream, new_events, identity_map, members, ctx.run_date, version)
-            metrics.update(daily.refresh_daily(spark, wh, changed_entities) if daily_in_step else daily.rebuild_daily(spark, wh))
-        metrics.update(groups.write_groups(spark, wh, groups.build_groups(bronze, phone_region), members))
+            metrics = _merge(spark, wh, stream, new_events, identity_map, members, ctx.run_date, version, daily_in_step)
+        metrics.update(groups.write_groups(spark, wh, groups.build_groups(calls, phone_region), members))
     # files without nulls in entity_id are skipped by their statistics, so this reads little
     unresolved = wh.read(spark, tables.ACTIVITY_STREAM).filter(F.col("entity_id").isNull()).count()
     metrics["unresolved"] = unresolved

@@ -62,6 +62,10 @@ def _schema(*fields: tuple[str, object]) -> StructType:
 
 STRING, DATE, TIMESTAMP = StringType(), DateType(), TimestampType()
 DELETION_VECTORS = "delta.enableDeletionVectors"
+# Tables a night MERGEs by key: an updated or deleted row is marked in its file's deletion vector
+# and the file kept, instead of the file being rewritten (at bench scale M each evidence MERGE
+# rewrote the whole table, its few files each holding some of the night's keys).
+MERGED_BY_KEY = {DELETION_VECTORS: "true"}
 # jobs.metrics.EXACT_DECIMAL (lens.plan.SUM_DECIMAL) as a Spark type: money summed exactly.
 EXACT_DECIMAL_TYPE = DecimalType(SUM_DECIMAL_PRECISION, SUM_DECIMAL_SCALE)
 
@@ -145,6 +149,7 @@ SPECS: dict[str, TableSpec] = {spec.name: spec for spec in (
         ),
         keys=("identifier_type", "identifier_value"),
         made_by="stitch",
+        properties=MERGED_BY_KEY,
     ),
     TableSpec(
         t.IDENTITY_AUDIT,
@@ -172,21 +177,44 @@ SPECS: dict[str, TableSpec] = {spec.name: spec for spec in (
         _schema(("identifier_type", STRING), ("identifier_value", STRING), *_EVIDENCE),
         keys=("identifier_type", "identifier_value"),
         made_by="stitch",
+        properties=MERGED_BY_KEY,
     ),
-    TableSpec(t.IDENTITY_EDGES, _EDGE, keys=_EDGE_KEY, made_by="stitch"),
+    TableSpec(t.IDENTITY_EDGES, _EDGE, keys=_EDGE_KEY, made_by="stitch", properties=MERGED_BY_KEY),
     TableSpec(
         t.IDENTITY_ALIASES,
         # previousId of an alias call x each identifier of the call
         _schema(("previous_id", STRING), ("other_type", STRING), ("other_value", STRING), *_EVIDENCE),
         keys=("previous_id", "other_type", "other_value"),
         made_by="stitch",
+        properties=MERGED_BY_KEY,
     ),
     TableSpec(t.IDENTITY_ALIAS_EDGES, _EDGE, keys=_EDGE_KEY, made_by="stitch"),
+    TableSpec(
+        t.PROFILE_CALLS,
+        # bronze/events' identify and group calls, with the traits read out of `raw` (the column
+        # that makes bronze large): survivorship and the groups read these, never the whole bronze
+        _schema(
+            ("message_id", STRING),               # never null
+            ("type", STRING),                     # never null: identify | group
+            ("user_id", STRING),
+            ("anonymous_id", STRING),
+            ("group_id", STRING),
+            ("timestamp", TIMESTAMP),             # never null
+            ("email", STRING),                    # as in bronze/events
+            ("phone", STRING),                    # as in bronze/events
+            ("customer_name", STRING),            # an identify call's name trait (trimmed)
+            ("group_traits", MapType(STRING, STRING)),  # a group call's traits
+            ("run_date", DATE),                   # never null: the bronze row's
+        ),
+        keys=("message_id",),
+        made_by="stitch",
+    ),
     TableSpec(
         t.SILVER_CUSTOMERS,
         _schema(*[(c, STRING) for c in CUSTOMER_COLUMNS], ("group_ids", ArrayType(STRING))),
         keys=("customer_id",),
         made_by="stitch",
+        properties=MERGED_BY_KEY,
     ),
     # ------------------------------------------------------------------------------ activities
     TableSpec(
@@ -213,7 +241,7 @@ SPECS: dict[str, TableSpec] = {spec.name: spec for spec in (
         made_by="activities",
         # a night's MERGE marks the rows it replaces in a deletion vector instead of rewriting every
         # file that holds one (the stream is the biggest table; a night changes a sliver of it)
-        properties={DELETION_VECTORS: "true"},
+        properties=MERGED_BY_KEY,
     ),
     TableSpec(
         t.ACTIVITY_DAILY,
@@ -237,7 +265,7 @@ SPECS: dict[str, TableSpec] = {spec.name: spec for spec in (
         ),
         keys=("entity_id", "activity_date", "activity"),
         made_by="activities",
-        properties={DELETION_VECTORS: "true"},
+        properties=MERGED_BY_KEY,
     ),
     TableSpec(
         t.GROUPS,

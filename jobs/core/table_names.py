@@ -19,6 +19,8 @@ IDENTITY_EDGES = "silver/identity_edges"
 # Alias calls (jobs.identity.evidence): the claims as evidence, and the edges they resolve to now.
 IDENTITY_ALIASES = "silver/identity_aliases"
 IDENTITY_ALIAS_EDGES = "silver/identity_alias_edges"
+# Identify and group calls without their raw JSON: what survivorship and groups read (jobs.identity.profile_calls).
+PROFILE_CALLS = "silver/profile_calls"
 SILVER_CUSTOMERS = "silver/customers"
 ACTIVITY_STREAM = "silver/activity_stream"
 # One row per customer, day and activity: the small aggregates rfm and traits read (jobs.activities.daily).

@@ -32,6 +32,7 @@ from jobs.core.table_names import (  # noqa: F401  (the public names, read as ta
     IDENTITY_LINEAGE,
     IDENTITY_MAP,
     LENS_PREFIX,
+    PROFILE_CALLS,
     QUARANTINE_EVENTS,
     RFM,
     SEGMENT_CHANGES,

@@ -9,9 +9,9 @@
 - Group attributes apply to every member: segments filter customers on them (`group.<attribute>`,
   jobs.segments).
 
-Tables: gold/groups (one row per group), gold/group_members (group × member). Both are rebuilt from
-bronze on each run (they are small next to the event stream); `c360 activities` builds them, and
-`c360 groups` rebuilds them alone.
+Tables: gold/groups (one row per group), gold/group_members (group × member). Both are rebuilt on
+each run from silver/profile_calls (bronze's identify and group calls, kept by stitch: small next to
+the event stream); `c360 activities` builds them, and `c360 groups` rebuilds them alone.
 """
 from __future__ import annotations
 
@@ -19,18 +19,16 @@ import datetime as dt
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import MapType, StringType, StructField, StructType
 
 from jobs.core import tables
 from jobs.core.catalog import SPECS
 from jobs.core.context import JobContext, RunParams, StageResult
 from jobs.identity.identifiers import normalize_email, normalize_id
 from jobs.identity.phones import DEFAULT_PHONE_REGION, with_e164
+from jobs.identity.profile_calls import GROUP_CALL, IDENTIFY_CALL, TRAITS_MAP, read_profile_calls
 from jobs.identity.resolution import resolve_customer_id
 
 
-GROUP_CALL = "group"
-IDENTIFY_CALL = "identify"
 STANDARD_ATTRIBUTES = ("email", "phone", "first_name", "last_name", "name")
 # Trait keys (lower-cased, without separators) that mean a standard attribute; Blueshift's own
 # payloads use `firstname` and `phone_number`, Segment's use `firstName` and `phone`.
@@ -43,32 +41,29 @@ STANDARD_TRAIT_KEYS = {
     "lastname": "last_name",
     "name": "name",
 }
-TRAITS_MAP = MapType(StringType(), StringType())
-# bronze/events keeps the message as received (`raw`); a group call's traits are read from it.
-GROUP_CALL_TRAITS = StructType([StructField("traits", TRAITS_MAP)])
 
 
 
-def group_calls(bronze: DataFrame) -> DataFrame:
-    return bronze.filter((F.col("type") == GROUP_CALL) & F.col("group_id").isNotNull())
+def group_calls(calls: DataFrame) -> DataFrame:
+    return calls.filter((F.col("type") == GROUP_CALL) & F.col("group_id").isNotNull())
 
 
-def membership_evidence(bronze: DataFrame) -> DataFrame:
-    """Group calls and identify-with-groupId calls: who joined which group, when, how."""
+def membership_evidence(calls: DataFrame) -> DataFrame:
+    """Group calls and identify-with-groupId calls (silver/profile_calls rows): who joined which
+    group, when, how."""
     joins_group = (F.col("type") == GROUP_CALL) | (F.col("type") == IDENTIFY_CALL)
-    return bronze.filter(joins_group & F.col("group_id").isNotNull()).select(
+    return calls.filter(joins_group & F.col("group_id").isNotNull()).select(
         "group_id", "user_id", "anonymous_id", "timestamp", "message_id", F.col("type").alias("source")
     )
 
 
-def latest_group_traits(bronze: DataFrame) -> DataFrame:
+def latest_group_traits(calls: DataFrame) -> DataFrame:
     """(group_id, trait, value): per trait the value of the latest group call that set it."""
     key = F.lower(F.regexp_replace("trait_key", r"[^A-Za-z0-9]", ""))
     standard = F.create_map(*[F.lit(x) for pair in STANDARD_TRAIT_KEYS.items() for x in pair])
     return (
-        group_calls(bronze)
-        .select("group_id", "timestamp", "message_id",
-                F.explode(F.from_json("raw", GROUP_CALL_TRAITS)["traits"]).alias("trait_key", "value"))
+        group_calls(calls)
+        .select("group_id", "timestamp", "message_id", F.explode("group_traits").alias("trait_key", "value"))
         .filter(F.col("value").isNotNull())
         .withColumn("trait", F.coalesce(standard[key], F.col("trait_key")))
         .groupBy("group_id", "trait")
@@ -76,15 +71,16 @@ def latest_group_traits(bronze: DataFrame) -> DataFrame:
     )
 
 
-def build_groups(bronze: DataFrame, phone_region: str = DEFAULT_PHONE_REGION) -> DataFrame:
-    """gold/groups: every group named by a group call or an identify-with-groupId (phone in E.164)."""
+def build_groups(calls: DataFrame, phone_region: str = DEFAULT_PHONE_REGION) -> DataFrame:
+    """gold/groups from silver/profile_calls rows: every group named by a group call or an
+    identify-with-groupId (phone in E.164)."""
     traits = (
-        latest_group_traits(bronze)
+        latest_group_traits(calls)
         .groupBy("group_id")
         .agg(F.map_from_entries(F.collect_list(F.struct("trait", "value"))).alias("traits"))
     )
-    updated = group_calls(bronze).groupBy("group_id").agg(F.max("timestamp").alias("updated_at"))
-    known = membership_evidence(bronze).select("group_id").distinct()
+    updated = group_calls(calls).groupBy("group_id").agg(F.max("timestamp").alias("updated_at"))
+    known = membership_evidence(calls).select("group_id").distinct()
     standard = F.array(*[F.lit(a) for a in STANDARD_ATTRIBUTES])
     return (
         known.join(traits, on="group_id", how="left")
@@ -106,10 +102,11 @@ def build_groups(bronze: DataFrame, phone_region: str = DEFAULT_PHONE_REGION) ->
     )
 
 
-def build_group_members(bronze: DataFrame, identity_map: DataFrame) -> DataFrame:
-    """gold/group_members: one row per (group, stitched customer); joined_on = first evidence."""
+def build_group_members(calls: DataFrame, identity_map: DataFrame) -> DataFrame:
+    """gold/group_members from silver/profile_calls rows: one row per (group, stitched customer);
+    joined_on = first evidence."""
     return (
-        membership_evidence(bronze)
+        membership_evidence(calls)
         .transform(lambda df: resolve_customer_id(df, identity_map))
         .filter(F.col("customer_id").isNotNull())
         .groupBy("group_id", "customer_id")
@@ -132,15 +129,14 @@ def write_groups(spark: SparkSession, wh, groups: DataFrame, members: DataFrame)
 
 
 def read_inputs(spark: SparkSession, wh, run_date: dt.date) -> tuple[DataFrame, DataFrame]:
-    """Bronze events up to the run date and the identity map; a missing table is an InputError
+    """The profile calls up to the run date and the identity map; a missing table is an InputError
     naming the command that writes it."""
-    bronze = wh.read(spark, tables.BRONZE_EVENTS).filter(F.col("run_date") <= F.lit(run_date))
-    return bronze, wh.read(spark, tables.IDENTITY_MAP)
+    return read_profile_calls(spark, wh, run_date), wh.read(spark, tables.IDENTITY_MAP)
 
 
 def run(ctx: JobContext, params: RunParams) -> StageResult:
     spark, wh = ctx.spark, ctx.warehouse
-    bronze, identity_map = read_inputs(spark, wh, ctx.run_date)
-    counts = write_groups(spark, wh, build_groups(bronze, ctx.config.identity.default_phone_region),
-                          build_group_members(bronze, identity_map))
+    calls, identity_map = read_inputs(spark, wh, ctx.run_date)
+    counts = write_groups(spark, wh, build_groups(calls, ctx.config.identity.default_phone_region),
+                          build_group_members(calls, identity_map))
     return StageResult(metrics=counts)

@@ -5,7 +5,8 @@ Flow of one run for run date D:
 1. New bronze rows (run_date after the last stitched bronze date, or = D; never after D; all of
    them with `--full`) become evidence (jobs.identity.evidence), phones read as E.164
    (jobs.identity.phones), merged into silver/identity_identifiers, silver/identity_edges and, for alias
-   calls, silver/identity_aliases (min/max merges: re-runs change nothing). All alias claims are
+   calls, silver/identity_aliases (min/max merges: re-runs change nothing); their identify and group
+   calls are added to silver/profile_calls (jobs.identity.profile_calls), which survivorship reads. All alias claims are
    then resolved against every identifier seen (a previousId links to each anonymous_id and
    user_id of that value, else it is an anonymous_id) into silver/identity_alias_edges.
 2. The *scope* to recompute: with `--full` (or on the first run) every identifier; otherwise the
@@ -77,6 +78,7 @@ from jobs.identity.rules import (
     removed_identifiers,
 )
 from jobs.identity.phones import parsed_phones
+from jobs.identity.profile_calls import profile_calls, read_profile_calls
 from jobs.identity.settings import IdentitySettings
 from jobs.identity.survivorship import build_customers
 
@@ -85,6 +87,8 @@ IDENTITY_MAP_COLUMNS = SPECS[tables.IDENTITY_MAP].columns
 AUDIT_SPEC = SPECS[tables.IDENTITY_AUDIT]
 CUSTOMER_MERGE_COUNTS = ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted")
 LINEAGE_SPEC = SPECS[tables.IDENTITY_LINEAGE]
+PROFILE_CALLS_SPEC = SPECS[tables.PROFILE_CALLS]
+STAGE = "stitch"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -275,14 +279,21 @@ def run(ctx: JobContext, params: RunParams) -> StageResult:
     spark, wh, run_date = ctx.spark, ctx.warehouse, ctx.run_date
     if not wh.exists(spark, tables.BRONZE_EVENTS) and not wh.exists(spark, tables.BRONZE_CUSTOMERS):
         raise InputError(f"no bronze tables under {wh.root}: run `c360 ingest --input DIR` first")
-    # A warehouse stitched before alias claims were kept (no silver/identity_aliases) is rebuilt once.
-    state = (tables.IDENTITY_MAP, tables.IDENTITY_IDENTIFIERS, tables.IDENTITY_EDGES, tables.IDENTITY_ALIASES)
+    # A warehouse stitched before alias claims or profile calls were kept (no silver/identity_aliases,
+    # silver/profile_calls) is rebuilt once.
+    state = (tables.IDENTITY_MAP, tables.IDENTITY_IDENTIFIERS, tables.IDENTITY_EDGES, tables.IDENTITY_ALIASES,
+             tables.PROFILE_CALLS)
     incremental = not params.rebuild and all(wh.exists(spark, t) for t in state)
     scratch = Scratch(spark, wh.path(f"_checkpoints/stitch-{run_date}"))
     try:
         result = _stitch(ctx, scratch, incremental)
     finally:
         scratch.delete()
+    # deletion vectors for the next night's MERGEs (a full run's overwrites set no table properties;
+    # one ALTER per table, once)
+    for spec in SPECS.values():
+        if spec.made_by == STAGE and spec.properties:
+            wh.ensure_properties(spark, spec)
     result.metrics = {"mode": "incremental" if incremental else "full", **result.metrics}
     return result
 
@@ -322,10 +333,12 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         upsert_evidence(spark, wh, new_identifiers, tables.IDENTITY_IDENTIFIERS, IDENTIFIER_KEY)
         upsert_evidence(spark, wh, new_edges, tables.IDENTITY_EDGES, EDGE_KEY)
         upsert_evidence(spark, wh, new_claims, tables.IDENTITY_ALIASES, ALIAS_CLAIM_KEY)
+        insert_missing(spark, wh, profile_calls(events), PROFILE_CALLS_SPEC)
     else:
         wh.overwrite(new_identifiers, tables.IDENTITY_IDENTIFIERS)
         wh.overwrite(new_edges, tables.IDENTITY_EDGES)
         wh.overwrite(new_claims, tables.IDENTITY_ALIASES)
+        wh.overwrite(profile_calls(events), tables.PROFILE_CALLS)
     clock.done("evidence")
     # Alias claims are resolved against every identifier seen so far, every run (a previousId
     # first seen as neither type may show up as a userId on a later night).
@@ -418,7 +431,7 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     clock.done("audit_and_lineage")
 
     identity_map = wh.read(spark, tables.IDENTITY_MAP)
-    all_events = read_bronze(spark, wh, tables.BRONZE_EVENTS, run_date, None)
+    calls = read_profile_calls(spark, wh, run_date)
     all_customers = read_bronze(spark, wh, tables.BRONZE_CUSTOMERS, run_date, None)
     customers_version = wh.version(spark, tables.SILVER_CUSTOMERS)
     customers_merged = incremental and customers_version >= 0
@@ -428,10 +441,10 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         changed_ids = scratch.keep(
             previous.select("customer_id").unionByName(new_map.select("customer_id")).distinct(), "changed_customers")
         rows = build_customers(identity_map.join(changed_ids, "customer_id", "left_semi"),
-                               all_customers, all_events, settings)
+                               all_customers, calls, settings)
         merge_customers(wh.delta(spark, tables.SILVER_CUSTOMERS), rows, changed_ids)
     else:
-        wh.overwrite(build_customers(identity_map, all_customers, all_events, settings), tables.SILVER_CUSTOMERS)
+        wh.overwrite(build_customers(identity_map, all_customers, calls, settings), tables.SILVER_CUSTOMERS)
     clock.done("customers")
 
     result = StageResult(metrics={

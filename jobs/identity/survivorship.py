@@ -2,7 +2,7 @@
 
 Candidates for a column are the non-null values of the customer's master rows (bronze/customers
 rows whose customer_id is one of the customer's user ids) and, for customer_name, email and
-phone_number only, the traits of the customer's identify calls. Master rows always rank before
+phone_number only, the traits of the customer's identify calls (silver/profile_calls rows). Master rows always rank before
 event traits; within a source rank the strategy decides (`identity.survivorship`, per column):
 
 - `most_recent` (default): latest master row run_date, then latest event timestamp;
@@ -23,14 +23,13 @@ from jobs.groups.stage import membership_evidence
 from jobs.identity.identifiers import EMAIL, PHONE, USER_ID, normalize_email, normalize_id
 from jobs.identity.phones import with_e164
 from jobs.identity.rules import blocked_rule
+from jobs.identity.profile_calls import IDENTIFY_CALL
 from jobs.identity.resolution import resolve_customer_id
 from jobs.identity.settings import IdentitySettings
 
 ATTRIBUTE_COLUMNS = tuple(c for c in CUSTOMER_COLUMNS if c != "customer_id")
 MASTER_RANK = 0
 TRAIT_RANK = 1
-# Customer columns an identify call's traits may fill, and the trait keys that carry them.
-TRAIT_NAMES = {"customer_name": ("customer_name", "name")}
 
 
 def _master_value(column: str) -> Column:
@@ -56,17 +55,15 @@ def master_candidates(customers: DataFrame, identity_map: DataFrame) -> DataFram
     )
 
 
-def trait_candidates(events: DataFrame, identity_map: DataFrame) -> DataFrame:
+def trait_candidates(calls: DataFrame, identity_map: DataFrame) -> DataFrame:
     """(customer_id, column, value, ...) from identify calls: email, phone and name traits."""
-    name = F.coalesce(*[F.get_json_object("raw", f"$.traits.{k}") for k in TRAIT_NAMES["customer_name"]],
-                      *[F.get_json_object("raw", f"$.context.traits.{k}") for k in TRAIT_NAMES["customer_name"]])
     values = F.array(
-        F.struct(F.lit("customer_name").alias("column"), F.trim(name).alias("value")),
+        F.struct(F.lit("customer_name").alias("column"), F.col("customer_name").alias("value")),
         F.struct(F.lit("email").alias("column"), F.col("email").alias("value")),
         F.struct(F.lit("phone_number").alias("column"), F.col("phone").alias("value")),
     )
     return (
-        events.where(F.col("type") == "identify")
+        calls.where(F.col("type") == IDENTIFY_CALL)
         .transform(lambda df: resolve_customer_id(df, identity_map))
         .where(F.col("customer_id").isNotNull())
         .select("customer_id", "timestamp", "message_id", F.explode(values).alias("cell"))
@@ -102,10 +99,10 @@ def choose_values(candidates: DataFrame, settings: IdentitySettings) -> DataFram
     return counted.groupBy("customer_id", "column").agg(F.min(key).getField("value").alias("value"))
 
 
-def group_ids(events: DataFrame, identity_map: DataFrame) -> DataFrame:
+def group_ids(calls: DataFrame, identity_map: DataFrame) -> DataFrame:
     """(customer_id, group_ids): sorted distinct groups each customer joined."""
     return (
-        membership_evidence(events)
+        membership_evidence(calls)
         .transform(lambda df: resolve_customer_id(df, identity_map))
         .where(F.col("customer_id").isNotNull())
         .groupBy("customer_id")
@@ -114,11 +111,12 @@ def group_ids(events: DataFrame, identity_map: DataFrame) -> DataFrame:
 
 
 def build_customers(
-    identity_map: DataFrame, customers: DataFrame, events: DataFrame, settings: IdentitySettings
+    identity_map: DataFrame, customers: DataFrame, calls: DataFrame, settings: IdentitySettings
 ) -> DataFrame:
-    """silver/customers: CUSTOMER_COLUMNS + group_ids, one row per customer in the identity map."""
+    """silver/customers: CUSTOMER_COLUMNS + group_ids, one row per customer in the identity map,
+    from bronze/customers rows and silver/profile_calls rows."""
     candidates = with_e164(
-        master_candidates(customers, identity_map).unionByName(trait_candidates(events, identity_map)),
+        master_candidates(customers, identity_map).unionByName(trait_candidates(calls, identity_map)),
         "value", settings.default_phone_region, where=F.col("column") == "phone_number",
     )
     chosen = (
@@ -130,7 +128,7 @@ def build_customers(
     everyone = identity_map.select("customer_id").distinct()
     return (
         everyone.join(chosen, "customer_id", "left")
-        .join(group_ids(events, identity_map), "customer_id", "left")
+        .join(group_ids(calls, identity_map), "customer_id", "left")
         .select(*CUSTOMER_COLUMNS,
                 F.coalesce("group_ids", F.array().cast("array<string>")).alias("group_ids"))
     )

@@ -15,6 +15,7 @@ from jobs.core import tables
 from jobs.activities.settings import ActivitySettings
 from jobs.core.config import load_config
 from jobs.core.errors import ConfigError
+from jobs.identity.profile_calls import profile_calls
 from tests.jobs.event_builders import (
     bronze_events,
     event,
@@ -214,6 +215,8 @@ D1, D2, D3 = "2026-01-10", "2026-01-11", "2026-01-12"
 def write_inputs(ctx, events, idmap, lineage=None):
     wh = ctx.warehouse
     wh.overwrite(bronze_events(ctx.spark, events), tables.BRONZE_EVENTS)
+    # what stitch writes beside the identity map from the same bronze rows
+    wh.overwrite(bronze_events(ctx.spark, events).transform(profile_calls), tables.PROFILE_CALLS)
     wh.overwrite(idmap, tables.IDENTITY_MAP)
     if lineage is not None:
         wh.overwrite(lineage, tables.IDENTITY_LINEAGE)

@@ -10,6 +10,7 @@ from jobs.core import tables
 from jobs.core.catalog import SPECS
 from jobs.core.context import RunParams
 from jobs.groups import stage as groups
+from jobs.identity.profile_calls import profile_calls
 from tests.jobs.event_builders import bronze_events, event, identity_map, utc
 
 CALLS = [
@@ -35,7 +36,7 @@ def comparable(df, map_column):
 
 
 def test_group_attributes_most_recent_value_wins_per_attribute(spark):
-    got = groups.build_groups(bronze_events(spark, CALLS))
+    got = groups.build_groups(bronze_events(spark, CALLS).transform(profile_calls))
     expected = spark.createDataFrame(
         [("G1", "bills@smith.org", "+15550100001", "Anne", "Smith", "Smith household",
           {"plan": "family", "income": "82000"}, utc("2026-01-05 10:00")),
@@ -48,7 +49,7 @@ def test_group_attributes_most_recent_value_wins_per_attribute(spark):
 
 def test_members_from_group_calls_and_identify_with_group_id(spark):
     idmap = identity_map(spark, IDMAP_CUSTOMERS, anonymous=IDMAP_ANONYMOUS)
-    got = groups.build_group_members(bronze_events(spark, CALLS), idmap)
+    got = groups.build_group_members(bronze_events(spark, CALLS).transform(profile_calls), idmap)
     # a track with a groupId makes a group event, not a member (u5/G3 absent)
     expected = spark.createDataFrame(
         [("G1", "C1", dt.date(2026, 1, 2), "group"),
@@ -62,7 +63,7 @@ def test_members_from_group_calls_and_identify_with_group_id(spark):
 
 def test_groups_command_writes_both_tables(spark, make_ctx):
     ctx = make_ctx("2026-01-31")
-    ctx.warehouse.overwrite(bronze_events(spark, CALLS), tables.BRONZE_EVENTS)
+    ctx.warehouse.overwrite(bronze_events(spark, CALLS).transform(profile_calls), tables.PROFILE_CALLS)
     ctx.warehouse.overwrite(identity_map(spark, IDMAP_CUSTOMERS, anonymous=IDMAP_ANONYMOUS), tables.IDENTITY_MAP)
     result = groups.run(ctx, RunParams())
     assert result.metrics == {"groups": 2, "group_members": 4}
