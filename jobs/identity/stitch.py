@@ -88,7 +88,6 @@ AUDIT_SPEC = SPECS[tables.IDENTITY_AUDIT]
 CUSTOMER_MERGE_COUNTS = ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted")
 LINEAGE_SPEC = SPECS[tables.IDENTITY_LINEAGE]
 PROFILE_CALLS_SPEC = SPECS[tables.PROFILE_CALLS]
-STAGE = "stitch"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -289,11 +288,6 @@ def run(ctx: JobContext, params: RunParams) -> StageResult:
         result = _stitch(ctx, scratch, incremental)
     finally:
         scratch.delete()
-    # deletion vectors for the next night's MERGEs (a full run's overwrites set no table properties;
-    # one ALTER per table, once)
-    for spec in SPECS.values():
-        if spec.made_by == STAGE and spec.properties:
-            wh.ensure_properties(spark, spec)
     result.metrics = {"mode": "incremental" if incremental else "full", **result.metrics}
     return result
 
