@@ -421,7 +421,10 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     )
     insert_missing(spark, wh, audit, AUDIT_SPEC)
     lineage = scratch.keep(lineage, "lineage")
-    insert_missing(spark, wh, lineage, LINEAGE_SPEC)
+    if lineage.isEmpty():  # most nights merge or split no id: no lookup, no empty commit
+        wh.create(spark, LINEAGE_SPEC)
+    else:
+        insert_missing(spark, wh, lineage, LINEAGE_SPEC)
     clock.done("audit_and_lineage")
 
     identity_map = wh.read(spark, tables.IDENTITY_MAP)
@@ -434,8 +437,10 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         # row naming one of their identifiers made that identifier part of the scope.
         changed_ids = scratch.keep(
             previous.select("customer_id").unionByName(new_map.select("customer_id")).distinct(), "changed_customers")
-        rows = build_customers(identity_map.join(changed_ids, "customer_id", "left_semi"),
-                               all_customers, calls, settings)
+        # Materialized, so the planner sees how small it is and broadcasts it to the scans of
+        # bronze/customers and silver/profile_calls instead of shuffling them.
+        changed_map = scratch.keep(identity_map.join(changed_ids, "customer_id", "left_semi"), "changed_map")
+        rows = build_customers(changed_map, all_customers, calls, settings)
         merge_customers(wh.delta(spark, tables.SILVER_CUSTOMERS), rows, changed_ids)
     else:
         wh.overwrite(build_customers(identity_map, all_customers, calls, settings), tables.SILVER_CUSTOMERS)

@@ -76,6 +76,9 @@ JSON_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_RECOR
 COPIES, SEEN, RANK = "_copies", "_seen", "_rank"
 CACHE_COMPRESSION = "spark.sql.inMemoryColumnarStorage.compressed"
 MB = 1024 * 1024
+# A batch of at most this many valid rows looks its keys up in the table by broadcasting them
+# (keys_to_resolve): about 100 MB of hashed message ids at most, well inside the default driver.
+BROADCAST_BATCH_MAX_ROWS = 1_000_000
 # The tables ingest writes (schemas, keys, partitioning, table properties: jobs.core.catalog).
 EVENTS_SPEC = SPECS[tables.BRONZE_EVENTS]
 CUSTOMERS_SPEC = SPECS[tables.BRONZE_CUSTOMERS]
@@ -247,15 +250,25 @@ def to_bronze_events(df: DataFrame, run_date) -> DataFrame:
     )
 
 
-def keys_to_resolve(batch_keys: DataFrame, table_keys: DataFrame | None, key: str) -> DataFrame:
+def keys_to_resolve(batch_keys: DataFrame, table_keys: DataFrame | None, key: str, *,
+                    broadcast_batch: bool = False) -> DataFrame:
     """[key] of a batch -> [key, _seen]: the keys that are not simply new, i.e. repeated within the
     batch (`_seen` false) or already in the table (`_seen` true). Replays are a small share of a
-    batch, so this is a small table, and only key columns are shuffled to find it."""
+    batch, so this is a small table, and only key columns are shuffled to find it.
+
+    `broadcast_batch` (a batch small next to the table, see BROADCAST_BATCH_MAX_ROWS): the batch's
+    keys are broadcast and the table's key column is probed as it is scanned, so the table's keys
+    are never shuffled (a night's input against all of bronze)."""
     copies = batch_keys.groupBy(key).agg(F.count(F.lit(1)).alias(COPIES))
     if table_keys is None:
         return copies.filter(F.col(COPIES) > 1).select(key, F.lit(False).alias(SEEN))
-    # left_semi keeps at most one row per batch key, whatever the table holds.
-    seen = copies.join(table_keys, on=key, how="left_semi").select(key, F.lit(True).alias(SEEN))
+    if broadcast_batch:
+        # distinct: one row per key even if the table held a key twice (the result is a few rows)
+        in_table = table_keys.join(F.broadcast(copies.select(key)), on=key, how="left_semi").distinct()
+    else:
+        # left_semi keeps at most one row per batch key, whatever the table holds.
+        in_table = copies.join(table_keys, on=key, how="left_semi")
+    seen = in_table.select(key, F.lit(True).alias(SEEN))
     return (
         copies.join(seen, on=key, how="left")
         .filter((F.col(COPIES) > 1) | F.col(SEEN).isNotNull())
@@ -359,13 +372,15 @@ def read_customer_rows(spark: SparkSession, files: list[Path]) -> DataFrame | No
     return out
 
 
-def append_new(spark: SparkSession, wh, rows: DataFrame, spec: TableSpec) -> int:
+def append_new(spark: SparkSession, wh, rows: DataFrame, spec: TableSpec, row_count: int | None = None) -> int:
     """Append rows whose key (the spec's one key column) the table has not seen, one per key;
-    returns how many were written. A missing table is created from its spec first."""
+    returns how many were written. A missing table is created from its spec first. `row_count`
+    (how many `rows` there are, when known) lets a small batch probe the table by broadcast."""
     table, (key,) = spec.name, spec.keys
     before = wh.version(spark, table)
     table_keys = wh.read(spark, table).select(key) if before >= 0 else None
-    to_resolve = keys_to_resolve(rows.select(key), table_keys, key).persist()
+    small = row_count is not None and row_count <= BROADCAST_BATCH_MAX_ROWS
+    to_resolve = keys_to_resolve(rows.select(key), table_keys, key, broadcast_batch=small).persist()
     try:
         # Materialized first, the planner sees its true (small) size and broadcasts it to the
         # rows instead of shuffling every full row to meet it.
@@ -448,7 +463,7 @@ def land(spark: SparkSession, wh, classified: DataFrame, *, kind: str, spec: Tab
         quarantined = sum(by_reason.values())
         if quarantined:
             quarantine_new(spark, wh, to_quarantine(classified.filter("reason IS NOT NULL"), kind, run_date))
-        accepted = append_new(spark, wh, classified.filter("reason IS NULL"), spec)
+        accepted = append_new(spark, wh, classified.filter("reason IS NULL"), spec, row_count=valid)
     finally:
         classified.unpersist()
     return Landing(valid + quarantined, accepted, valid - accepted, quarantined, by_reason)

@@ -269,15 +269,18 @@ def test_identical_bad_lines_are_each_quarantined_once_across_reruns(make_ctx, s
     assert len({r["line_hash"] for r in rows}) == 2
 
 
-def test_a_replay_keeps_its_first_copy_and_keys_already_landed_are_dropped(spark):
+@pytest.mark.parametrize("broadcast_batch", [False, True], ids=["shuffled", "broadcast-batch"])
+def test_a_replay_keeps_its_first_copy_and_keys_already_landed_are_dropped(spark, broadcast_batch):
     rows = spark.createDataFrame(
         [("k1", "b.jsonl", '{"v": 1}'), ("k1", "a.jsonl", '{"v": 2}'), ("k1", "a.jsonl", '{"v": 3}'),
          ("k2", "a.jsonl", '{"v": 4}'), ("k2", "a.jsonl", '{"v": 4}'), ("k3", "a.jsonl", '{"v": 5}'),
          ("k4", "a.jsonl", '{"v": 6}'), ("k4", "a.jsonl", '{"v": 7}')],
         "message_id string, source_file string, raw string",
     )
-    landed = spark.createDataFrame([("k4",)], "message_id string")
-    to_resolve = ingest.keys_to_resolve(rows.select("message_id"), landed, "message_id")
+    # k4 twice: a table that somehow holds a key twice still drops the batch's copies once
+    landed = spark.createDataFrame([("k4",), ("k4",), ("k9",)], "message_id string")
+    to_resolve = ingest.keys_to_resolve(rows.select("message_id"), landed, "message_id",
+                                        broadcast_batch=broadcast_batch)
     got = ingest.keep_new_first_copies(rows, to_resolve, "message_id")
     # k1: first by (source_file, raw); k2: identical copies kept once; k3 passes; k4 landed before.
     expected = spark.createDataFrame(
