@@ -120,8 +120,10 @@ def rebuild_daily(spark, wh: tables.Warehouse) -> dict:
 
 def refresh_source(spark, wh: tables.Warehouse, rows: DataFrame, entity_ids: DataFrame) -> DataFrame:
     """The MERGE source (daily_changes) that brings the day rows of `entity_ids` to those of `rows`,
-    which must hold every stream row of those customers (and may hold other customers' rows)."""
-    customers = entity_ids.filter(F.col("entity_id").isNotNull()).select("entity_id").distinct()
+    which must hold every stream row of those customers (and may hold other customers' rows).
+    `entity_ids`: one row per customer, no nulls; the caller marks it for broadcast when it is small
+    (jobs.activities.stage.broadcast_if_small), so the day rows are probed as they are read."""
+    customers = entity_ids.select("entity_id")
     wanted = build_daily(rows.join(customers, on="entity_id", how="left_semi"))
     current = wh.read(spark, tables.ACTIVITY_DAILY).join(customers, on="entity_id", how="left_semi")
     return daily_changes(current, wanted)
