@@ -39,6 +39,7 @@ from jobs.groups import stage as groups
 from jobs.activities import daily
 from jobs.activities.settings import FEATURE_SLOTS, ActivityMapping, ActivitySettings
 from jobs.core.context import JobContext, RunParams, StageResult
+from jobs.core.session import BROADCAST_KEYS_MAX
 from jobs.identity.identifiers import ANONYMOUS_ID, EMAIL, PHONE, USER_ID, normalize_email, normalize_id
 from jobs.identity.phones import DEFAULT_PHONE_REGION, with_e164
 from jobs.identity.resolution import resolve_customer_id
@@ -53,9 +54,6 @@ NORMALIZERS: dict[str, Callable[[Column], Column]] = {
     PHONE: normalize_id,
 }
 DELETE_FLAG = "_delete"
-# Customers whose ids a night's MERGE broadcasts to the stream and day-row scans (broadcast_if_small):
-# about 100 MB of hashed ids at most, well inside the default driver.
-BROADCAST_ENTITIES_MAX = 1_000_000
 
 # silver/activity_stream's columns, in order (jobs.core.catalog).
 STREAM_COLUMNS = SPECS[tables.ACTIVITY_STREAM].columns
@@ -252,10 +250,10 @@ class StreamChanges(NamedTuple):
 
 def broadcast_if_small(entity_ids: DataFrame) -> DataFrame:
     """`entity_ids` (one row per customer, computed already) marked for broadcast when it has at
-    most BROADCAST_ENTITIES_MAX rows: a table semi-joined with it is then probed as it is scanned.
+    most BROADCAST_KEYS_MAX rows (jobs.core.session): a table semi-joined with it is then probed as it is scanned.
     Without the mark the planner estimates such a set from the plan it came from and shuffles the
     whole table to meet it (the stream at bench scale L: 3.2 GB, 90 of the stage's 180 s)."""
-    return F.broadcast(entity_ids) if entity_ids.count() <= BROADCAST_ENTITIES_MAX else entity_ids
+    return F.broadcast(entity_ids) if entity_ids.count() <= BROADCAST_KEYS_MAX else entity_ids
 
 
 def incremental_changes(

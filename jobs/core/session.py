@@ -24,6 +24,10 @@ LOG_FILE_ENV = "C360_LOG_FILE"
 LOG_FILE_PROPERTY = "c360.log.file"
 
 # Settings every c360 session needs; config can override any of them via spark.conf.
+# The most keys (message ids, customer ids) a stage broadcasts to a table scan instead of shuffling
+# the table to meet them: about 100 MB of hashed ids, well inside the default 4 GB driver.
+BROADCAST_KEYS_MAX = 1_000_000
+
 BASE_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",

@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from jobs.core import tables
+from jobs.core.session import BROADCAST_KEYS_MAX
 from jobs.core.catalog import SPECS, TableSpec
 from jobs.core.config import IngestSettings
 from jobs.core.context import JobContext, RunParams, StageResult
@@ -76,9 +77,6 @@ JSON_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_RECOR
 COPIES, SEEN, RANK = "_copies", "_seen", "_rank"
 CACHE_COMPRESSION = "spark.sql.inMemoryColumnarStorage.compressed"
 MB = 1024 * 1024
-# A batch of at most this many valid rows looks its keys up in the table by broadcasting them
-# (keys_to_resolve): about 100 MB of hashed message ids at most, well inside the default driver.
-BROADCAST_BATCH_MAX_ROWS = 1_000_000
 # The tables ingest writes (schemas, keys, partitioning, table properties: jobs.core.catalog).
 EVENTS_SPEC = SPECS[tables.BRONZE_EVENTS]
 CUSTOMERS_SPEC = SPECS[tables.BRONZE_CUSTOMERS]
@@ -256,7 +254,7 @@ def keys_to_resolve(batch_keys: DataFrame, table_keys: DataFrame | None, key: st
     batch (`_seen` false) or already in the table (`_seen` true). Replays are a small share of a
     batch, so this is a small table, and only key columns are shuffled to find it.
 
-    `broadcast_batch` (a batch small next to the table, see BROADCAST_BATCH_MAX_ROWS): the batch's
+    `broadcast_batch` (a batch small next to the table, see jobs.core.session.BROADCAST_KEYS_MAX): the batch's
     keys are broadcast and the table's key column is probed as it is scanned, so the table's keys
     are never shuffled (a night's input against all of bronze)."""
     copies = batch_keys.groupBy(key).agg(F.count(F.lit(1)).alias(COPIES))
@@ -379,7 +377,7 @@ def append_new(spark: SparkSession, wh, rows: DataFrame, spec: TableSpec, row_co
     table, (key,) = spec.name, spec.keys
     before = wh.version(spark, table)
     table_keys = wh.read(spark, table).select(key) if before >= 0 else None
-    small = row_count is not None and row_count <= BROADCAST_BATCH_MAX_ROWS
+    small = row_count is not None and row_count <= BROADCAST_KEYS_MAX
     to_resolve = keys_to_resolve(rows.select(key), table_keys, key, broadcast_batch=small).persist()
     try:
         # Materialized first, the planner sees its true (small) size and broadcasts it to the
