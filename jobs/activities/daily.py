@@ -18,7 +18,6 @@ a stream changed by anything else, is followed by a full rebuild of this table.
 """
 from __future__ import annotations
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -36,7 +35,6 @@ DAILY_COLUMNS = SPECS[tables.ACTIVITY_DAILY].columns
 DAILY_KEYS = SPECS[tables.ACTIVITY_DAILY].keys
 # Table property: the silver/activity_stream version this table was last brought in step with.
 STREAM_VERSION_PROPERTY = "c360.activityStreamVersion"
-DELETE_FLAG = "_delete"
 
 
 def build_daily(stream: DataFrame) -> DataFrame:
@@ -62,32 +60,6 @@ def build_daily(stream: DataFrame) -> DataFrame:
         .withColumn("order_numbers", F.when(F.col("activity").isin(*ORDER_ACTIVITIES), F.col("_numbers")))
         # the spec's types exactly (a collected list's elements would be stored as never null)
         .select(*[F.col(f.name).cast(f.dataType) for f in SPECS[tables.ACTIVITY_DAILY].schema.fields])
-    )
-
-
-def daily_changes(current: DataFrame, wanted: DataFrame) -> DataFrame:
-    """MERGE source: `wanted` rows (DELETE_FLAG false) and the keys of `current` rows no longer
-    wanted (true); both frames hold the same customers' rows."""
-    gone = current.select(*DAILY_KEYS).join(wanted.select(*DAILY_KEYS), on=list(DAILY_KEYS), how="left_anti")
-    kept_columns = [F.lit(None).cast(field.dataType).alias(field.name)
-                    for field in SPECS[tables.ACTIVITY_DAILY].schema.fields if field.name not in DAILY_KEYS]
-    return wanted.withColumn(DELETE_FLAG, F.lit(False)).unionByName(
-        gone.select(*DAILY_KEYS, *kept_columns).withColumn(DELETE_FLAG, F.lit(True))
-    )
-
-
-def merge_into_daily(target: DeltaTable, changes: DataFrame) -> None:
-    on = " AND ".join(f"t.{key} = s.{key}" for key in DAILY_KEYS)
-    assignments = {c: f"s.`{c}`" for c in DAILY_COLUMNS}
-    # a day row that comes out the same is left alone (its file is not touched)
-    differs = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in DAILY_COLUMNS if c not in DAILY_KEYS)
-    (
-        target.alias("t")
-        .merge(changes.alias("s"), on)
-        .whenMatchedDelete(condition=f"s.{DELETE_FLAG}")
-        .whenMatchedUpdate(condition=f"NOT s.{DELETE_FLAG} AND ({differs})", set=assignments)
-        .whenNotMatchedInsert(condition=f"NOT s.{DELETE_FLAG}", values=assignments)
-        .execute()
     )
 
 
@@ -119,23 +91,21 @@ def rebuild_daily(spark, wh: tables.Warehouse) -> dict:
 
 
 def refresh_source(spark, wh: tables.Warehouse, rows: DataFrame, entity_ids: DataFrame) -> DataFrame:
-    """The MERGE source (daily_changes) that brings the day rows of `entity_ids` to those of `rows`,
+    """The change set (tables.change_set) that brings the day rows of `entity_ids` to those of `rows`,
     which must hold every stream row of those customers (and may hold other customers' rows).
     `entity_ids`: one row per customer, no nulls; the caller marks it for broadcast when it is small
-    (jobs.activities.stage.broadcast_if_small), so the day rows are probed as they are read."""
+    (jobs.core.session.broadcast_if_small), so the day rows are probed as they are read."""
     customers = entity_ids.select("entity_id")
     wanted = build_daily(rows.join(customers, on="entity_id", how="left_semi"))
     current = wh.read(spark, tables.ACTIVITY_DAILY).join(customers, on="entity_id", how="left_semi")
-    return daily_changes(current, wanted)
+    return tables.change_set(current, wanted, tables.ACTIVITY_DAILY)
 
 
 def refresh_daily(spark, wh: tables.Warehouse, changes: DataFrame) -> dict:
-    """MERGE `changes` (refresh_source, after the stream's MERGE committed) into the day rows; other
+    """Apply `changes` (refresh_source, after the stream's changes committed) to the day rows; other
     customers' rows and files are not touched."""
     version = wh.version(spark, tables.ACTIVITY_DAILY)
     stream_version = wh.version(spark, tables.ACTIVITY_STREAM)
-    merge_into_daily(wh.delta(spark, tables.ACTIVITY_DAILY), changes)
+    wh.apply_changes(spark, tables.ACTIVITY_DAILY, changes)
     _stamp(spark, wh, stream_version)
-    merged = wh.operation_metrics_since(spark, tables.ACTIVITY_DAILY, version)
-    changed = sum(merged.get(key, 0) for key in ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted"))
-    return {"daily": "merge", "daily_rows": changed}
+    return {"daily": "merge", "daily_rows": sum(wh.change_counts_since(spark, tables.ACTIVITY_DAILY, version).values())}

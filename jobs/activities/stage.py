@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
-from delta.tables import DeltaTable
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -39,7 +38,7 @@ from jobs.groups import stage as groups
 from jobs.activities import daily
 from jobs.activities.settings import FEATURE_SLOTS, ActivityMapping, ActivitySettings
 from jobs.core.context import JobContext, RunParams, StageResult
-from jobs.core.session import BROADCAST_KEYS_MAX
+from jobs.core.session import broadcast_if_small
 from jobs.identity.identifiers import ANONYMOUS_ID, EMAIL, PHONE, USER_ID, normalize_email, normalize_id
 from jobs.identity.phones import DEFAULT_PHONE_REGION, with_e164
 from jobs.identity.resolution import resolve_customer_id
@@ -53,7 +52,6 @@ NORMALIZERS: dict[str, Callable[[Column], Column]] = {
     # trimmed here, then read as E.164 by jobs.identity.phones (to_activity_events)
     PHONE: normalize_id,
 }
-DELETE_FLAG = "_delete"
 
 # silver/activity_stream's columns, in order (jobs.core.catalog).
 STREAM_COLUMNS = SPECS[tables.ACTIVITY_STREAM].columns
@@ -240,20 +238,12 @@ def unread_bronze(bronze: DataFrame, stream: DataFrame, run_date) -> DataFrame:
 
 
 class StreamChanges(NamedTuple):
-    """What a night changes in the stream: `rows` are the MERGE source (DELETE_FLAG false: upsert,
-    true: delete); `after` holds every row, as it will be after the MERGE, of every `involved`
+    """What a night changes in the stream: `rows` are its change set (tables.change_set: inserts,
+    updates, deletes); `after` holds every row, as it will be after the MERGE, of every `involved`
     entity (so their day rows are rebuilt without reading the stream again)."""
     rows: DataFrame
     after: DataFrame
     involved: DataFrame
-
-
-def broadcast_if_small(entity_ids: DataFrame) -> DataFrame:
-    """`entity_ids` (one row per customer, computed already) marked for broadcast when it has at
-    most BROADCAST_KEYS_MAX rows (jobs.core.session): a table semi-joined with it is then probed as it is scanned.
-    Without the mark the planner estimates such a set from the plan it came from and shuffles the
-    whole table to meet it (the stream at bench scale L: 3.2 GB, 90 of the stage's 180 s)."""
-    return F.broadcast(entity_ids) if entity_ids.count() <= BROADCAST_KEYS_MAX else entity_ids
 
 
 def incremental_changes(
@@ -266,7 +256,7 @@ def incremental_changes(
     remapped_ids: DataFrame,
     reuse: Callable[[DataFrame], DataFrame] = _as_is,
 ) -> StreamChanges:
-    """Rows that differ from the stream: upserts (DELETE_FLAG false) and deletes (true), with the
+    """Rows that differ from the stream (a tables.change_set: inserts, updates, deletes), with the
     involved entities and all their rows after the night (StreamChanges).
 
     Every entity whose rows may change is "involved" (`involved`: one row per customer, marked by
@@ -296,40 +286,18 @@ def incremental_changes(
     # the other rows of involved entities: unchanged events whose occurrence numbers may shift
     kept = current.join(replaced, on="activity_uuid", how="left_anti").select(*ATTRIBUTED_COLUMNS)
     upserts = reuse(with_occurrence(desired.unionByName(kept)))
-    same_row = F.col("u.activity_uuid") == F.col("c.activity_uuid")
-    for column in STREAM_COLUMNS[1:]:
-        same_row = same_row & F.col(f"u.{column}").eqNullSafe(F.col(f"c.{column}"))
-    changed = upserts.alias("u").join(current.alias("c"), same_row, how="left_anti")
-    deletes = current.join(upserts.select("activity_uuid"), on="activity_uuid", how="left_anti")
-    rows = changed.withColumn(DELETE_FLAG, F.lit(False)).unionByName(
-        deletes.select(*STREAM_COLUMNS).withColumn(DELETE_FLAG, F.lit(True))
-    )
+    rows = tables.change_set(current, upserts, tables.ACTIVITY_STREAM)
     # every row of an involved entity is in `current` (its rows before) and, unless deleted, in
     # `upserts` (activity_uuid names the entity, so no row moves between entities)
     return StreamChanges(rows=rows, after=upserts, involved=involved)
-
-
-def merge_into_stream(target: DeltaTable, changes: DataFrame) -> None:
-    """Apply incremental_changes: only files holding a changed or deleted row are rewritten."""
-    assignments = {c: f"s.`{c}`" for c in STREAM_COLUMNS}
-    (
-        target.alias("t")
-        .merge(changes.alias("s"), "t.activity_uuid = s.activity_uuid")
-        .whenMatchedDelete(condition=f"s.{DELETE_FLAG}")
-        .whenMatchedUpdate(condition=f"NOT s.{DELETE_FLAG}", set=assignments)
-        .whenNotMatchedInsert(condition=f"NOT s.{DELETE_FLAG}", values=assignments)
-        .execute()
-    )
 
 
 # ----------------------------------------------------------------------------------------------
 # Stage
 # ----------------------------------------------------------------------------------------------
 
+CHANGE_METRICS = {tables.INSERT: "rows_inserted", tables.UPDATE: "rows_updated", tables.DELETE: "rows_deleted"}
 MERGE_METRICS = {
-    "numTargetRowsInserted": "rows_inserted",
-    "numTargetRowsUpdated": "rows_updated",
-    "numTargetRowsDeleted": "rows_deleted",
     "numTargetRowsCopied": "rows_copied",
     "numTargetFilesRemoved": "files_rewritten",
     # rows replaced in place: marked deleted in their file's deletion vector, the file kept
@@ -378,17 +346,19 @@ def _merge(spark, wh, stream, new_events, identity_map, members, run_date, versi
             remapped_ids=remapped_entities(lineage, run_date),
             reuse=reuse,
         )
-        # Cut from the stream before the MERGE commits to it: after a commit Delta recomputes every
+        # Cut from the stream before the changes commit to it: after a commit Delta recomputes every
         # cached plan that reads the table (Spark's recacheByPath), which were the frames above,
         # and that cost more than the MERGE itself (17 of 19 s at bench scale S).
         rows = changes.rows.localCheckpoint(eager=True)
         # the involved customers' day rows, from their rows after the night (not the stream again)
         day_rows = (daily.refresh_source(spark, wh, changes.after, changes.involved).localCheckpoint(eager=True)
                     if daily_in_step else None)
-    merge_into_stream(wh.delta(spark, tables.ACTIVITY_STREAM), rows)
-    # a MERGE that changes nothing commits nothing: then every count is 0
+    wh.apply_changes(spark, tables.ACTIVITY_STREAM, rows)
+    # a night that changes nothing commits nothing: then every count is 0
+    counts = wh.change_counts_since(spark, tables.ACTIVITY_STREAM, version)
     merged = wh.operation_metrics_since(spark, tables.ACTIVITY_STREAM, version)
-    metrics = {"mode": "merge", **{name: merged.get(key, 0) for key, name in MERGE_METRICS.items()}}
+    metrics = {"mode": "merge", **{name: counts[change] for change, name in CHANGE_METRICS.items()},
+               **{name: merged.get(key, 0) for key, name in MERGE_METRICS.items()}}
     metrics.update(daily.refresh_daily(spark, wh, day_rows) if day_rows is not None else daily.rebuild_daily(spark, wh))
     return metrics
 

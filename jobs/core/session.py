@@ -14,7 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from jobs.core.config import REPO_ROOT, SparkSettings, packaged_file
 from jobs.core.errors import ConfigError
@@ -23,11 +24,20 @@ LOG4J_CONFIG_NAME = "conf/log4j2.properties"
 LOG_FILE_ENV = "C360_LOG_FILE"
 LOG_FILE_PROPERTY = "c360.log.file"
 
-# Settings every c360 session needs; config can override any of them via spark.conf.
 # The most keys (message ids, customer ids) a stage broadcasts to a table scan instead of shuffling
 # the table to meet them: about 100 MB of hashed ids, well inside the default 4 GB driver.
 BROADCAST_KEYS_MAX = 1_000_000
 
+
+def broadcast_if_small(keys: DataFrame) -> DataFrame:
+    """`keys` (computed already: persisted or read from scratch, so counting it is cheap) marked for
+    broadcast when it has at most BROADCAST_KEYS_MAX rows: a table semi-joined with it is then
+    probed as it is scanned. Without the mark the planner estimates such a set from the plan it came
+    from and shuffles the whole table to meet it (the activity stream at bench scale L: 3.2 GB)."""
+    return F.broadcast(keys) if keys.count() <= BROADCAST_KEYS_MAX else keys
+
+
+# Settings every c360 session needs; config can override any of them via spark.conf.
 BASE_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",

@@ -26,8 +26,9 @@ Flow of one run for run date D:
    user ids) and gold/identity_lineage get this run's rows (insert-if-absent, so a
    re-run of D adds nothing). silver/customers (jobs.identity.survivorship) is written whole on a
    full run; an incremental run rebuilds the rows of the scope's customers (their ids before and
-   after) and MERGEs them in, since every bronze row naming one of a customer's identifiers put
-   that identifier, and so its whole component, in the scope.
+   after) and applies the rows that changed (Warehouse.apply_changes), since every bronze row
+   naming one of a customer's identifiers put that identifier, and so its whole component, in
+   the scope.
 
 The summary's last note splits the stage's time into its steps (jobs.core.steps).
 
@@ -38,7 +39,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -46,6 +46,7 @@ from jobs.core import tables
 from jobs.core.catalog import SPECS, TableSpec
 from jobs.core.context import JobContext, RunParams, StageResult
 from jobs.core.errors import InputError
+from jobs.core.session import broadcast_if_small
 from jobs.core.steps import StepClock
 from jobs.identity import graph
 from jobs.identity.identifiers import PHONE, USER_ID
@@ -85,7 +86,6 @@ from jobs.identity.survivorship import build_customers
 # The tables stitch writes (schemas and keys: jobs.core.catalog).
 IDENTITY_MAP_COLUMNS = SPECS[tables.IDENTITY_MAP].columns
 AUDIT_SPEC = SPECS[tables.IDENTITY_AUDIT]
-CUSTOMER_MERGE_COUNTS = ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted")
 LINEAGE_SPEC = SPECS[tables.IDENTITY_LINEAGE]
 PROFILE_CALLS_SPEC = SPECS[tables.PROFILE_CALLS]
 
@@ -115,10 +115,6 @@ class Scratch:
             fs.delete(path, True)
 
 
-def _null_safe_on(keys: tuple[str, ...]) -> str:
-    return " AND ".join(f"t.{k} <=> s.{k}" for k in keys)
-
-
 def insert_missing(spark: SparkSession, wh: tables.Warehouse, rows: DataFrame, spec: TableSpec) -> None:
     """Append the rows whose key (spec.keys) is not in the table yet (so re-running a date adds nothing)."""
     wh.create(spark, spec)
@@ -130,36 +126,16 @@ def insert_missing(spark: SparkSession, wh: tables.Warehouse, rows: DataFrame, s
 
 def upsert_evidence(spark: SparkSession, wh: tables.Warehouse, new: DataFrame, table: str, keys: tuple[str, ...]) -> None:
     """Merge new evidence rows into `table` (min/max per key; unchanged rows are not rewritten)."""
-    stored = wh.read(spark, table).join(new.select(*keys), list(keys), "left_semi")
+    stored = wh.read(spark, table).join(broadcast_if_small(new.select(*keys)), list(keys), "left_semi")
     merged = aggregate_evidence(stored.unionByName(new), keys)
-    changed = " OR ".join(f"NOT (t.{c} <=> s.{c})" for c in EVIDENCE_COLUMNS)
-    (
-        wh.delta(spark, table).alias("t")
-        .merge(merged.alias("s"), _null_safe_on(keys))
-        .whenMatchedUpdateAll(condition=changed)
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    wh.apply_changes(spark, table, tables.change_set(stored, merged, table).localCheckpoint(eager=True))
 
 
-def merge_customers(target: DeltaTable, rows: DataFrame, changed_ids: DataFrame) -> None:
-    """Bring silver/customers' rows of `changed_ids` to `rows` (theirs, rebuilt): update the ones
-    that differ, insert new customers, delete ids no longer in use; other rows are not touched."""
-    gone = changed_ids.join(rows.select("customer_id"), "customer_id", "left_anti")
-    empty = [F.lit(None).cast(field.dataType).alias(field.name)
-             for field in SPECS[tables.SILVER_CUSTOMERS].schema.fields if field.name != "customer_id"]
-    source = rows.withColumn("_gone", F.lit(False)).unionByName(
-        gone.select("customer_id", *empty).withColumn("_gone", F.lit(True)))
-    columns = SPECS[tables.SILVER_CUSTOMERS].columns
-    differs = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in columns if c != "customer_id")
-    (
-        target.alias("t")
-        .merge(source.alias("s"), "t.customer_id = s.customer_id")
-        .whenMatchedDelete(condition="s._gone")
-        .whenMatchedUpdate(condition=f"NOT s._gone AND ({differs})", set={c: f"s.`{c}`" for c in columns})
-        .whenNotMatchedInsert(condition="NOT s._gone", values={c: f"s.`{c}`" for c in columns})
-        .execute()
-    )
+def customers_changes(current: DataFrame, rows: DataFrame, changed_ids: DataFrame) -> DataFrame:
+    """The change set (tables.change_set) that brings silver/customers' rows of `changed_ids`
+    (`current`: the table's rows of those ids) to `rows` (theirs, rebuilt): updates of the ones
+    that differ, new customers, deletes of ids no longer in use."""
+    return tables.change_set(current.join(changed_ids, "customer_id", "left_semi"), rows, tables.SILVER_CUSTOMERS)
 
 
 def read_bronze(spark: SparkSession, wh: tables.Warehouse, table: str, run_date: dt.date, since: dt.date | None):
@@ -378,20 +354,10 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     clock.done("customer_ids")
 
     if incremental:
-        # scope_keys, not scope: an alias-only identifier that is no longer one is deleted.
-        source = scope_keys.join(new_map, keys, "left")
-        (
-            wh.delta(spark, tables.IDENTITY_MAP).alias("t")
-            .merge(source.alias("s"), _null_safe_on(IDENTIFIER_KEY))
-            .whenMatchedDelete(condition="s.customer_id IS NULL")
-            .whenMatchedUpdate(
-                condition="NOT (t.customer_id <=> s.customer_id AND t.component <=> s.component)",
-                set={"customer_id": "s.customer_id", "component": "s.component"},
-            )
-            .whenNotMatchedInsert(condition="s.customer_id IS NOT NULL",
-                                  values={c: f"s.{c}" for c in IDENTITY_MAP_COLUMNS})
-            .execute()
-        )
+        # the map's rows of scope_keys, not scope: an alias-only identifier that is no longer one is deleted
+        current = wh.read(spark, tables.IDENTITY_MAP).join(broadcast_if_small(scope_keys), keys, "left_semi")
+        changes = tables.change_set(current, new_map, tables.IDENTITY_MAP).localCheckpoint(eager=True)
+        wh.apply_changes(spark, tables.IDENTITY_MAP, changes)
     else:
         wh.overwrite(new_map.select(*IDENTITY_MAP_COLUMNS), tables.IDENTITY_MAP)
     clock.done("identity_map")
@@ -441,7 +407,8 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         # bronze/customers and silver/profile_calls instead of shuffling them.
         changed_map = scratch.keep(identity_map.join(changed_ids, "customer_id", "left_semi"), "changed_map")
         rows = build_customers(changed_map, all_customers, calls, settings)
-        merge_customers(wh.delta(spark, tables.SILVER_CUSTOMERS), rows, changed_ids)
+        changes = customers_changes(wh.read(spark, tables.SILVER_CUSTOMERS), rows, changed_ids)
+        wh.apply_changes(spark, tables.SILVER_CUSTOMERS, changes.localCheckpoint(eager=True))
     else:
         wh.overwrite(build_customers(identity_map, all_customers, calls, settings), tables.SILVER_CUSTOMERS)
     clock.done("customers")
@@ -458,8 +425,7 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         "components_rounds": components.rounds,
         # rows of silver/customers inserted, updated or deleted (a full build writes them all)
         "customer_rows_written": sum(
-            count for key, count in wh.operation_metrics_since(spark, tables.SILVER_CUSTOMERS, customers_version).items()
-            if key in (CUSTOMER_MERGE_COUNTS if customers_merged else ("numOutputRows",))),
+            wh.change_counts_since(spark, tables.SILVER_CUSTOMERS, customers_version).values()),
     })
     clock.done("counts")
     result.notes.append(clock.note())

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from chispa import assert_df_equality
 from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType
 
 from jobs.core import table_names, tables
@@ -224,3 +225,57 @@ def test_keys_identify_the_rows(spark, nightly):
         if spec.keys:
             df = nightly.read(spark, table)
             assert df.select(*spec.keys).distinct().count() == df.count(), table
+
+
+# ----------------------------------------------------------------------------------------------
+# tables.change_set and Warehouse.apply_changes: a night's changes by key
+# ----------------------------------------------------------------------------------------------
+
+KEYED = TableSpec(
+    "silver/keyed",
+    StructType([StructField("id", StringType()), StructField("n", LongType()), StructField("note", StringType())]),
+    keys=("id",),
+    properties={"delta.enableDeletionVectors": "true"},
+    made_by="activities",
+)
+CHANGES_SCHEMA = "id string, n bigint, note string, _change string"
+
+
+def test_change_set_lists_inserts_updates_and_deletes_and_leaves_out_rows_that_are_the_same(spark):
+    current = spark.createDataFrame(
+        [("a", 1, "x"), ("b", 2, "x"), ("c", 3, "x"), ("e", None, None), ("f", 5, None)], KEYED.schema)
+    wanted = spark.createDataFrame(
+        [("a", 1, "x"), ("b", 20, "x"), ("d", 4, "y"), ("e", None, None), ("f", None, None)], KEYED.schema)
+    expected = spark.createDataFrame(
+        [("b", 20, "x", "update"), ("d", 4, "y", "insert"), ("c", None, None, "delete"), ("f", None, None, "update")],
+        CHANGES_SCHEMA)
+    assert_df_equality(tables.change_set(current, wanted, KEYED), expected,
+                       ignore_row_order=True, ignore_nullable=True)
+
+
+def test_apply_changes_appends_inserts_merges_updates_and_deletes_and_counts_them(spark, warehouse_dir):
+    wh = Warehouse(warehouse_dir)
+    wh.create(spark, KEYED)
+    wh.append(spark.createDataFrame([("a", 1, "x"), ("b", 2, "x"), ("c", 3, "x")], KEYED.schema), KEYED.name)
+    wh.append(spark.createDataFrame([("z", 9, "other file")], KEYED.schema), KEYED.name)
+    z_file = set(wh.read(spark, KEYED.name).where("id = 'z'").inputFiles())
+    version = wh.version(spark, KEYED.name)
+    changes = spark.createDataFrame(
+        [("b", 20, "x", "update"), ("d", 4, "y", "insert"), ("c", None, None, "delete")], CHANGES_SCHEMA)
+
+    wh.apply_changes(spark, KEYED, changes)
+
+    expected = spark.createDataFrame([("a", 1, "x"), ("b", 20, "x"), ("d", 4, "y"), ("z", 9, "other file")],
+                                     KEYED.schema)
+    assert_df_equality(wh.read(spark, KEYED.name), expected, ignore_row_order=True)
+    operations = [r["operation"] for r in wh.delta(spark, KEYED.name).history().where(f"version > {version}")
+                  .orderBy("version").collect()]
+    assert operations == ["MERGE", "WRITE"]  # updates and deletes, then the appended inserts
+    assert wh.change_counts_since(spark, KEYED.name, version) == {"insert": 1, "update": 1, "delete": 1}
+    assert z_file <= set(wh.read(spark, KEYED.name).inputFiles())  # another key's file is not touched
+
+    # nothing to change: no commit
+    version = wh.version(spark, KEYED.name)
+    wh.apply_changes(spark, KEYED, changes.limit(0))
+    assert wh.version(spark, KEYED.name) == version
+    assert wh.change_counts_since(spark, KEYED.name, version) == {"insert": 0, "update": 0, "delete": 0}
