@@ -239,7 +239,7 @@ def unread_bronze(bronze: DataFrame, stream: DataFrame, run_date) -> DataFrame:
 
 class StreamChanges(NamedTuple):
     """What a night changes in the stream: `rows` are its change set (tables.change_set: inserts,
-    updates, deletes); `after` holds every row, as it will be after the MERGE, of every `involved`
+    updates, deletes); `after` holds every row, as it will be after the night, of every `involved`
     entity (so their day rows are rebuilt without reading the stream again)."""
     rows: DataFrame
     after: DataFrame

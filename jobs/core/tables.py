@@ -57,13 +57,22 @@ MERGE_COUNTS = {INSERT: "numTargetRowsInserted", UPDATE: "numTargetRowsUpdated",
 Missing = Literal["error", "empty"]
 
 
+def _as_spec(spec: TableSpec | str) -> TableSpec:
+    if isinstance(spec, TableSpec):
+        return spec
+    found = spec_for(spec)
+    if found is None:
+        raise ValueError(f"{spec} is not a registered table (jobs.core.catalog.SPECS)")
+    return found
+
+
 def change_set(current: DataFrame, wanted: DataFrame, spec: TableSpec | str) -> DataFrame:
     """What brings `current` (all rows of some keys' owners, e.g. some customers, as the table holds
     them) to `wanted` (the rows they should have): the spec's columns + CHANGE, for
     Warehouse.apply_changes. INSERT: a key only in `wanted`; UPDATE: a key in both whose row
     differs; DELETE: a key only in `current` (its other columns null). Rows that are the same in
     both are left out, so their files are not touched."""
-    spec = spec if isinstance(spec, TableSpec) else SPECS[spec]
+    spec = _as_spec(spec)
     w = wanted.select(*spec.columns, F.lit(True).alias("_wanted")).alias("w")
     c = current.select(*spec.columns, F.lit(True).alias("_current")).alias("c")
     joined = w.join(c, [F.col(f"w.`{k}`").eqNullSafe(F.col(f"c.`{k}`")) for k in spec.keys], "full_outer")
@@ -121,7 +130,7 @@ class Warehouse:
         """Create the table from its spec (a TableSpec or a registered name) unless it exists: its
         schema, partition columns and table properties are set in the creating commit. Returns
         whether it created the table."""
-        spec = self._spec(spec)
+        spec = _as_spec(spec)
         if spec.schema is None:
             raise ValueError(f"{spec.name}: its columns are decided at run time, so its first write creates it")
         if self.exists(spark, spec.name):
@@ -138,7 +147,7 @@ class Warehouse:
         """Give an existing table the properties its spec lists and it lacks (a table written before
         they were in the spec, or first written by an overwrite, which sets none); returns the keys
         set. One ALTER TABLE commit when any is missing, none otherwise."""
-        spec = self._spec(spec)
+        spec = _as_spec(spec)
         if not spec.properties or not self.exists(spark, spec.name):
             return []
         current = self.delta(spark, spec.name).detail().first()["properties"] or {}
@@ -147,15 +156,6 @@ class Warehouse:
             assignments = ", ".join(f"'{key}' = '{value}'" for key, value in sorted(missing.items()))
             spark.sql(f"ALTER TABLE delta.`{self.path(spec.name)}` SET TBLPROPERTIES ({assignments})")
         return sorted(missing)
-
-    @staticmethod
-    def _spec(spec: TableSpec | str) -> TableSpec:
-        if isinstance(spec, TableSpec):
-            return spec
-        found = spec_for(spec)
-        if found is None:
-            raise ValueError(f"{spec} is not a registered table (jobs.core.catalog.SPECS)")
-        return found
 
     def delta(self, spark: SparkSession, table: str) -> DeltaTable:
         return DeltaTable.forPath(spark, self.path(table))
@@ -188,7 +188,7 @@ class Warehouse:
         pass). A matched-only MERGE joins inner, and a source of at most MERGE_SOURCE_BROADCAST_MAX
         rows is broadcast to the target's scan. A run that dies between the two commits is
         completed by the next one: the change set is recomputed against the table."""
-        spec = self._spec(table)
+        spec = _as_spec(table)
         inserts = changes.where(F.col(CHANGE) == INSERT).select(*spec.columns)
         others = changes.where(F.col(CHANGE) != INSERT)
         count = others.count()
@@ -209,13 +209,11 @@ class Warehouse:
         """Rows inserted, updated and deleted (INSERT, UPDATE, DELETE) by the MERGEs and appends
         committed after `version` (apply_changes), as Delta recorded them."""
         counts = dict.fromkeys((INSERT, UPDATE, DELETE), 0)
-        history = self.delta(spark, table).history().filter(f"version > {version}")
-        for row in history.select("operation", "operationMetrics").collect():  # a commit or two
-            metrics = {k: int(v) for k, v in (row["operationMetrics"] or {}).items() if str(v).isdigit()}
-            if row["operation"] == "MERGE":
+        for operation, metrics in self._commit_metrics(spark, table, version):
+            if operation == "MERGE":
                 for change in counts:
                     counts[change] += metrics.get(MERGE_COUNTS[change], 0)
-            elif row["operation"] == "WRITE":
+            elif operation == "WRITE":
                 counts[INSERT] += metrics.get("numOutputRows", 0)
         return counts
 
@@ -229,17 +227,24 @@ class Warehouse:
             return -1
         return self.delta(spark, table).history(1).first()["version"]
 
+    def _commit_metrics(self, spark: SparkSession, table: str, version: int) -> list[tuple[str, dict[str, int]]]:
+        """(operation, row counts) of each commit after `version`, as Delta recorded them."""
+        history = self.delta(spark, table).history().filter(f"version > {version}")
+        history = history.select("operation", "operationMetrics")
+        return [  # one row per commit of this run: a handful
+            (row["operation"], {k: int(v) for k, v in (row["operationMetrics"] or {}).items() if str(v).isdigit()})
+            for row in history.collect()
+        ]
+
     def operation_metrics_since(self, spark: SparkSession, table: str, version: int) -> dict[str, int]:
         """Row counts Delta recorded for commits after `version` (no extra pass over the data).
 
         A write of zero rows may not commit at all, so a caller that compares versions gets {} then.
         """
-        history = self.delta(spark, table).history().filter(f"version > {version}").select("operationMetrics")
         totals: dict[str, int] = {}
-        for row in history.collect():  # one row per commit of this run: a handful
-            for key, value in (row["operationMetrics"] or {}).items():
-                if str(value).isdigit():
-                    totals[key] = totals.get(key, 0) + int(value)
+        for _, metrics in self._commit_metrics(spark, table, version):
+            for key, value in metrics.items():
+                totals[key] = totals.get(key, 0) + value
         return totals
 
     def row_count(self, spark: SparkSession, table: str) -> int:
