@@ -53,7 +53,6 @@ from jobs.identity.identifiers import PHONE, USER_ID
 from jobs.identity.evidence import (
     ALIAS_CLAIM_KEY,
     EDGE_KEY,
-    EVIDENCE_COLUMNS,
     IDENTIFIER_KEY,
     aggregate_evidence,
     alias_claims,
@@ -397,8 +396,7 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     calls = read_profile_calls(spark, wh, run_date)
     all_customers = read_bronze(spark, wh, tables.BRONZE_CUSTOMERS, run_date, None)
     customers_version = wh.version(spark, tables.SILVER_CUSTOMERS)
-    customers_merged = incremental and customers_version >= 0
-    if customers_merged:
+    if incremental and customers_version >= 0:
         # Only the customers of the scope (as they were and as they are) can change: every bronze
         # row naming one of their identifiers made that identifier part of the scope.
         changed_ids = scratch.keep(
