@@ -139,12 +139,26 @@ def scipy_floor(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return local_components(table.column("src").to_numpy(), table.column("dst").to_numpy())
 
 
-def spark_method(spark, path: Path, checkpoint_dir: Path, local_threshold: int):
-    from jobs.identity.graph import connected_components
+def spark_method(spark, path: Path, checkpoint_dir: Path, local_threshold: int, partition_edges: int | None = None):
+    from jobs.identity.graph import DEFAULT_PARTITION_EDGES, connected_components
 
     def run():
         edges = spark.read.parquet(str(path))
-        return connected_components(edges, checkpoint_dir=str(checkpoint_dir), local_threshold=local_threshold)
+        return connected_components(edges, checkpoint_dir=str(checkpoint_dir), local_threshold=local_threshold,
+                                    partition_edges=partition_edges or DEFAULT_PARTITION_EDGES)
+
+    return run
+
+
+def shuffle_pass(spark, path: Path, out: Path):
+    """The distributed floor unit: one symmetric groupBy pass over the same edges (each edge counted
+    at both endpoints), written out, in the same session as the methods."""
+    from pyspark.sql import functions as F
+
+    def run():
+        edges = spark.read.parquet(str(path))
+        ends = edges.select(F.col("src").alias("v")).unionByName(edges.select(F.col("dst").alias("v")))
+        ends.groupBy("v").count().write.mode("overwrite").parquet(str(out))
 
     return run
 
@@ -165,7 +179,8 @@ def same_partition(reference: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarr
     )
 
 
-def bench_size(spark, label: str, seed: int, pairs: int, partitions: list[int], methods_wanted: list[str]) -> dict:
+def bench_size(spark, label: str, seed: int, pairs: int, partitions: list[int], methods_wanted: list[str],
+               partition_edges: list[int]) -> dict:
     from jobs.identity import graph
 
     path = build_edges(label, seed)
@@ -173,8 +188,9 @@ def bench_size(spark, label: str, seed: int, pairs: int, partitions: list[int], 
     methods: list[Method] = []
     for p in partitions:
         if "distributed" in methods_wanted:
-            methods.append(Method(f"distributed (local_threshold=0), {p} partitions",
-                                  spark_method(spark, path, checkpoints, 0), p))
+            for budget in partition_edges:
+                methods.append(Method(f"distributed (local_threshold=0, partition_edges={budget:,}), {p} partitions",
+                                      spark_method(spark, path, checkpoints, 0, budget), p))
         if "default" in methods_wanted:
             methods.append(Method(f"default (local_threshold={graph.DEFAULT_LOCAL_THRESHOLD:,}), {p} partitions",
                                   spark_method(spark, path, checkpoints, graph.DEFAULT_LOCAL_THRESHOLD), p))
@@ -187,6 +203,9 @@ def bench_size(spark, label: str, seed: int, pairs: int, partitions: list[int], 
         for p in partitions:
             methods.append(Method(f"GraphFrames two_phase (re-implemented), {p} partitions",
                                   graphframes_baseline.method(spark, path, checkpoints), p))
+    floor = Method("one shuffle pass: symmetric groupBy over the edges (distributed floor unit)",
+                   shuffle_pass(spark, path, checkpoints / "floor"), partitions[0])
+    methods.append(floor)
     scipy = Method("scipy on the driver (floor)", lambda: scipy_floor(path))
     methods.append(scipy)
     reference = scipy_floor(path)
@@ -199,6 +218,8 @@ def bench_size(spark, label: str, seed: int, pairs: int, partitions: list[int], 
             seconds, result = timed(method.run)
             if method is scipy:
                 got = result
+            elif method is floor:
+                got = None  # not a labelling: nothing to compare
             elif method.name.startswith("GraphFrames"):
                 from bench import graphframes_baseline
 
@@ -212,10 +233,12 @@ def bench_size(spark, label: str, seed: int, pairs: int, partitions: list[int], 
                 if stats.local_edges:
                     method.notes.add(f"finished on driver with {stats.local_edges:,} edges")
                 if stats.active_edges:
-                    method.notes.add("active edges per round: " + ", ".join(f"{a:,}" for a in stats.active_edges))
+                    method.notes.add("edges left after each round: " + ", ".join(f"{a:,}" for a in stats.active_edges))
+                    method.notes.add("buckets per round: " + ", ".join(map(str, stats.buckets)))
             method.seconds.append(round(seconds, 2))
-            method.agree.append(same_partition(reference, got))
-            print(f"  {label} pair {pair + 1}: {method.name}: {seconds:.2f}s agree={method.agree[-1]}"
+            if got is not None:
+                method.agree.append(same_partition(reference, got))
+            print(f"  {label} pair {pair + 1}: {method.name}: {seconds:.2f}s agree={method.agree[-1] if got is not None else '-'}"
                   f" rounds={method.rounds[-1] if method.rounds else '-'}", flush=True)
     shutil.rmtree(checkpoints, ignore_errors=True)
     rows = []
@@ -225,10 +248,13 @@ def bench_size(spark, label: str, seed: int, pairs: int, partitions: list[int], 
         if graphframes is not None and method is not graphframes and method is not scipy:
             versus = [a / b for a, b in zip(method.seconds, graphframes.seconds)]
             method.notes.add(f"median paired ratio vs GraphFrames two_phase: {statistics.median(versus):.2f}")
+        if method is not floor and method is not scipy:
+            passes = [a / b for a, b in zip(method.seconds, floor.seconds)]
+            method.notes.add(f"shuffle-pass equivalents (paired, median): {statistics.median(passes):.1f}")
         rows.append({
             "method": method.name, "seconds": method.seconds, "median_seconds": statistics.median(method.seconds),
             "median_ratio_vs_scipy": round(statistics.median(ratios), 2), "rounds": method.rounds,
-            "agree": all(method.agree), "notes": sorted(method.notes),
+            "agree": all(method.agree) if method.agree else None, "notes": sorted(method.notes),
         })
     vertices = int(reference[0].size)
     components = int(np.unique(reference[1]).size)
@@ -261,7 +287,7 @@ def write_report(sizes: list[dict], meta: dict) -> tuple[Path, Path]:
         for row in size["methods"]:
             lines.append(f"| {row['method']} | {', '.join(f'{s:.2f}' for s in row['seconds'])} | {row['median_seconds']:.2f} | "
                          f"{row['median_ratio_vs_scipy']:.2f} | {', '.join(map(str, row['rounds'])) or '-'} | "
-                         f"{'yes' if row['agree'] else 'NO'} |")
+                         f"{'-' if row['agree'] is None else 'yes' if row['agree'] else 'NO'} |")
         lines.append("")
         for row in size["methods"]:
             for note in row["notes"]:
@@ -279,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=["distributed", "default"],
                         choices=["distributed", "default", "driver", "graphframes"])
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--partition-edges", type=int, nargs="+", default=None,
+                        help="distributed path: edges per bucket to try (default: the identity default)")
     args = parser.parse_args(argv)
     from jobs.core.config import SparkSettings
     from jobs.core.session import build_spark
@@ -291,7 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     for i, label in enumerate(args.edges):
         pairs = args.pairs[min(i, len(args.pairs) - 1)] if args.pairs else (3 if label == "1M" else 2)
         print(f"B1 {label}: {pairs} pairs", flush=True)
-        sizes.append(bench_size(spark, label, args.seed, pairs, args.partitions, args.methods))
+        from jobs.identity.graph import DEFAULT_PARTITION_EDGES
+
+        sizes.append(bench_size(spark, label, args.seed, pairs, args.partitions, args.methods,
+                                args.partition_edges or [DEFAULT_PARTITION_EDGES]))
     meta = {"master": "local[2]", "driver_memory": "8g", "seed": args.seed, "cores": os.cpu_count(),
             **memory_meta(spark), "date": str(dt.date.today())}
     json_path, md_path = write_report(sizes, meta)

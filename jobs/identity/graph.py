@@ -2,30 +2,36 @@
 
 `connected_components` labels every vertex with the minimum id of its component.
 
-Distributed path: alternating large-star / small-star (Kiveris et al., "Connected Components in
-MapReduce and Beyond", SoCC 2014), with two changes that matter on real identity graphs:
+Distributed path: rounds of local contraction. A round hashes every vertex to one of P buckets and
+sends each edge to the buckets of both its endpoints, so a bucket holds the whole neighbourhood of
+each of its vertices; P is chosen from the number of edges so a bucket holds about
+`partition_edges` edges. Inside each bucket (`mapInArrow`, numpy + scipy) the connected components
+of the bucket's edges are computed exactly, and every vertex gets its bucket's label: the minimum of
+its local component. A vertex whose edges all stay inside its bucket ("interior") is done for the
+round: it points to that label. The others ("boundary") carry one label per bucket they appear in;
+one shuffle by vertex takes the least of them as the vertex's pointer and turns every other label
+into an edge (label, least label). Those edges, deduplicated, are the next round's graph: it is
+connected exactly as the round's graph was (every local component and every vertex's labels are
+tied to one label), and much smaller, because a bucket collapses whole pieces of a component (long
+chains, hubs and their leaves) in one step where label propagation moves one hop. As the graph
+shrinks P drops, and a round with one bucket finishes everything left.
 
-* Finished components leave the working set. A component that has become a star centred on its
-  minimum is detected inside the round (no extra shuffle), flushed to the output one round later
-  and never processed again, so late rounds only touch the few components still converging
-  (giant components, long chains) instead of the whole graph.
-* Two shuffles per round. Large-star groups the symmetrised edges by vertex; its output is
-  shuffled once more by the larger endpoint, which is exactly the grouping small-star needs.
-  Duplicate edges are removed inside the next round's first shuffle instead of a shuffle of their own.
+At the end each round's pointers are resolved against the next round's labels, last round first
+(a join per round, broadcast once the later round is small).
 
-Every round is written to Parquet under `checkpoint_dir` and read back, so lineage stays one round
-long whatever the number of rounds, and nothing depends on partition ids or
-`monotonically_increasing_id` (safe with AQE).
+Nothing depends on Spark partition ids or `monotonically_increasing_id`: buckets are hashes of the
+vertex ids and labels are minima, so the result is the same under AQE, retries and any placement.
+Every round is materialised (CHECKPOINT_MODES), so lineage stays one round long.
 
-When the working set is small enough (`local_threshold` edges, at the start or after any round)
+When the working graph is small enough (`local_threshold` edges, at the start or after any round)
 the rest is finished on the driver with scipy, in bounded memory.
 """
 from __future__ import annotations
 
-import functools
+import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -36,19 +42,17 @@ import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
-from jobs.identity.settings import DEFAULT_LOCAL_THRESHOLD, DEFAULT_MAX_ROUNDS
+from jobs.identity.settings import DEFAULT_LOCAL_THRESHOLD, DEFAULT_MAX_ROUNDS, DEFAULT_PARTITION_EDGES
 
 # How rounds are materialised: "local" = Dataset.localCheckpoint (executor storage; measured ~1.6x
 # faster end to end on the 1M-edge bench graph) or "parquet" = written under checkpoint_dir and
 # read back (survives executor loss: prefer it on clusters with preemptible executors).
 CHECKPOINT_MODES = ("local", "parquet")
 
-# Kinds of rows that large-star sends to small-star (second shuffle of a round).
-_EDGE = 0  # large-star edge (key, val): key is the larger endpoint, val the new smaller one
-_FINAL = 1  # (leaf, centre) of a component flushed this round
-_GOOD = 2  # key's larger neighbour val is a leaf (or centre) of a star: no veto
-_BAD = 3  # key's larger neighbour val is not done: key cannot be a finished centre
-_FLUSHED = 4  # key is a finished centre being flushed this round
+# Rows a Python worker hands back to Spark at a time (bounds the Arrow batches of a round).
+ARROW_BATCH_ROWS = 1 << 20
+# A later round's labels are broadcast to the pointers that resolve against them up to this many rows.
+BROADCAST_LABELS_MAX = 2_000_000
 
 # Hash salts tried for one identifier before assign_vertex_ids gives up (collisions of a 64-bit
 # hash are astronomically rare; this only bounds a pathological hash function).
@@ -63,7 +67,8 @@ class ComponentsStats:
     path: str = ""  # "local" (finished on the driver from the start) or "distributed"
     rounds: int = 0  # distributed rounds run
     local_edges: int = 0  # edges finished on the driver (0: none)
-    active_edges: list[int] = field(default_factory=list)  # edges still converging after each round
+    active_edges: list[int] = field(default_factory=list)  # edges left to contract after each round
+    buckets: list[int] = field(default_factory=list)  # buckets (Python workers' shares) of each round
     round_seconds: list[float] = field(default_factory=list)
 
 
@@ -87,18 +92,22 @@ def connected_components(
     local_threshold: int = DEFAULT_LOCAL_THRESHOLD,
     max_rounds: int = DEFAULT_MAX_ROUNDS,
     checkpoint_mode: str = "local",
+    partition_edges: int = DEFAULT_PARTITION_EDGES,
 ) -> Components:
     """Labels `id long, component long`: one row per vertex, component = the minimum id in its
     component; with the stats of this call (path taken, rounds, edges finished on the driver).
 
     `edges` (`src`, `dst`) is undirected and may hold duplicates, self loops and nulls (ignored); `vertices` (`id`)
     adds vertices, isolated ones included. Both are read more than once, so pass DataFrames that
-    are cheap to recompute (Parquet/Delta-backed). `local_threshold=0` forces the distributed path.
+    are cheap to recompute (Parquet/Delta-backed). `local_threshold=0` forces the distributed path,
+    whose rounds give one Python worker at most about `partition_edges` edges at a time.
     The result is materialised as Parquet under `checkpoint_dir`, which must stay until it is used.
     `checkpoint_mode` is how each round is materialised (see CHECKPOINT_MODES).
     """
     if checkpoint_mode not in CHECKPOINT_MODES:
         raise ValueError(f"checkpoint_mode must be one of {CHECKPOINT_MODES}, got {checkpoint_mode!r}")
+    if partition_edges < 1:
+        raise ValueError(f"partition_edges must be at least 1, got {partition_edges}")
     spark = edges.sparkSession
     cached_before = set(spark.sparkContext._jsc.getPersistentRDDs().keySet().toArray())
     run_dir = f"{checkpoint_dir.rstrip('/')}/cc-{uuid.uuid4().hex}"
@@ -107,16 +116,17 @@ def connected_components(
     pairs = edges.select(F.col("src").cast("long").alias("src"), F.col("dst").cast("long").alias("dst")).where(
         F.col("src").isNotNull() & F.col("dst").isNotNull()
     )
-    if local_threshold > 0 and pairs.count() <= local_threshold:
+    if 0 < local_threshold and pairs.count() <= local_threshold:
         stats.path = "local"
         # Self loops go to scipy too, so every vertex of `edges` gets a label.
-        labels = _local_labels(spark, pairs.select(F.col("src").alias("hi"), F.col("dst").alias("lo")), run_dir)
+        labels = _local_labels(spark, pairs.select(F.col("src").alias("a"), F.col("dst").alias("b")), run_dir)
         stats.local_edges = labels.num_edges
         labelled = labels.frame
         loose = None
     else:
         stats.path = "distributed"
-        labelled = _distributed_labels(spark, pairs, run_dir, stats, local_threshold, max_rounds, checkpoint_mode)
+        labelled = _distributed_labels(spark, pairs, run_dir, stats, local_threshold, max_rounds, checkpoint_mode,
+                                       partition_edges)
         self_loops = pairs.where(F.col("src") == F.col("dst")).select(F.col("src").alias("id"))
         loose = None if self_loops.isEmpty() else self_loops
     if vertices is not None:
@@ -134,6 +144,15 @@ def connected_components(
     return Components(spark.read.parquet(result_path), stats)
 
 
+@dataclass
+class _Round:
+    """One contraction round's pointers: (v, L) for every vertex of the round's graph, L = the least
+    label the round gave v (v itself when v is the least); `vertices` = how many rows."""
+
+    pointers: DataFrame
+    vertices: int
+
+
 def _distributed_labels(
     spark: SparkSession,
     pairs: DataFrame,
@@ -142,40 +161,157 @@ def _distributed_labels(
     local_threshold: int,
     max_rounds: int,
     checkpoint_mode: str,
+    partition_edges: int,
 ) -> DataFrame:
-    """(id, component) for every vertex with an edge to another vertex."""
-    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
-    work = pairs.select(
-        F.greatest("src", "dst").alias("hi"), F.least("src", "dst").alias("lo")
-    ).where(F.col("hi") != F.col("lo"))
-    rounds: list[DataFrame] = []
-    local: DataFrame | None = None
-    while True:
+    """(id, component) for every vertex with an edge to another vertex (see the module docstring)."""
+    work = pairs.select(F.col("src").alias("a"), F.col("dst").alias("b")).where(F.col("a") != F.col("b"))
+    remaining = work.count()
+    rounds: list[_Round] = []
+    finished: DataFrame | None = None  # (id, component) of the last graph, when the driver finished it
+    while remaining:
+        if 0 < local_threshold and remaining <= local_threshold:
+            labels = _local_labels(spark, work, run_dir)
+            stats.local_edges = labels.num_edges
+            finished = labels.frame
+            break
         if len(rounds) >= max_rounds:
             raise RuntimeError(f"connected components did not converge in {max_rounds} rounds")
         started = time.perf_counter()
-        observed = Observation(f"cc_round_{uuid.uuid4().hex}")
-        out = _round(work, partitions).observe(observed, F.count(F.when(~F.col("final"), 1)).alias("active"))
-        rounds.append(_checkpoint(spark, out, f"{run_dir}/round-{len(rounds):04d}", checkpoint_mode))
-        active = int(observed.get["active"])
-        stats.active_edges.append(active)
+        buckets = bucket_count(remaining, partition_edges)
+        where = f"{run_dir}/round-{len(rounds):04d}"
+        interior = Observation(f"cc_interior_{uuid.uuid4().hex}")
+        local = _checkpoint(
+            spark,
+            _local_minima(work, _bucket_keys(spark, buckets)).observe(
+                interior, F.count(F.when(~F.col("boundary"), 1)).alias("rows")),
+            f"{where}/local", checkpoint_mode,
+        )
+        counted = Observation(f"cc_resolved_{uuid.uuid4().hex}")
+        resolved = _checkpoint(
+            spark,
+            _resolve_boundary(local.where(F.col("boundary")).select("v", "label"),
+                              int(spark.conf.get("spark.sql.shuffle.partitions"))).observe(
+                counted, F.count(F.when(F.col("edge"), 1)).alias("edges"),
+                F.count(F.when(~F.col("edge"), 1)).alias("pointers")),
+            f"{where}/resolved", checkpoint_mode,
+        )
+        pointers = local.where(~F.col("boundary")).select("v", F.col("label").alias("L")).unionByName(
+            resolved.where(~F.col("edge")).select(F.col("x").alias("v"), F.col("y").alias("L")))
+        rounds.append(_Round(pointers, int(interior.get["rows"]) + int(counted.get["pointers"])))
+        work = resolved.where(F.col("edge")).select(F.col("x").alias("a"), F.col("y").alias("b"))
+        remaining = int(counted.get["edges"])
+        stats.buckets.append(buckets)
+        stats.active_edges.append(remaining)
         stats.round_seconds.append(round(time.perf_counter() - started, 2))
         stats.rounds = len(rounds)
-        work = rounds[-1].where(~F.col("final")).select("hi", "lo")
-        if active == 0:
-            break
-        if 0 < local_threshold and active <= local_threshold:
-            labels = _local_labels(spark, work, run_dir)
-            stats.local_edges = labels.num_edges
-            local = labels.frame
-            break
-    # Flushed components: one row per non-minimum vertex, plus their minima.
-    finals = functools.reduce(DataFrame.unionByName, rounds).where(F.col("final")).select(
-        F.col("hi").alias("id"), F.col("lo").alias("component")
-    )
-    minima = finals.select(F.col("component").alias("id")).distinct().select("id", F.col("id").alias("component"))
-    labelled = finals.unionByName(minima)
-    return labelled if local is None else labelled.unionByName(local)
+    labels, size = (finished, BROADCAST_LABELS_MAX + 1) if finished is not None else (None, 0)
+    # Last round first: a vertex's component is that of its pointer in the next round's graph, or
+    # the pointer itself when the next round did not see it (its component was complete).
+    for current in reversed(rounds):
+        if labels is None:
+            labels = current.pointers.select(F.col("v").alias("id"), F.col("L").alias("component"))
+        else:
+            later = labels.select(F.col("id").alias("L"), "component")
+            later = F.broadcast(later) if size <= BROADCAST_LABELS_MAX else later
+            labels = current.pointers.join(later, on="L", how="left").select(
+                F.col("v").alias("id"), F.coalesce("component", "L").alias("component"))
+        size = current.vertices
+    if labels is None:  # no edge between two different vertices
+        return spark.createDataFrame([], "id long, component long")
+    return labels
+
+
+def bucket_count(edges: int, partition_edges: int) -> int:
+    """Buckets of a round over `edges` edges: one when they fit one bucket; else enough that a
+    bucket's share of the edges, each sent to both its endpoints' buckets, is about partition_edges."""
+    return 1 if edges <= partition_edges else math.ceil(2 * edges / partition_edges)
+
+
+def _bucket_keys(spark: SparkSession, buckets: int) -> list[int]:
+    """For each bucket b, an int key that Spark's hash partitioning into `buckets` partitions sends
+    to partition b, so `repartition(buckets, key)` gives every bucket a task of its own (hashing the
+    bucket numbers themselves would put two buckets in one task and leave another task idle).
+    Placement only balances the work: the result does not depend on it."""
+    if buckets == 1:
+        return [0]
+    probe = spark.range(buckets * 64).select(F.col("id").cast("int").alias("key")).select(
+        "key", F.pmod(F.hash("key"), F.lit(buckets)).alias("bucket"))
+    first = {row["bucket"]: row["key"] for row in probe.groupBy("bucket").agg(F.min("key").alias("key")).collect()}
+    # a bucket no probe key reached (never seen) falls back to its own number
+    return [first.get(bucket, bucket) for bucket in range(buckets)]
+
+
+def _local_minima(work: DataFrame, keys: list[int]) -> DataFrame:
+    """Edges (a, b) -> (v, label, boundary): every vertex of every bucket with the minimum of its
+    local component there, and whether it also appears in another bucket."""
+    buckets = len(keys)
+    key_of = F.array(*[F.lit(k) for k in keys])
+
+    def bucket(column: str) -> Column:
+        return F.element_at(key_of, (F.pmod(F.xxhash64(column), F.lit(buckets)) + 1).cast("int"))
+
+    routed = work.select("a", "b", bucket("a").alias("ka"), bucket("b").alias("kb")).select(
+        F.explode(F.array_distinct(F.array("ka", "kb"))).alias("bucket"), "a", "b",
+        (F.col("ka") != F.col("kb")).alias("crossing"))
+    # One bucket: no shuffle, the single task reads the edges where they are.
+    routed = routed.coalesce(1) if buckets == 1 else routed.repartition(buckets, "bucket")
+    return routed.mapInArrow(_bucket_components, "v long, label long, boundary boolean")
+
+
+def _bucket_components(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow: (bucket, a, b, crossing) rows -> (v, label, boundary) per bucket in the task.
+    An edge is `crossing` when its endpoints hash to different buckets; a vertex on such an edge
+    also appears in another bucket."""
+    bucket, a, b, crossing = _columns(batches, 4)
+    if bucket.size == 0:
+        return
+    if bucket.min() != bucket.max():  # more than one bucket in this task: one at a time
+        order = np.argsort(bucket, kind="stable")
+        bucket, a, b, crossing = bucket[order], a[order], b[order], crossing[order]
+    cuts = np.flatnonzero(np.diff(bucket)) + 1
+    for start, end in zip(np.r_[0, cuts], np.r_[cuts, bucket.size]):
+        src, dst, cross = a[start:end], b[start:end], crossing[start:end]
+        ids, component, inverse = _components(src, dst)
+        boundary = np.zeros(ids.size, dtype=bool)
+        boundary[inverse[: src.size][cross]] = True
+        boundary[inverse[src.size:][cross]] = True
+        yield from _batches(["v", "label", "boundary"], ids, component, boundary)
+
+
+def _resolve_boundary(rows: DataFrame, partitions: int) -> DataFrame:
+    """(v, label) rows of boundary vertices -> (x, y, edge): per vertex one pointer row (v, least
+    label, edge false) and the next round's edges (other label, least label, edge true), deduplicated."""
+    return rows.repartition(partitions, "v").mapInArrow(_least_labels, "x long, y long, edge boolean")
+
+
+def _least_labels(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow for _resolve_boundary: all rows of a vertex are in the same task."""
+    v, label = _columns(batches, 2)
+    if v.size == 0:
+        return
+    order = np.lexsort((label, v))
+    v, label = v[order], label[order]
+    starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
+    least = np.repeat(label[starts], np.diff(np.r_[starts, v.size]))
+    yield from _batches(["x", "y", "edge"], v[starts], label[starts], np.zeros(starts.size, dtype=bool))
+    other = label != least
+    if other.any():
+        pairs = np.unique(np.stack([label[other], least[other]], axis=1), axis=0)
+        yield from _batches(["x", "y", "edge"], pairs[:, 0], pairs[:, 1], np.ones(pairs.shape[0], dtype=bool))
+
+
+def _columns(batches: Iterator[pa.RecordBatch], count: int) -> list[np.ndarray]:
+    """The first `count` columns of all `batches` as numpy arrays (empty int64 arrays: no rows)."""
+    parts: list[list[np.ndarray]] = [[] for _ in range(count)]
+    for batch in batches:
+        for i in range(count):
+            parts[i].append(batch.column(i).to_numpy(zero_copy_only=False))
+    return [np.concatenate(p) if p else np.empty(0, dtype=np.int64) for p in parts]
+
+
+def _batches(names: list[str], *columns: np.ndarray) -> Iterator[pa.RecordBatch]:
+    for start in range(0, columns[0].size, ARROW_BATCH_ROWS):
+        yield pa.record_batch([pa.array(c[start:start + ARROW_BATCH_ROWS]) for c in columns], names=names)
 
 
 def _checkpoint(spark: SparkSession, df: DataFrame, path: str, mode: str) -> DataFrame:
@@ -186,74 +322,6 @@ def _checkpoint(spark: SparkSession, df: DataFrame, path: str, mode: str) -> Dat
     return spark.read.parquet(path)
 
 
-def _round(work: DataFrame, partitions: int) -> DataFrame:
-    """One large-star + small-star round: working edges (hi > lo, or hi == lo marking a finished
-    centre) -> next working edges and flushed (id, component) pairs, flagged by `final`.
-
-    Each half reads its shuffle once and computes the per-vertex statistics with window functions
-    over the shuffled partition (measured about twice as fast as aggregate + self-join, which reads
-    every shuffle twice). `work` may hold duplicate edges: they are dropped after the first
-    shuffle, where equal rows are adjacent, and the statistics (min/max) do not depend on them.
-    """
-    u, v = F.col("u"), F.col("v")
-    sym = (
-        work.select(F.col("hi").alias("u"), F.col("lo").alias("v"))
-        .unionByName(work.where(F.col("hi") != F.col("lo")).select(F.col("lo").alias("u"), F.col("hi").alias("v")))
-        .repartition(partitions, "u")
-    )
-    ordered = Window.partitionBy("u").orderBy("v")
-    whole = ordered.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
-    rows = sym.select(
-        "u", "v",
-        F.lag("v").over(ordered).alias("previous"),
-        F.min(F.when(v != u, v)).over(whole).alias("min_nbr"),
-        F.max(F.when(v != u, v)).over(whole).alias("max_nbr"),
-        F.max(v == u).over(whole).alias("finished"),
-    ).where(F.col("previous").isNull() | (F.col("previous") != v))
-    # A vertex is "good" for its smaller neighbour when it is a centre (no smaller neighbour) or a
-    # leaf (one neighbour). A local minimum all of whose neighbours are good is a finished star.
-    good = (F.col("min_nbr") > u) | (F.col("min_nbr") == F.col("max_nbr"))
-    large_star = rows.select(
-        # Every row is addressed to v: small-star groups by the larger endpoint of large-star's
-        # edges, and a vertex's status is reported to its smaller neighbour.
-        v.alias("key"),
-        F.when(v == u, u)
-        .when((v > u) & F.col("finished"), u)
-        .when(v > u, F.least(u, F.col("min_nbr")))
-        .otherwise(u)
-        .alias("val"),
-        F.when(v == u, F.lit(_FLUSHED))
-        .when((v > u) & F.col("finished"), F.lit(_FINAL))
-        .when(v > u, F.lit(_EDGE))
-        .when(good, F.lit(_GOOD))
-        .otherwise(F.lit(_BAD))
-        .cast("byte")
-        .alias("kind"),
-    ).repartition(partitions, "key")
-    key, val, kind = F.col("key"), F.col("val"), F.col("kind")
-    group = Window.partitionBy("key")
-    joined = large_star.select(
-        "key", "val", "kind",
-        F.min(F.when(kind == _EDGE, val)).over(group).alias("new_min"),
-        F.max((kind == _EDGE) | (kind == _BAD) | (kind == _FLUSHED)).over(group).alias("blocked"),
-        F.min(F.when(kind == _GOOD, val)).over(group).alias("first_leaf"),
-    )
-    # A finished centre writes a marker edge (centre, centre) so the next round flushes its star.
-    is_marker = (kind == _GOOD) & ~F.col("blocked") & (val == F.col("first_leaf"))
-    return joined.select(
-        F.when(kind == _FINAL, key)
-        .when(is_marker, key)
-        .when((kind == _EDGE) & (val == F.col("new_min")), key)
-        .when(kind == _EDGE, val)
-        .alias("hi"),
-        F.when(kind == _FINAL, val)
-        .when(is_marker, key)
-        .otherwise(F.col("new_min"))
-        .alias("lo"),
-        (kind == _FINAL).alias("final"),
-    ).where(F.col("hi").isNotNull())
-
-
 @dataclass
 class _LocalLabels:
     frame: DataFrame
@@ -261,16 +329,11 @@ class _LocalLabels:
 
 
 def _local_labels(spark: SparkSession, work: DataFrame, run_dir: str) -> _LocalLabels:
-    """Finish on the driver: collect (hi, lo) as Arrow, scipy; (id, component) for every vertex."""
-    his, los = [], []
-    for batch in work.select("hi", "lo").toArrow().to_batches():
-        his.append(batch.column(0).to_numpy(zero_copy_only=False))
-        los.append(batch.column(1).to_numpy(zero_copy_only=False))
-    hi = np.concatenate(his) if his else np.empty(0, dtype=np.int64)
-    lo = np.concatenate(los) if los else np.empty(0, dtype=np.int64)
-    ids, component = local_components(hi, lo)
+    """Finish on the driver: collect edges (a, b) as Arrow, scipy; (id, component) for every vertex."""
+    a, b = _columns(work.select("a", "b").toArrow().to_batches(), 2)
+    ids, component = local_components(a, b)
     table = pa.table({"id": pa.array(ids, pa.int64()), "component": pa.array(component, pa.int64())})
-    return _LocalLabels(frame=_arrow_frame(spark, table, f"{run_dir}/local"), num_edges=int(hi.size))
+    return _LocalLabels(frame=_arrow_frame(spark, table, f"{run_dir}/local"), num_edges=int(a.size))
 
 
 def _arrow_frame(spark: SparkSession, table: pa.Table, path: str) -> DataFrame:
@@ -290,19 +353,25 @@ def _arrow_frame(spark: SparkSession, table: pa.Table, path: str) -> DataFrame:
 
 def local_components(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(ids, component) for every id in the edge arrays; component = minimum id (scipy)."""
+    ids, component, _ = _components(src, dst)
+    return ids, component
+
+
+def _components(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids sorted, component = minimum id, index in ids of every endpoint of src then dst)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components as scipy_components
 
     ids, inverse = np.unique(np.concatenate([src, dst]), return_inverse=True)
     n = ids.size
     if n == 0:
-        return ids, ids.copy()
+        return ids, ids.copy(), inverse
     a, b = inverse[: src.size], inverse[src.size:]
     graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
     _, labels = scipy_components(graph, directed=False)
     # ids are sorted, so the first index holding a label is the component's minimum id.
     _, first = np.unique(labels, return_index=True)
-    return ids, ids[first][labels]
+    return ids, ids[first][labels], inverse
 
 
 def _release_local_checkpoints(spark: SparkSession, cached_before: set) -> None:

@@ -30,6 +30,9 @@ DEFAULT_PHONE_REGION = "US"
 # driver (Python) memory at 10M edges.
 DEFAULT_LOCAL_THRESHOLD = 12_000_000
 DEFAULT_MAX_ROUNDS = 200
+# Distributed path: edges per bucket of a contraction round, i.e. what one Python worker holds and
+# hands to scipy at once (about 0.6 GB at 4M edges; bench B1). More per bucket, fewer rounds.
+DEFAULT_PARTITION_EDGES = 4_000_000
 
 DEFAULT_BLOCKED_VALUES = (
     "null", "none", "nil", "undefined", "unknown", "anonymous", "n/a", "na", "-", "0", "-1",
@@ -76,6 +79,8 @@ class IdentitySettings:
     # Connected components: graphs with at most this many edges are finished on the driver (0 = never).
     local_threshold: int = DEFAULT_LOCAL_THRESHOLD
     max_rounds: int = DEFAULT_MAX_ROUNDS
+    # Distributed path: edges a contraction round gives one bucket (one Python worker) at most.
+    partition_edges: int = DEFAULT_PARTITION_EDGES
     # `c360 identity explain` collects one customer's evidence to the driver up to this size.
     explain_max_identifiers: int = 50_000
 
@@ -108,6 +113,8 @@ class IdentitySettings:
                 raise ValueError(f"'{key}.survivorship.{name}' is not a customer column")
         if self.local_threshold < 0 or self.max_rounds < 1 or self.explain_max_identifiers < 1:
             raise ValueError(f"'{key}': local_threshold must be >= 0, max_rounds and explain_max_identifiers >= 1")
+        if self.partition_edges < 1:
+            raise ValueError(f"'{key}.partition_edges' must be at least 1")
 
     def rank(self, identifier_type: str) -> int:
         """1 = highest priority."""

@@ -207,6 +207,7 @@ def alias_persons(scratch: Scratch, edges: DataFrame, settings: IdentitySettings
         checkpoint_dir=f"{scratch.root}/alias_components",
         local_threshold=settings.local_threshold,
         max_rounds=settings.max_rounds,
+        partition_edges=settings.partition_edges,
     )
     labelled = vertices.join(components.withColumnRenamed("id", "vertex_id"), "vertex_id", "inner")
     persons = labelled.groupBy("component").agg(F.min("identifier_value").alias("person"))
@@ -230,6 +231,7 @@ def label_scope(ctx: JobContext, scratch: Scratch, scope: DataFrame, scope_edges
         checkpoint_dir=f"{scratch.root}/components",
         local_threshold=settings.local_threshold,
         max_rounds=settings.max_rounds,
+        partition_edges=settings.partition_edges,
     )
     components = labelled.select(F.col("id").alias("vertex_id"), "component")
     clusters, cuts = enforce_limits(vertices, kept_edges, components, settings, persons)

@@ -1,16 +1,27 @@
-"""Connected components against a plain union-find, on both paths; vertex ids and collisions."""
+"""Connected components against a plain union-find, on every path; vertex ids and collisions."""
 from __future__ import annotations
 
 import random
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from jobs.identity.graph import ComponentsStats, assign_vertex_ids, connected_components, local_components, stable_vertex_id
+from jobs.identity.graph import (
+    ComponentsStats,
+    assign_vertex_ids,
+    bucket_count,
+    connected_components,
+    local_components,
+    stable_vertex_id,
+)
 
 DISTRIBUTED = 0
 LOCAL = 10**9
+# Distributed rounds with tiny buckets: many buckets, several rounds, even on a few edges.
+SMALL_BUCKETS = 8
 PATHS = [pytest.param(DISTRIBUTED, id="distributed"), pytest.param(LOCAL, id="local")]
 
 
@@ -39,13 +50,15 @@ def persistent_rdd_ids(spark) -> set[int]:
     return {int(rdd_id) for rdd_id in spark.sparkContext._jsc.getPersistentRDDs().keySet()}
 
 
-def run_components(spark, tmp_path, edges, vertices=None, *, threshold, mode="local") -> tuple[dict, ComponentsStats]:
+def run_components(spark, tmp_path, edges, vertices=None, *, threshold, mode="local",
+                   partition_edges=SMALL_BUCKETS) -> tuple[dict, ComponentsStats]:
     """({vertex: component}, the call's stats)."""
     edge_df = spark.createDataFrame(edges, "src long, dst long")
     vertex_df = None if vertices is None else spark.createDataFrame([(v,) for v in vertices], "id long")
     cached_before = persistent_rdd_ids(spark)
     result, stats = connected_components(
-        edge_df, vertex_df, checkpoint_dir=str(tmp_path), local_threshold=threshold, checkpoint_mode=mode
+        edge_df, vertex_df, checkpoint_dir=str(tmp_path), local_threshold=threshold, checkpoint_mode=mode,
+        partition_edges=partition_edges,
     )
     # the call's own RDDs: earlier tests' checkpoints may be released by Spark's cleaner meanwhile
     assert persistent_rdd_ids(spark) - cached_before == set(), "local checkpoints released"
@@ -69,12 +82,15 @@ def test_long_chain_and_random_graph(spark, tmp_path, threshold):
     edges = chain(rng, 10_000)
     # Sparse random graph: many small components plus a few larger ones.
     edges += [(rng.randrange(20_000, 23_000), rng.randrange(20_000, 23_000)) for _ in range(2_000)]
-    labels, stats = run_components(spark, tmp_path, edges, threshold=threshold)
+    labels, stats = run_components(spark, tmp_path, edges, threshold=threshold, partition_edges=2_000)
     assert labels == union_find_components(edges)
     if threshold == DISTRIBUTED:
         assert stats.path == "distributed"
-        # Logarithmic-ish: a 10,000-hop chain needs far fewer rounds than hops.
-        assert 0 < stats.rounds <= 30 and len(stats.active_edges) == stats.rounds
+        # A bucket collapses whole stretches of the chain: 12,000 edges in 2,000-edge buckets
+        # (12 buckets in the first round) need a handful of rounds, not thousands of hops.
+        assert stats.buckets[0] == bucket_count(len(edges), 2_000) == 12
+        assert 1 < stats.rounds <= 6 and len(stats.active_edges) == len(stats.buckets) == stats.rounds
+        assert stats.active_edges[-1] == 0 and stats.buckets[-1] < stats.buckets[0]
     else:
         assert (stats.path, stats.rounds, stats.local_edges) == ("local", 0, len(edges))
 
@@ -105,17 +121,18 @@ def test_random_sparse_graphs_distributed(spark, tmp_path, seed, mode):
     edges = [(rng.randrange(vertices), rng.randrange(vertices)) for _ in range(rng.randrange(100, 3_000))]
     extra = [rng.randrange(vertices, 2 * vertices) for _ in range(50)]
     expected = union_find_components(edges, extra)
-    assert run_components(spark, tmp_path, edges, extra, threshold=DISTRIBUTED, mode=mode)[0] == expected
+    labels, stats = run_components(spark, tmp_path, edges, extra, threshold=DISTRIBUTED, mode=mode, partition_edges=256)
+    assert labels == expected and stats.buckets[0] > 1
 
 
 def test_hybrid_finishes_on_the_driver_after_distributed_rounds(spark, tmp_path):
     rng = random.Random(8)
     edges = chain(rng, 3_000) + [(rng.randrange(10_000, 12_000), rng.randrange(10_000, 12_000)) for _ in range(500)]
-    # Below the input size, above what is left after the first rounds.
-    labels, stats = run_components(spark, tmp_path, edges, threshold=3_200)
+    # Below the input size, above what is left after the first round.
+    labels, stats = run_components(spark, tmp_path, edges, threshold=3_200, partition_edges=500)
     assert labels == union_find_components(edges)
-    assert stats.path == "distributed"
-    assert 0 < stats.local_edges <= 3_200
+    assert stats.path == "distributed" and stats.rounds == 1
+    assert 0 < stats.local_edges == stats.active_edges[0] <= 3_200
 
 
 def test_each_call_reports_its_own_stats(spark, tmp_path):
@@ -125,6 +142,71 @@ def test_each_call_reports_its_own_stats(spark, tmp_path):
     assert distributed.path == "distributed" and distributed.rounds > 0
     assert (local.path, local.rounds, local.local_edges) == ("local", 0, 50)
     assert distributed.path == "distributed", "a later call does not change an earlier call's stats"
+
+
+def test_one_bucket_finishes_in_one_round(spark, tmp_path):
+    rng = random.Random(3)
+    edges = chain(rng, 2_000) + [(rng.randrange(5_000, 6_000), rng.randrange(5_000, 6_000)) for _ in range(800)]
+    labels, stats = run_components(spark, tmp_path, edges, threshold=DISTRIBUTED, partition_edges=len(edges))
+    assert labels == union_find_components(edges)
+    assert (stats.rounds, stats.buckets, stats.active_edges, stats.local_edges) == (1, [1], [0], 0)
+
+
+def test_bucket_count():
+    assert [bucket_count(n, 100) for n in (0, 1, 100, 101, 150, 1_000)] == [1, 1, 1, 3, 3, 20]
+
+
+@st.composite
+def identity_like_graphs(draw):
+    """(edges, extra vertices): chains, stars, cliques, random trees and hubs over a shared pool of
+    ids (so pieces overlap and merge), plus duplicate and reversed edges, self loops and isolated
+    vertices; ids anywhere in the 64-bit range."""
+    pool = draw(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=2, max_size=80, unique=True))
+    edges: list[tuple[int, int]] = []
+    for kind in draw(st.lists(st.sampled_from(["chain", "star", "clique", "tree", "hub"]), min_size=1, max_size=8)):
+        members = draw(st.lists(st.sampled_from(pool), min_size=2, max_size=25, unique=True))
+        if kind == "chain":
+            edges += list(zip(members, members[1:]))
+        elif kind == "star":
+            edges += [(members[0], m) for m in members[1:]]
+        elif kind == "clique":
+            edges += [(a, b) for i, a in enumerate(members[:8]) for b in members[i + 1:8]]
+        elif kind == "tree":
+            edges += [(m, members[draw(st.integers(0, i))]) for i, m in enumerate(members[1:])]
+        else:  # a hub linking members of the whole pool
+            hub = draw(st.sampled_from(pool))
+            edges += [(hub, m) for m in draw(st.lists(st.sampled_from(pool), max_size=40))]
+    if edges:
+        repeated = draw(st.lists(st.sampled_from(edges), max_size=10))
+        edges += repeated + [(b, a) for a, b in draw(st.lists(st.sampled_from(edges), max_size=10))]
+    edges += [(v, v) for v in draw(st.lists(st.sampled_from(pool), max_size=3))]
+    extra = draw(st.lists(st.sampled_from(pool), max_size=5))
+    return draw(st.permutations(edges)), extra
+
+
+# (local_threshold, partition_edges): every path the graph can take.
+PROPERTY_PATHS = [
+    pytest.param(DISTRIBUTED, 4, id="distributed-tiny-buckets"),
+    pytest.param(DISTRIBUTED, 10**9, id="distributed-one-bucket"),
+    pytest.param(25, 6, id="mixed-distributed-then-driver"),
+    pytest.param(LOCAL, 4, id="driver"),
+]
+
+
+@pytest.mark.parametrize(("threshold", "partition_edges"), PROPERTY_PATHS)
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(graph=identity_like_graphs())
+def test_every_path_equals_union_find_on_random_graphs(spark, tmp_path_factory, threshold, partition_edges, graph):
+    edges, extra = graph
+    labels, stats = run_components(spark, tmp_path_factory.mktemp("cc"), edges, extra, threshold=threshold,
+                                   partition_edges=partition_edges)
+    assert labels == union_find_components(edges, extra)
+    links = sum(1 for a, b in edges if a != b)
+    if threshold == LOCAL:
+        assert stats.path == "local"
+    elif threshold == DISTRIBUTED:
+        assert stats.path == "distributed" and stats.local_edges == 0
+        assert stats.rounds == len(stats.buckets) and (stats.rounds == 0) == (links == 0)
 
 
 def test_empty_graph_keeps_vertices(spark, tmp_path):
