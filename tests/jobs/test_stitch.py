@@ -97,8 +97,9 @@ NEXT_DAY_EVENTS = [
 ]
 
 
-def _ctx(spark, root, run_date, hub_cap=HUB_CAP) -> JobContext:
-    config = Config(warehouse=str(root), spark=TEST_SPARK, identity=IdentitySettings(max_linked_user_ids=hub_cap))
+def _ctx(spark, root, run_date, hub_cap=HUB_CAP, **identity) -> JobContext:
+    settings = IdentitySettings(max_linked_user_ids=hub_cap, **identity)
+    config = Config(warehouse=str(root), spark=TEST_SPARK, identity=settings)
     return JobContext(config=config, run_date=run_date, _spark=spark)
 
 
@@ -218,6 +219,27 @@ def test_full_rebuild_equals_incremental(runs):
     assert runs["full:result"].metrics["mode"] == "full"
     # Same partition, same ids, same graph components.
     assert_df_equality(runs[f"full:{tables.IDENTITY_MAP}"], runs[f"next:{tables.IDENTITY_MAP}"], ignore_row_order=True)
+
+
+def test_distributed_components_stitch_the_same_as_the_driver(spark, tmp_path_factory, runs):
+    """The same two nights with every connected-components run forced onto the distributed path,
+    in two-edge buckets (several buckets and rounds even on these few edges): every table equal."""
+    root = tmp_path_factory.mktemp("stitch_distributed") / "warehouse"
+    forced = {"local_threshold": 0, "partition_edges": 2}
+    day, next_day = _ctx(spark, root, DAY, **forced), _ctx(spark, root, NEXT_DAY, **forced)
+    wh = day.warehouse
+    wh.overwrite(spark.createDataFrame(DAY_EVENTS, BRONZE_EVENTS_SCHEMA), tables.BRONZE_EVENTS, partition_by=["run_date"])
+    wh.overwrite(spark.createDataFrame(DAY_CUSTOMERS, BRONZE_CUSTOMERS_SCHEMA), tables.BRONZE_CUSTOMERS,
+                 partition_by=["run_date"])
+    out = {}
+    _stitch_and_snapshot(spark, out, "day", day, False)
+    wh.append(spark.createDataFrame(NEXT_DAY_EVENTS, BRONZE_EVENTS_SCHEMA), tables.BRONZE_EVENTS, partition_by=["run_date"])
+    _stitch_and_snapshot(spark, out, "next", next_day, False)
+    assert out["next:result"].metrics["components_path"] == "distributed"
+    assert out["next:result"].metrics["components_rounds"] > 0
+    for label in ("day", "next"):
+        for table in SNAPSHOT_TABLES:
+            assert_df_equality(out[f"{label}:{table}"], runs[f"{label}:{table}"], ignore_row_order=True)
 
 
 def test_identity_map_has_each_surviving_identifier_once(runs):
