@@ -116,11 +116,9 @@ def _stitch_and_snapshot(spark, out, label, ctx, full):
     out.update({f"{label}:{t}": _snapshot(spark, ctx, t) for t in SNAPSHOT_TABLES})
 
 
-@pytest.fixture(scope="module")
-def runs(spark, tmp_path_factory):
-    """Stitch D (full), D+1 (incremental), D+1 again, D+1 --full; snapshots of every table."""
-    root = tmp_path_factory.mktemp("stitch") / "warehouse"
-    day, next_day = _ctx(spark, root, DAY), _ctx(spark, root, NEXT_DAY)
+def _two_nights(spark, root, **identity) -> tuple[dict, JobContext]:
+    """Stitch D (full) and D+1 (incremental) of DAY_* and NEXT_DAY_EVENTS: (snapshots, D+1's context)."""
+    day, next_day = _ctx(spark, root, DAY, **identity), _ctx(spark, root, NEXT_DAY, **identity)
     wh = day.warehouse
     wh.overwrite(spark.createDataFrame(DAY_EVENTS, BRONZE_EVENTS_SCHEMA), tables.BRONZE_EVENTS, partition_by=["run_date"])
     wh.overwrite(spark.createDataFrame(DAY_CUSTOMERS, BRONZE_CUSTOMERS_SCHEMA), tables.BRONZE_CUSTOMERS,
@@ -129,6 +127,13 @@ def runs(spark, tmp_path_factory):
     _stitch_and_snapshot(spark, out, "day", day, False)
     wh.append(spark.createDataFrame(NEXT_DAY_EVENTS, BRONZE_EVENTS_SCHEMA), tables.BRONZE_EVENTS, partition_by=["run_date"])
     _stitch_and_snapshot(spark, out, "next", next_day, False)
+    return out, next_day
+
+
+@pytest.fixture(scope="module")
+def runs(spark, tmp_path_factory):
+    """Stitch D (full), D+1 (incremental), D+1 again, D+1 --full; snapshots of every table."""
+    out, next_day = _two_nights(spark, tmp_path_factory.mktemp("stitch") / "warehouse")
     _stitch_and_snapshot(spark, out, "rerun", next_day, False)
     _stitch_and_snapshot(spark, out, "full", next_day, True)
     out["ctx"] = next_day
@@ -224,17 +229,8 @@ def test_full_rebuild_equals_incremental(runs):
 def test_distributed_components_stitch_the_same_as_the_driver(spark, tmp_path_factory, runs):
     """The same two nights with every connected-components run forced onto the distributed path,
     in two-edge buckets (several buckets and rounds even on these few edges): every table equal."""
-    root = tmp_path_factory.mktemp("stitch_distributed") / "warehouse"
-    forced = {"local_threshold": 0, "partition_edges": 2}
-    day, next_day = _ctx(spark, root, DAY, **forced), _ctx(spark, root, NEXT_DAY, **forced)
-    wh = day.warehouse
-    wh.overwrite(spark.createDataFrame(DAY_EVENTS, BRONZE_EVENTS_SCHEMA), tables.BRONZE_EVENTS, partition_by=["run_date"])
-    wh.overwrite(spark.createDataFrame(DAY_CUSTOMERS, BRONZE_CUSTOMERS_SCHEMA), tables.BRONZE_CUSTOMERS,
-                 partition_by=["run_date"])
-    out = {}
-    _stitch_and_snapshot(spark, out, "day", day, False)
-    wh.append(spark.createDataFrame(NEXT_DAY_EVENTS, BRONZE_EVENTS_SCHEMA), tables.BRONZE_EVENTS, partition_by=["run_date"])
-    _stitch_and_snapshot(spark, out, "next", next_day, False)
+    out, _ = _two_nights(spark, tmp_path_factory.mktemp("stitch_distributed") / "warehouse",
+                         local_threshold=0, partition_edges=2)
     assert out["next:result"].metrics["components_path"] == "distributed"
     assert out["next:result"].metrics["components_rounds"] > 0
     for label in ("day", "next"):
