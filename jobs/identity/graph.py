@@ -117,7 +117,11 @@ def connected_components(
     pairs = edges.select(F.col("src").cast("long").alias("src"), F.col("dst").cast("long").alias("dst")).where(
         F.col("src").isNotNull() & F.col("dst").isNotNull()
     )
-    if 0 < local_threshold and pairs.count() <= local_threshold:
+    # One pass counts both: every pair (what the driver would collect) and the links between two
+    # different vertices (what the distributed rounds contract).
+    counts = pairs.agg(F.count(F.lit(1)).alias("pairs"),
+                       F.count(F.when(F.col("src") != F.col("dst"), 1)).alias("links")).first()
+    if 0 < local_threshold and counts["pairs"] <= local_threshold:
         stats.path = "local"
         # Self loops go to scipy too, so every vertex of `edges` gets a label.
         labels = _local_labels(spark, pairs.select(F.col("src").alias("a"), F.col("dst").alias("b")), run_dir)
@@ -126,8 +130,8 @@ def connected_components(
         loose = None
     else:
         stats.path = "distributed"
-        labelled = _distributed_labels(spark, pairs, run_dir, stats, local_threshold, max_rounds, checkpoint_mode,
-                                       partition_edges)
+        labelled = _distributed_labels(spark, pairs, counts["links"], run_dir, stats, local_threshold, max_rounds,
+                                       checkpoint_mode, partition_edges)
         self_loops = pairs.where(F.col("src") == F.col("dst")).select(F.col("src").alias("id"))
         loose = None if self_loops.isEmpty() else self_loops
     if vertices is not None:
@@ -157,6 +161,7 @@ class _Round:
 def _distributed_labels(
     spark: SparkSession,
     pairs: DataFrame,
+    links: int,
     run_dir: str,
     stats: ComponentsStats,
     local_threshold: int,
@@ -164,9 +169,10 @@ def _distributed_labels(
     checkpoint_mode: str,
     partition_edges: int,
 ) -> DataFrame:
-    """(id, component) for every vertex with an edge to another vertex (see the module docstring)."""
+    """(id, component) for every vertex with an edge to another vertex (see the module docstring);
+    `links`: how many pairs join two different vertices."""
     work = pairs.select(F.col("src").alias("a"), F.col("dst").alias("b")).where(F.col("a") != F.col("b"))
-    remaining = work.count()
+    remaining = links
     rounds: list[_Round] = []
     finished: DataFrame | None = None  # (id, component) of the last graph, when the driver finished it
     while remaining:
