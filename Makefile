@@ -33,7 +33,7 @@ run: setup
 	$(BIN)/c360 nightly --input $(SAMPLE) --run-date $(RUN_DATE)
 
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=20
 
 # The inner loop: unit and Spark tests in this process; no end-to-end nightly, no subprocess.
 test-fast: setup

@@ -136,7 +136,9 @@ def scipy_floor(path: Path) -> tuple[np.ndarray, np.ndarray]:
     from jobs.identity.graph import local_components
 
     table = pq.read_table(path)
-    return local_components(table.column("src").to_numpy(), table.column("dst").to_numpy())
+    ids, component = local_components(table.column("src").to_numpy(), table.column("dst").to_numpy())
+    order = np.argsort(ids)
+    return ids[order], component[order]
 
 
 def spark_method(spark, path: Path, checkpoint_dir: Path, local_threshold: int, partition_edges: int | None = None):

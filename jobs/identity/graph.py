@@ -32,11 +32,13 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
@@ -51,6 +53,9 @@ CHECKPOINT_MODES = ("local", "parquet")
 
 # Rows a Python worker hands back to Spark at a time (bounds the Arrow batches of a round).
 ARROW_BATCH_ROWS = 1 << 20
+# Spark's Arrow batches into the buckets' Python workers (spark.sql.execution.arrow.maxRecordsPerBatch,
+# 10,000 by default) are made this big during the rounds: a bucket's task reads millions of rows.
+ARROW_BATCH_CONF = "spark.sql.execution.arrow.maxRecordsPerBatch"
 # A later round's labels are broadcast to the pointers that resolve against them up to this many
 # rows (16 bytes a row): the first round's pointers, one per vertex, then stay where they are.
 BROADCAST_LABELS_MAX = 4_000_000
@@ -117,30 +122,25 @@ def connected_components(
     pairs = edges.select(F.col("src").cast("long").alias("src"), F.col("dst").cast("long").alias("dst")).where(
         F.col("src").isNotNull() & F.col("dst").isNotNull()
     )
-    # One pass counts both: every pair (what the driver would collect) and the links between two
-    # different vertices (what the distributed rounds contract).
-    counts = pairs.agg(F.count(F.lit(1)).alias("pairs"),
-                       F.count(F.when(F.col("src") != F.col("dst"), 1)).alias("links")).first()
-    if 0 < local_threshold and counts["pairs"] <= local_threshold:
+    # Self loops stay in: they give their vertex a label on either path, so no vertex of `edges`
+    # needs a second look.
+    count = pairs.count()
+    if 0 < local_threshold and count <= local_threshold:
         stats.path = "local"
         # Self loops go to scipy too, so every vertex of `edges` gets a label.
         labels = _local_labels(spark, pairs.select(F.col("src").alias("a"), F.col("dst").alias("b")), run_dir)
         stats.local_edges = labels.num_edges
         labelled = labels.frame
-        loose = None
     else:
         stats.path = "distributed"
-        labelled = _distributed_labels(spark, pairs, counts["links"], run_dir, stats, local_threshold, max_rounds,
-                                       checkpoint_mode, partition_edges)
-        self_loops = pairs.where(F.col("src") == F.col("dst")).select(F.col("src").alias("id"))
-        loose = None if self_loops.isEmpty() else self_loops
-    if vertices is not None:
-        given = vertices.select(F.col("id").cast("long").alias("id"))
-        loose = given if loose is None else loose.unionByName(given)
+        with _session_conf(spark, ARROW_BATCH_CONF, str(ARROW_BATCH_ROWS)):
+            labelled = _distributed_labels(spark, pairs, count, run_dir, stats, local_threshold,
+                                           max_rounds, checkpoint_mode, partition_edges)
     result = labelled
-    if loose is not None:
-        # Vertices without a label yet are alone in their component.
-        alone = loose.distinct().join(labelled.select("id"), on="id", how="left_anti")
+    if vertices is not None:
+        # Vertices without a label (no edge) are alone in their component.
+        alone = vertices.select(F.col("id").cast("long").alias("id")).distinct().join(
+            labelled.select("id"), on="id", how="left_anti")
         result = labelled.unionByName(alone.select("id", F.col("id").alias("component")))
     result_path = f"{run_dir}/result"
     result.write.mode("overwrite").parquet(result_path)
@@ -161,7 +161,7 @@ class _Round:
 def _distributed_labels(
     spark: SparkSession,
     pairs: DataFrame,
-    links: int,
+    count: int,
     run_dir: str,
     stats: ComponentsStats,
     local_threshold: int,
@@ -169,10 +169,11 @@ def _distributed_labels(
     checkpoint_mode: str,
     partition_edges: int,
 ) -> DataFrame:
-    """(id, component) for every vertex with an edge to another vertex (see the module docstring);
-    `links`: how many pairs join two different vertices."""
-    work = pairs.select(F.col("src").alias("a"), F.col("dst").alias("b")).where(F.col("a") != F.col("b"))
-    remaining = links
+    """(id, component) for every vertex of `pairs` (see the module docstring); `count`: how many
+    pairs. Self loops go into the first round like any edge (a vertex alone in its bucket's
+    component is labelled by itself); later rounds have none."""
+    work = pairs.select(F.col("src").alias("a"), F.col("dst").alias("b"))
+    remaining = count
     rounds: list[_Round] = []
     finished: DataFrame | None = None  # (id, component) of the last graph, when the driver finished it
     while remaining:
@@ -226,6 +227,20 @@ def _distributed_labels(
     if labels is None:  # no edge between two different vertices
         return spark.createDataFrame([], "id long, component long")
     return labels
+
+
+@contextmanager
+def _session_conf(spark: SparkSession, key: str, value: str):
+    """`key` set to `value` in the session for the block, then put back as it was."""
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
 
 
 def bucket_count(edges: int, partition_edges: int) -> int:
@@ -294,19 +309,20 @@ def _resolve_boundary(rows: DataFrame, partitions: int) -> DataFrame:
 
 
 def _least_labels(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """mapInArrow for _resolve_boundary: all rows of a vertex are in the same task."""
+    """mapInArrow for _resolve_boundary: all rows of a vertex are in the same task. Hash grouping
+    (pandas), not sorting: measured 2.5x faster than a lexsort on 6M rows."""
     v, label = _columns(batches, 2)
     if v.size == 0:
         return
-    order = np.lexsort((label, v))
-    v, label = v[order], label[order]
-    starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
-    least = np.repeat(label[starts], np.diff(np.r_[starts, v.size]))
-    yield from _batches(["x", "y", "edge"], v[starts], label[starts], np.zeros(starts.size, dtype=bool))
+    rows = pd.DataFrame({"v": v, "label": label})
+    least = rows.groupby("v", sort=False)["label"].transform("min").to_numpy()
+    first = ~rows["v"].duplicated().to_numpy()
+    yield from _batches(["x", "y", "edge"], v[first], least[first], np.zeros(int(first.sum()), dtype=bool))
     other = label != least
     if other.any():
-        pairs = np.unique(np.stack([label[other], least[other]], axis=1), axis=0)
-        yield from _batches(["x", "y", "edge"], pairs[:, 0], pairs[:, 1], np.ones(pairs.shape[0], dtype=bool))
+        pairs = pd.DataFrame({"x": label[other], "y": least[other]}).drop_duplicates()
+        yield from _batches(["x", "y", "edge"], pairs["x"].to_numpy(), pairs["y"].to_numpy(),
+                            np.ones(len(pairs), dtype=bool))
 
 
 def _columns(batches: Iterator[pa.RecordBatch], count: int) -> list[np.ndarray]:
@@ -361,26 +377,30 @@ def _arrow_frame(spark: SparkSession, table: pa.Table, path: str) -> DataFrame:
 
 
 def local_components(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, component) for every id in the edge arrays; component = minimum id (scipy)."""
+    """(ids, component) for every id in the edge arrays, ids in first-seen order; component =
+    minimum id (scipy)."""
     ids, component, _ = _components(src, dst)
     return ids, component
 
 
 def _components(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ids sorted, component = minimum id, index in ids of every endpoint of src then dst)."""
+    """(distinct ids in first-seen order, component = minimum id, index in ids of every endpoint of
+    src then dst). The ids are numbered by hashing (pandas' factorize), not by np.unique's sort:
+    the numbering was half of the time of the whole function on 10M edges."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components as scipy_components
 
-    ids, inverse = np.unique(np.concatenate([src, dst]), return_inverse=True)
+    inverse, ids = pd.factorize(np.concatenate([src, dst]).astype(np.int64, copy=False), sort=False)
+    ids = np.asarray(ids, dtype=np.int64)
     n = ids.size
     if n == 0:
         return ids, ids.copy(), inverse
     a, b = inverse[: src.size], inverse[src.size:]
     graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
-    _, labels = scipy_components(graph, directed=False)
-    # ids are sorted, so the first index holding a label is the component's minimum id.
-    _, first = np.unique(labels, return_index=True)
-    return ids, ids[first][labels], inverse
+    count, labels = scipy_components(graph, directed=False)
+    least = np.full(count, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(least, labels, ids)
+    return ids, least[labels], inverse
 
 
 def _release_local_checkpoints(spark: SparkSession, cached_before: set) -> None:

@@ -25,6 +25,7 @@ older/identified id, `split` when it only received part of the previous cluster.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -48,9 +49,13 @@ def generated_id(identifier_type: Column, identifier_value: Column, salt: Column
     return F.concat(F.lit(GENERATED_ID_PREFIX), F.substring(digest, 1, GENERATED_ID_HEX_DIGITS))
 
 
+def _as_is(df: DataFrame, _name: str) -> DataFrame:
+    return df
+
+
 def assign_customer_ids(
     clusters: DataFrame, previous: DataFrame, ids_in_use: DataFrame, run_date: dt.date,
-    retired: DataFrame | None = None,
+    retired: DataFrame | None = None, keep: Callable[[DataFrame, str], DataFrame] = _as_is,
 ) -> tuple[DataFrame, DataFrame]:
     """Customer id per cluster, and lineage rows.
 
@@ -59,6 +64,8 @@ def assign_customer_ids(
       identifiers whose clusters are being recomputed (all former members of each previous id).
     ids_in_use: customer_id — every id of the previous run (for clash checks).
     retired: identifier_value — user ids that were the previousId of an alias call (rule 1).
+    keep(df, name): materialises a frame that both results read (stitch passes its scratch space),
+      so writing the ids and then the lineage computes it once; by default nothing is materialised.
     Returns (cluster, customer_id) and (run_date, old_id, new_id, change).
     """
     if retired is None:
@@ -74,11 +81,12 @@ def assign_customer_ids(
         .getField("identifier_value").alias("user_customer_id"),
         F.min(_age()).alias("oldest"),
     )
-    overlap = (
+    overlap = keep(
         clusters.join(previous.select("identifier_type", "identifier_value", F.col("customer_id").alias("old_id")),
                       ["identifier_type", "identifier_value"], "inner")
         .groupBy("cluster", "old_id")
-        .agg(F.min(_age()).alias("evidence"))
+        .agg(F.min(_age()).alias("evidence")),
+        "id_overlap",
     )
     birth = previous.groupBy(F.col("customer_id").alias("old_id")).agg(F.min(_age()).alias("birth"))
     by_old_id = Window.partitionBy("old_id").orderBy("claim", "evidence", "cluster")
@@ -94,28 +102,30 @@ def assign_customer_ids(
         .groupBy(F.col("keeper").alias("cluster"))
         .agg(F.min(F.struct("birth", "old_id")).getField("old_id").alias("kept_id"))
     )
-    named = facts.join(kept, "cluster", "left").select(
+    named = keep(facts.join(kept, "cluster", "left").select(
         "cluster",
         F.coalesce("user_customer_id", "kept_id").alias("chosen_id"),
         generated_id(F.col("oldest.identifier_type"), F.col("oldest.identifier_value")).alias("fresh_id"),
         F.col("oldest.identifier_type").alias("oldest_type"),
         F.col("oldest.identifier_value").alias("oldest_value"),
-    )
-    # A fresh id must not be in use, retired, chosen by another cluster, or generated twice.
+    ), "id_choices")
+    # A fresh id must not be in use, retired, chosen by another cluster, or generated twice. The ids
+    # in use (every id ever given) are only semi-joined with the few fresh ids, never deduplicated
+    # whole: the fresh ids are a side small enough to broadcast on an incremental night.
     taken = ids_in_use.select(F.col("customer_id").alias("id")).unionByName(
-        named.where(F.col("chosen_id").isNotNull()).select(F.col("chosen_id").alias("id"))
-    ).distinct()
+        named.where(F.col("chosen_id").isNotNull()).select(F.col("chosen_id").alias("id")))
     fresh_counts = named.where(F.col("chosen_id").isNull()).groupBy(F.col("fresh_id").alias("id")).count()
     clashing = taken.join(fresh_counts, "id", "left_semi").unionByName(
         fresh_counts.where(F.col("count") > 1).select("id")
-    ).withColumn("clash", F.lit(True))
+    ).distinct().withColumn("clash", F.lit(True))
     salted = generated_id(F.col("oldest_type"), F.col("oldest_value"), F.lit(str(run_date)))
-    ids = (
-        named.join(clashing.distinct(), named["fresh_id"] == clashing["id"], "left")
+    ids = keep(
+        named.join(clashing, named["fresh_id"] == clashing["id"], "left")
         .select(
             "cluster",
             F.coalesce("chosen_id", F.when(F.col("clash").isNull(), F.col("fresh_id")).otherwise(salted)).alias("customer_id"),
-        )
+        ),
+        "ids",
     )
     lineage = (
         overlap.join(ids, "cluster", "inner")

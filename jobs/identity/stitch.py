@@ -342,12 +342,14 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     clock.done("rules_and_components")
     # The labels before this run (none on the first): the scope's previous ids, and every id ever used.
     map_before = previous_map if previous_map is not None else wh.read(spark, tables.IDENTITY_MAP, missing="empty")
-    previous = map_before.join(scope.select(*keys, "first_seen"), keys, "inner").select(*keys, "first_seen", "customer_id")
+    # read by the ids, the lineage and the customers step: computed once
+    previous = scratch.keep(map_before.join(scope.select(*keys, "first_seen"), keys, "inner").select(
+        *keys, "first_seen", "customer_id"), "previous")
     ids_in_use = map_before.select("customer_id").unionByName(
         wh.read(spark, tables.IDENTITY_LINEAGE, missing="empty").select(F.col("old_id").alias("customer_id")))
     retired = user_merges.select(F.col("previous_id").alias("identifier_value")).distinct()
     ids, lineage = assign_customer_ids(
-        labels.select(*keys, "first_seen", "cluster"), previous, ids_in_use, run_date, retired
+        labels.select(*keys, "first_seen", "cluster"), previous, ids_in_use, run_date, retired, keep=scratch.keep
     )
     new_map = scratch.keep(
         labels.join(ids, "cluster", "inner").select(*keys, "customer_id", "component"), "new_map"
@@ -420,7 +422,8 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         "cut_edges": cuts.count(),
         "lineage_rows": lineage.count(),
         "identifiers_mapped": identity_map.count(),
-        "customers": identity_map.select("customer_id").distinct().count(),
+        # silver/customers holds one row per customer of the identity map (build_customers)
+        "customers": wh.row_count(spark, tables.SILVER_CUSTOMERS),
         "components_path": components.path,
         "components_rounds": components.rounds,
         # rows of silver/customers inserted, updated or deleted (a full build writes them all)

@@ -201,12 +201,12 @@ def test_every_path_equals_union_find_on_random_graphs(spark, tmp_path_factory, 
     labels, stats = run_components(spark, tmp_path_factory.mktemp("cc"), edges, extra, threshold=threshold,
                                    partition_edges=partition_edges)
     assert labels == union_find_components(edges, extra)
-    links = sum(1 for a, b in edges if a != b)
     if threshold == LOCAL:
         assert stats.path == "local"
     elif threshold == DISTRIBUTED:
         assert stats.path == "distributed" and stats.local_edges == 0
-        assert stats.rounds == len(stats.buckets) and (stats.rounds == 0) == (links == 0)
+        # self loops count: they are labelled in the first round
+        assert stats.rounds == len(stats.buckets) and (stats.rounds == 0) == (not edges)
 
 
 def test_empty_graph_keeps_vertices(spark, tmp_path):
