@@ -32,7 +32,6 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -44,6 +43,7 @@ import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
+from jobs.core.session import session_conf
 from jobs.identity.settings import DEFAULT_LOCAL_THRESHOLD, DEFAULT_MAX_ROUNDS, DEFAULT_PARTITION_EDGES
 
 # How rounds are materialised: "local" = Dataset.localCheckpoint (executor storage; measured ~1.6x
@@ -127,13 +127,12 @@ def connected_components(
     count = pairs.count()
     if 0 < local_threshold and count <= local_threshold:
         stats.path = "local"
-        # Self loops go to scipy too, so every vertex of `edges` gets a label.
         labels = _local_labels(spark, pairs.select(F.col("src").alias("a"), F.col("dst").alias("b")), run_dir)
         stats.local_edges = labels.num_edges
         labelled = labels.frame
     else:
         stats.path = "distributed"
-        with _session_conf(spark, ARROW_BATCH_CONF, str(ARROW_BATCH_ROWS)):
+        with session_conf(spark, ARROW_BATCH_CONF, str(ARROW_BATCH_ROWS)):
             labelled = _distributed_labels(spark, pairs, count, run_dir, stats, local_threshold,
                                            max_rounds, checkpoint_mode, partition_edges)
     result = labelled
@@ -227,20 +226,6 @@ def _distributed_labels(
     if labels is None:  # no edge between two different vertices
         return spark.createDataFrame([], "id long, component long")
     return labels
-
-
-@contextmanager
-def _session_conf(spark: SparkSession, key: str, value: str):
-    """`key` set to `value` in the session for the block, then put back as it was."""
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        if before is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, before)
 
 
 def bucket_count(edges: int, partition_edges: int) -> int:

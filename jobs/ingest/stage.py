@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from jobs.core import tables
-from jobs.core.session import BROADCAST_KEYS_MAX
+from jobs.core.session import BROADCAST_KEYS_MAX, session_conf
 from jobs.core.catalog import SPECS, TableSpec
 from jobs.core.config import IngestSettings
 from jobs.core.context import JobContext, RunParams, StageResult
@@ -421,15 +421,8 @@ def persist_uncompressed(spark: SparkSession, df: DataFrame, storage: StorageLev
     distinct JSON text, which its run-length and dictionary encodings barely shrink (by 8 % at
     bench scale S) while trying them costs about 0.4 s of a 1.7 s parse-and-cache there. The setting
     is read when the cache is defined, so it is switched off only around `persist`."""
-    previous = spark.conf.get(CACHE_COMPRESSION, None)
-    spark.conf.set(CACHE_COMPRESSION, "false")
-    try:
+    with session_conf(spark, CACHE_COMPRESSION, "false"):
         return df.persist(storage)
-    finally:
-        if previous is None:
-            spark.conf.unset(CACHE_COMPRESSION)
-        else:
-            spark.conf.set(CACHE_COMPRESSION, previous)
 
 
 def _reason_counts(df: DataFrame) -> dict[str | None, int]:
