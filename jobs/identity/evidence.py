@@ -156,8 +156,11 @@ def aggregate_evidence(rows: DataFrame, keys: tuple[str, ...]) -> DataFrame:
     """Evidence rows -> one row per key. Associative and idempotent (min/max), so it also merges
     stored evidence with new evidence."""
     first = F.min(F.struct("first_seen", "first_source_kind", "first_source_id", "first_source_file")).alias("first")
+    # A min over a struct is a sort-based aggregate. Values first in the sort key: its 8-byte prefix
+    # then tells most rows apart, where a type first (four distinct) sends every comparison to the
+    # full keys (identifier evidence at bench scale M: 11.3 s -> 8.9 s).
     return (
-        rows.groupBy(*keys)
+        rows.groupBy(*[k for k in keys if not k.endswith("_type")], *[k for k in keys if k.endswith("_type")])
         .agg(first, F.max("last_seen").alias("last_seen"), F.max("last_run_date").alias("last_run_date"))
         .select(
             *keys,

@@ -57,12 +57,20 @@ def parsed_phones(raw_values: DataFrame, region: str) -> DataFrame:
     return raw_values.sparkSession.createDataFrame(parsed, PARSED_SCHEMA)
 
 
-def with_e164(df: DataFrame, column: str, region: str, where: Column | None = None) -> DataFrame:
+def with_e164(
+    df: DataFrame, column: str, region: str, where: Column | None = None, known: DataFrame | None = None
+) -> DataFrame:
     """`column` (raw phone text) replaced by its E.164 form (null when blank or unparseable), in
-    the rows `where` selects (default: all); only those rows are joined to the parsed values."""
+    the rows `where` selects (default: all); only those rows are joined to the parsed values.
+    `known`: values parsed already (parsed_phones' output, read in the same region); only the
+    values not among them go through the Python parser."""
     original = df.columns
     chosen = df if where is None else df.where(where)
-    parsed = parsed_phones(chosen.select(column), region)
+    if known is None:
+        parsed = parsed_phones(chosen.select(column), region)
+    else:
+        unknown = chosen.select(F.col(column).alias(RAW)).join(known.select(RAW), RAW, "left_anti")
+        parsed = known.select(RAW, E164).unionByName(parsed_phones(unknown, region))
     converted = (
         chosen.join(parsed, chosen[column] == parsed[RAW], "left")
         .select(*[F.col(E164).alias(column) if c == column else F.col(c) for c in original])

@@ -408,11 +408,12 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         # Materialized, so the planner sees how small it is and broadcasts it to the scans of
         # bronze/customers and silver/profile_calls instead of shuffling them.
         changed_map = scratch.keep(identity_map.join(changed_ids, "customer_id", "left_semi"), "changed_map")
-        rows = build_customers(changed_map, all_customers, calls, settings)
+        rows = build_customers(changed_map, all_customers, calls, settings, known_phones=parsed)
         changes = customers_changes(wh.read(spark, tables.SILVER_CUSTOMERS), rows, changed_ids)
         wh.apply_changes(spark, tables.SILVER_CUSTOMERS, changes.localCheckpoint(eager=True))
     else:
-        wh.overwrite(build_customers(identity_map, all_customers, calls, settings), tables.SILVER_CUSTOMERS)
+        wh.overwrite(build_customers(identity_map, all_customers, calls, settings, known_phones=parsed),
+                     tables.SILVER_CUSTOMERS)
     clock.done("customers")
 
     result = StageResult(metrics={

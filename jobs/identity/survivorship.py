@@ -29,6 +29,7 @@ from jobs.identity.settings import IdentitySettings
 
 ATTRIBUTE_COLUMNS = tuple(c for c in CUSTOMER_COLUMNS if c != "customer_id")
 MASTER_RANK = 0
+MOST_FREQUENT = "most_frequent"
 TRAIT_RANK = 1
 
 
@@ -78,15 +79,18 @@ def choose_values(candidates: DataFrame, settings: IdentitySettings) -> DataFram
     as_identifier = F.when(F.col("column") == "email", F.lit(EMAIL)).when(F.col("column") == "phone_number", F.lit(PHONE))
     placeholder = blocked_rule(settings, as_identifier, F.col("value")).isNotNull() & as_identifier.isNotNull()
     present = candidates.where(F.col("value").isNotNull() & (F.col("value") != "") & ~placeholder)
-    counted = present.join(
-        present.groupBy("customer_id", "column", "value").agg(F.count("*").alias("rows")),
-        ["customer_id", "column", "value"], "inner",
-    )
+    if MOST_FREQUENT in (settings.survivorship_default, *settings.survivorship.values()):
+        counted = present.join(
+            present.groupBy("customer_id", "column", "value").agg(F.count("*").alias("rows")),
+            ["customer_id", "column", "value"], "inner",
+        )
+    else:  # the counts only rank most_frequent columns: no join of every candidate with them
+        counted = present.withColumn("rows", F.lit(0).cast("long"))
     strategy = F.lit(settings.survivorship_default)
     for column, name in settings.survivorship.items():
         strategy = F.when(F.col("column") == column, F.lit(name)).otherwise(strategy)
     micros = F.unix_micros("seen_at")
-    frequent, oldest = strategy == "most_frequent", strategy == "oldest"
+    frequent, oldest = strategy == MOST_FREQUENT, strategy == "oldest"
     # Smallest key wins. most_recent: (rank, -time); oldest: (rank, time);
     # most_frequent: (-rows, rank, -time). Source id and value break the remaining ties.
     key = F.struct(
@@ -111,13 +115,15 @@ def group_ids(calls: DataFrame, identity_map: DataFrame) -> DataFrame:
 
 
 def build_customers(
-    identity_map: DataFrame, customers: DataFrame, calls: DataFrame, settings: IdentitySettings
+    identity_map: DataFrame, customers: DataFrame, calls: DataFrame, settings: IdentitySettings,
+    known_phones: DataFrame | None = None,
 ) -> DataFrame:
     """silver/customers: CUSTOMER_COLUMNS + group_ids, one row per customer in the identity map,
-    from bronze/customers rows and silver/profile_calls rows."""
+    from bronze/customers rows and silver/profile_calls rows. `known_phones`: phone values parsed
+    already (jobs.identity.phones.with_e164's `known`)."""
     candidates = with_e164(
         master_candidates(customers, identity_map).unionByName(trait_candidates(calls, identity_map)),
-        "value", settings.default_phone_region, where=F.col("column") == "phone_number",
+        "value", settings.default_phone_region, where=F.col("column") == "phone_number", known=known_phones,
     )
     chosen = (
         choose_values(candidates, settings)

@@ -62,6 +62,20 @@ def test_with_e164_only_in_the_chosen_rows(spark):
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
+def test_with_e164_takes_known_values_from_the_lookup_and_parses_only_the_rest(spark):
+    from pyspark.sql import functions as F
+
+    df = spark.createDataFrame([("phone_number", "415.199.6488"), ("phone_number", "ext 12"), ("zip", "ext 12"),
+                                ("phone_number", "x")], "column string, value string")
+    # "ext 12" is no number; the lookup's answer for it wins, which shows it was not parsed again
+    known = spark.createDataFrame([("ext 12", "+12025550123")], "_phone_raw string, _phone_e164 string")
+    expected = spark.createDataFrame(
+        [("phone_number", "+14151996488"), ("phone_number", "+12025550123"), ("zip", "ext 12"), ("phone_number", None)],
+        "column string, value string")
+    got = with_e164(df, "value", "US", where=F.col("column") == "phone_number", known=known)
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
 def _ev(first, last, source, run_date):
     return (first, last, "identify", source, "f.jsonl", run_date)
 
