@@ -10,6 +10,7 @@ Also the spark-submit entry point: `spark-submit --py-files dist/c360.zip jobs/c
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import sys
@@ -59,6 +60,7 @@ class Command:
     add_arguments: Callable[[argparse.ArgumentParser], None]
     handle: Callable  # (ctx, args) -> StageResult | None
     needs_spark: bool = True
+    writes: bool = False  # holds the warehouse's lease while it runs (jobs.core.lock)
 
 
 def _no_options(parser: argparse.ArgumentParser) -> None:
@@ -165,6 +167,31 @@ def _generate(ctx, args):
     return generator_cli.run(ctx, args)
 
 
+def _unlock_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="clear the lease (only when no c360 run is writing)")
+
+
+def _unlock(ctx, args):
+    from jobs.core import lock
+    from jobs.core.errors import C360Error
+
+    found = lock.holders(ctx.spark, ctx.warehouse)
+    if not found:
+        print(f"c360 unlock: {ctx.warehouse.root} is not locked", flush=True)
+        return None
+    if not args.force:
+        raise C360Error(f"{ctx.warehouse.root} is held by {found[0].describe()}; add --force to clear the "
+                        "lease (only when that run is no longer writing)")
+    lock.force_unlock(ctx.spark, ctx.warehouse)
+    print(f"c360 unlock: cleared the lease of {found[0].describe()} on {ctx.warehouse.root}", flush=True)
+    return None
+
+
+def _read_only(args: argparse.Namespace) -> bool:
+    """`segments preview` writes nothing, so it needs no lease."""
+    return getattr(args, "action", None) == PREVIEW
+
+
 STAGE_OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "ingest": _input_option,
     "stitch": _rebuild_option("rebuild the identity graph from all bronze rows"),
@@ -178,7 +205,11 @@ TOOLS: dict[str, tuple[str, Callable, Callable, bool]] = {
                 _nightly_options, _nightly, True),
     "lens": ("semantic layer: `lens query` answers a lens query, `lens sql` prints the Spark SQL it compiles to",
              _lens_options, _lens, True),
+    "unlock": ("show who holds the warehouse's lease; with --force, clear a lease a killed run left behind",
+               _unlock_options, _unlock, True),
 }
+# The commands that write the warehouse: one at a time per warehouse (jobs.core.lock).
+WRITING_COMMANDS = frozenset({*(step.name for step in pipeline.STAGES), "nightly"})
 
 
 def commands() -> dict[str, Command]:
@@ -192,9 +223,9 @@ def commands() -> dict[str, Command]:
         else:
             found[step.name] = Command(step.name, step.help, STAGE_OPTIONS.get(step.name, _no_options),
                                        _run_stage(step.name))
-    for name in ("identity", "nightly", "lens"):
+    for name in ("identity", "nightly", "lens", "unlock"):
         found[name] = Command(name, *TOOLS[name])
-    return found
+    return {name: dataclasses.replace(c, writes=name in WRITING_COMMANDS) for name, c in found.items()}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,12 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
 def make_context(args: argparse.Namespace):
     from jobs.core.config import load_config
     from jobs.core.context import JobContext
+    from jobs.core import storage
     from jobs.core.errors import ConfigError
 
     overrides = {"warehouse": args.warehouse} if args.warehouse else None
     config = load_config(args.config, overrides=overrides)
-    root = config.warehouse_path()
-    if root.exists() and not root.is_dir():
+    root = storage.local_dir(config.warehouse_location())
+    if root is not None and root.exists() and not root.is_dir():
         where = "--warehouse" if args.warehouse else f"'warehouse' in {config.source}"
         raise ConfigError(f"the warehouse {root} ({where}) is a file, not a folder")
     run_date = args.run_date or dt.datetime.now(dt.timezone.utc).date()
@@ -304,14 +336,21 @@ def main(argv: list[str] | None = None) -> int:
         if command.needs_spark:
             from jobs.core.console import divert_jvm_output
             from jobs.core.session import LOG_FILE_ENV
+            from jobs.core.storage import logs_dir
 
-            log_file = ctx.warehouse.root / "_logs" / f"{args.command}-{ctx.run_date}.log"
+            log_file = logs_dir(ctx.warehouse.root) / f"{args.command}-{ctx.run_date}.log"
             log_start = log_file.stat().st_size if log_file.is_file() else 0
             divert_jvm_output(log_file)
             _python_logging_to(log_file)
             # Spark's log4j writes here too (conf/log4j2.properties; jobs.core.session routes it).
             os.environ[LOG_FILE_ENV] = str(log_file)
-        result = command.handle(ctx, args)
+        if command.writes and not _read_only(args):
+            from jobs.core import lock
+
+            with lock.held(ctx.spark, ctx.warehouse, args.command, ctx.run_date):
+                result = command.handle(ctx, args)
+        else:
+            result = command.handle(ctx, args)
         if result is not None:
             result.seconds = round(time.monotonic() - started, 1)
             print(pipeline.format_result(args.command, result))

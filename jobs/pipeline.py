@@ -12,10 +12,9 @@ import importlib
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
-from jobs.core import tables
+from jobs.core import storage, tables
 from jobs.core.context import JobContext, RunParams, StageResult
 from jobs.core.errors import C360Error, StageFailed
 
@@ -64,8 +63,8 @@ def stage(name: str) -> Stage:
     return next(s for s in STAGES if s.name == name)
 
 
-def report_path(ctx: JobContext) -> Path:
-    return ctx.warehouse.root / "_runs" / str(ctx.run_date) / "report.json"
+def report_path(ctx: JobContext) -> str:
+    return ctx.warehouse.path(f"_runs/{ctx.run_date}/report.json")
 
 
 def run_nightly(ctx: JobContext, params: RunParams,
@@ -74,7 +73,7 @@ def run_nightly(ctx: JobContext, params: RunParams,
 
     Returns the run's report (also written to <warehouse>/_runs/<date>/report.json)."""
     report: dict = {"run_date": str(ctx.run_date), "config": ctx.config.source,
-                    "warehouse": str(ctx.warehouse.root), "stages": {}}
+                    "warehouse": ctx.warehouse.root, "stages": {}}
     started = time.monotonic()
     for i, step in enumerate(NIGHTLY, 1):
         progress(f"[{i}/{len(NIGHTLY)}] {step.name} ...")
@@ -91,9 +90,7 @@ def run_nightly(ctx: JobContext, params: RunParams,
     wh = ctx.warehouse
     report["tables"] = {t: wh.read(ctx.spark, t).count() for t in SUMMARY_TABLES if wh.exists(ctx.spark, t)}
     report["seconds"] = round(time.monotonic() - started, 1)
-    out = report_path(ctx)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=str))
+    storage.write_text(ctx.spark, report_path(ctx), json.dumps(report, indent=2, default=str))
     return report
 
 

@@ -51,8 +51,8 @@ def views_for(catalog: Mapping[str, str]) -> dict[str, str]:
 
 def warehouse_catalog(catalog: Mapping[str, str], warehouse_root: str | Path) -> dict[str, str]:
     """Config catalog (warehouse-relative tables) -> absolute Delta locations."""
-    root = Path(warehouse_root)
-    return {t: (v if "://" in v or Path(v).is_absolute() else str(root / v)) for t, v in catalog.items()}
+    root = str(warehouse_root).rstrip("/")
+    return {t: (v if "://" in v or Path(v).is_absolute() else f"{root}/{v.strip('/')}") for t, v in catalog.items()}
 
 
 def as_of_columns(catalog: Mapping[str, str], as_of: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -74,7 +74,7 @@ def nightly_warehouse(spark, tmp_path_factory):
 
 @pytest.mark.slow
 def test_every_table_of_a_nightly_reads_with_delta_rs(nightly_warehouse, spark):
-    root = nightly_warehouse.warehouse.root
+    root = nightly_warehouse.warehouse.local_dir
     found = delta_tables(root)
     names = {p.relative_to(root).as_posix() for p in found}
     report = json.loads((root / "_runs" / RUN_DATE / "report.json").read_text())

@@ -28,7 +28,7 @@ def test_nightly_on_generated_data(make_ctx, spark, generated):
     raw, manifest = generated
     ctx = make_ctx(RUN_DATE)
     pipeline.run_nightly(ctx, RunParams(input_dir=Path(raw), rebuild=False, rewind=False))
-    report = json.loads((ctx.warehouse.root / "_runs" / RUN_DATE / "report.json").read_text())
+    report = json.loads((ctx.warehouse.local_dir / "_runs" / RUN_DATE / "report.json").read_text())
     ingest = report["stages"]["ingest"]["metrics"]
     planted = manifest["events"]
     assert ingest["lines_read"] == planted["lines"]
@@ -48,6 +48,6 @@ def test_nightly_on_generated_data(make_ctx, spark, generated):
 
     # Re-running the same date changes nothing.
     pipeline.run_nightly(ctx, RunParams(input_dir=Path(raw), rebuild=False, rewind=False))
-    again = json.loads((ctx.warehouse.root / "_runs" / RUN_DATE / "report.json").read_text())
+    again = json.loads((ctx.warehouse.local_dir / "_runs" / RUN_DATE / "report.json").read_text())
     assert again["tables"] == report["tables"]
     assert again["stages"]["ingest"]["metrics"]["accepted"] == 0

@@ -1,11 +1,13 @@
 """README's spark-submit command: taken from README.md and run with `--master local[2]` as a whole
 nightly (all 7 stages; the lens models and queries read from the --py-files zip; Spark's log lines in
 <warehouse>/_logs/, none on the terminal), and against a real standalone Spark cluster (a master and
-one worker on loopback) for ingest, with the cluster-style config: no master in config, jars shipped
-with --jars, the code with --py-files. Executors write the Delta files there, so that checks what
-local mode cannot."""
+two workers on loopback, separate JVMs) with the cluster-style config: no master in config, jars
+shipped with --jars, the code with --py-files. There the whole nightly runs for two dates (the second
+incremental) into a warehouse given as a file:// URI, and every table and export equals a local-mode
+run of the same input. Executors write the Delta files there, so that checks what local mode cannot."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -35,6 +37,8 @@ BIN = Path(sys.executable).parent
 SPARK_ENV = {"SPARK_HOME": str(Path(pyspark.__file__).parent), "SPARK_LOCAL_IP": "127.0.0.1",
              "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
 STARTUP_SECONDS = 120
+# Separate worker JVMs with one core each: every shuffle crosses processes, as on a real cluster.
+WORKERS = 2
 
 
 def _free_port() -> int:
@@ -70,11 +74,13 @@ def standalone_cluster(tmp_path_factory):
     procs = [master]
     try:
         _wait_for(logs / "master.log", "I have been elected leader", master)
-        worker = _start(["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "1",
-                         "--memory", "1g", "--webui-port", str(_free_port()), "--work-dir", str(logs / "work"), url],
-                        logs / "worker.log")
-        procs.append(worker)
-        _wait_for(logs / "worker.log", "Successfully registered with master", worker)
+        for n in range(1, WORKERS + 1):
+            log = logs / f"worker-{n}.log"
+            worker = _start(["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "1",
+                             "--memory", "1g", "--webui-port", str(_free_port()), "--work-dir",
+                             str(logs / f"work-{n}"), url], log)
+            procs.append(worker)
+            _wait_for(log, "Successfully registered with master", worker)
         yield url
     finally:
         for proc in procs:
@@ -229,3 +235,66 @@ def test_readme_spark_submit_with_a_bad_config_exits_2_with_one_line(tmp_path):
     said = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip() and line != JVM_NOTICE]
     assert said == [f"c360 nightly: error: {config}: unknown key 'spark.mastr' (did you mean 'spark.master'?)"], \
         proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole nightly on the two-worker cluster, two dates, against local mode
+# ---------------------------------------------------------------------------------------------
+
+NEXT_DATE = "2026-02-02"
+
+
+def generated(out: Path, *args: str) -> Path:
+    proc = subprocess.run([str(BIN / "c360"), "generate", "--out", str(out), *args], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.mark.slow
+def test_the_whole_nightly_on_a_two_worker_cluster_equals_local_mode(standalone_cluster, spark, tmp_path):
+    """README's spark-submit against the standalone cluster, the warehouse a file:// URI, for two run
+    dates (the second incremental: a day of new events for 5 of the customers); then the same two
+    nights in local mode (this test session), and every table and export of the two warehouses
+    compared whole. The cluster run's report and Spark log land in its warehouse."""
+    from jobs import pipeline
+    from jobs.core.config import load_config
+    from jobs.core.context import JobContext, RunParams
+    from tests.regression.compare_commits import compare, delta_tables, export_files
+
+    nights = [
+        (RUN_DATE, generated(tmp_path / "raw-1", "--profiles", "150", "--days", "30", "--run-date", RUN_DATE)),
+        (NEXT_DATE, generated(tmp_path / "raw-2", "--profiles", "5", "--days", "1", "--seed", "2",
+                              "--run-date", NEXT_DATE)),
+    ]
+    config = cluster_config_for_tests(tmp_path / "cluster.yml")
+    archive = build(tmp_path / "dist" / "c360.zip")
+    on_cluster = tmp_path / "cluster-warehouse"
+    for run_date, raw in nights:
+        cmd = readme_submit(standalone_cluster, archive, config=str(config), input=str(raw), run_date=run_date,
+                            extra=("--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.executor.memory=768m")
+                            ) + ["--warehouse", on_cluster.as_uri()]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=REPO_ROOT,
+                              env={**os.environ, **SPARK_ENV})
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert f"c360 nightly {run_date} finished" in proc.stdout, proc.stdout
+        assert_terminal_free_of_spark(proc)
+        report = json.loads((on_cluster / "_runs" / run_date / "report.json").read_text())
+        assert report["warehouse"] == f"file:{on_cluster}" and set(report["stages"]) == {
+            "ingest", "stitch", "activities", "rfm", "traits", "segments", "lens-materialize"}, report
+        assert "Running Spark version" in (on_cluster / "_logs" / f"nightly-{run_date}.log").read_text()
+    assert report["stages"]["stitch"]["metrics"]["mode"] == "incremental", report["stages"]["stitch"]
+    assert not (REPO_ROOT / "file:").exists(), "a file:// warehouse was taken for a relative folder"
+
+    locally = tmp_path / "local-warehouse"
+    for run_date, raw in nights:
+        ctx = JobContext(config=load_config(config, overrides={"warehouse": str(locally)}),
+                         run_date=dt.date.fromisoformat(run_date), _spark=spark)
+        pipeline.run_nightly(ctx, RunParams(input_dir=raw))
+
+    assert {"bronze/events", "gold/identity_map", "silver/activity_stream", "gold/rfm", "gold/traits",
+            "gold/segment_membership", "gold/lens_rfm"} <= set(delta_tables(locally)), delta_tables(locally)
+    assert export_files(locally), "the default segments export files"
+    # text naming the warehouse (gold/segment_runs.export_file) is compared with the folder masked
+    problems = compare(spark, locally, on_cluster, (str(locally), (f"file:{on_cluster}", str(on_cluster))))
+    assert problems == [], "\n".join(problems)

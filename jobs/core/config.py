@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from jobs.activities.settings import ActivitySettings
+from jobs.core import storage
 from jobs.core.errors import ConfigError
 from jobs.identity.settings import IdentitySettings
 from jobs.traits.settings import TraitSettings
@@ -147,8 +148,10 @@ class Config:
     segments: SegmentSettings = field(default_factory=SegmentSettings)
     source: str = "<defaults>"
 
-    def warehouse_path(self) -> Path:
-        return resolve_path(self.warehouse)
+    def warehouse_location(self) -> str:
+        """The warehouse as Spark and Hadoop read it: a URI (file:, hdfs:, s3a:, ...) as written,
+        a plain path made absolute (jobs.core.storage)."""
+        return self.warehouse if storage.scheme(self.warehouse) else str(resolve_path(self.warehouse))
 
 
 def resolve_path(value: str | Path) -> Path:

@@ -45,7 +45,7 @@ class JobContext:
 
     @property
     def warehouse(self) -> Warehouse:
-        return Warehouse(self.config.warehouse_path())
+        return Warehouse(self.config.warehouse_location())
 
     @property
     def spark(self) -> SparkSession:

@@ -14,6 +14,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from jobs.core import storage
 from jobs.core.catalog import SPECS, TableSpec, spec_for  # noqa: F401  (SPECS, TableSpec: re-exported)
 from jobs.core.errors import InputError
 from jobs.core.table_names import (  # noqa: F401  (the public names, read as tables.<NAME>)
@@ -93,13 +94,18 @@ def change_set(current: DataFrame, wanted: DataFrame, spec: TableSpec | str) -> 
 
 
 class Warehouse:
-    """Paths and Delta read/write for one warehouse root."""
+    """Paths and Delta read/write for one warehouse root: a path or a URI (jobs.core.storage)."""
 
     def __init__(self, root: str | Path):
-        self.root = Path(root)
+        self.root = storage.normalized(str(root))
+
+    @property
+    def local_dir(self) -> Path | None:
+        """The warehouse as a folder on the driver's disk; None for hdfs://, s3a://, ..."""
+        return storage.local_dir(self.root)
 
     def path(self, table: str) -> str:
-        return str(self.root / table)
+        return storage.join(self.root, table)
 
     def exists(self, spark: SparkSession, table: str) -> bool:
         return DeltaTable.isDeltaTable(spark, self.path(table))

@@ -189,7 +189,7 @@ def nightly(spark, tmp_path_factory) -> Warehouse:
 
 
 def written_tables(wh: Warehouse) -> list[str]:
-    return sorted(str(log.parent.relative_to(wh.root)) for log in wh.root.rglob("_delta_log"))
+    return sorted(str(log.parent.relative_to(wh.local_dir)) for log in wh.local_dir.rglob("_delta_log"))
 
 
 @pytest.mark.slow

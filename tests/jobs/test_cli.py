@@ -198,3 +198,58 @@ def test_an_error_whose_message_needs_a_dead_jvm_is_still_reported():
         message = _failure_message("nightly", exc, None, Path("/w/_logs/nightly.log"), 0)
     assert message == ("c360 nightly: failed during stage ingest: _DeadJvmError (its message could not be read: "
                        "the Spark JVM has exited) (full details in /w/_logs/nightly.log)")
+
+
+def test_two_nightlies_at_once_on_one_warehouse_one_runs_the_other_is_turned_away(tmp_path):
+    """Two `c360 nightly` started together: one takes the warehouse's lease and finishes; the other
+    stops at once with exit status 2, naming the run that holds the warehouse (jobs.core.lock)."""
+    import socket
+
+    raw = one_event_input(tmp_path)
+    wh = tmp_path / "wh"
+    args = [C360, "nightly", "--input", str(raw), "--warehouse", str(wh), "--run-date", "2026-01-01"]
+    procs = [subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [proc.communicate(timeout=900) for proc in procs]
+    assert sorted(p.returncode for p in procs) == [0, 2], outs
+    winner, loser = (0, 1) if procs[0].returncode == 0 else (1, 0)
+    stdout, stderr = outs[loser]
+    assert stderr.startswith(
+        f"c360 nightly: error: the warehouse {wh} is in use by `c360 nightly` for 2026-01-01, "
+        f"pid {procs[winner].pid} on {socket.gethostname()}, since "), stderr
+    assert stderr.endswith(" UTC; it is still running: wait for it to finish\n"), stderr
+    assert "[1/7]" not in stdout, "the second run wrote nothing"
+    assert "c360 nightly 2026-01-01 finished" in outs[winner][0]
+    assert_clean_terminal(subprocess.CompletedProcess(args, 2, stdout, stderr))
+    free = c360("unlock", "--warehouse", str(wh), "--run-date", "2026-01-01")
+    assert (free.returncode, free.stdout) == (0, f"c360 unlock: {wh} is not locked\n"), free.stderr
+
+
+def test_a_lease_left_by_a_killed_run_is_reported_until_unlock_force_clears_it(spark, tmp_path):
+    """A run killed outright leaves its lease: the next nightly says so and how to clear it (exit 2),
+    `c360 unlock` shows it and clears it only with --force, and then the nightly runs."""
+    from jobs.core.tables import Warehouse
+    from tests.core.test_lock import _dead_pid, _plant
+
+    import socket
+
+    raw = one_event_input(tmp_path)
+    wh = tmp_path / "wh"
+    pid = _dead_pid()
+    _plant(spark, Warehouse(wh), socket.gethostname(), pid)
+    held_by = f"`c360 nightly` for 2026-02-01, pid {pid} on {socket.gethostname()}, since 2026-02-01 02:00:00 UTC"
+    nightly = ("nightly", "--input", str(raw), "--warehouse", str(wh), "--run-date", "2026-01-01")
+
+    refused = c360(*nightly)
+    assert (refused.returncode, refused.stderr) == (2, (
+        f"c360 nightly: error: the warehouse {wh} is in use by {held_by}; that process is gone (killed or "
+        f"crashed), so its lease is stale: check no c360 run is writing {wh}, then clear it with "
+        "`c360 unlock --force` and run again\n")), refused.stdout
+    shown = c360("unlock", "--warehouse", str(wh))
+    assert (shown.returncode, shown.stderr) == (2, (
+        f"c360 unlock: error: {wh} is held by {held_by}; add --force to clear the lease (only when that run is "
+        "no longer writing)\n"))
+    cleared = c360("unlock", "--force", "--warehouse", str(wh))
+    assert (cleared.returncode, cleared.stdout) == (0, f"c360 unlock: cleared the lease of {held_by} on {wh}\n")
+    again = c360(*nightly)
+    assert again.returncode == 0 and "c360 nightly 2026-01-01 finished" in again.stdout, again.stderr

@@ -48,7 +48,18 @@ def test_missing_file(tmp_path):
 
 def test_override_wins(tmp_path):
     cfg = load_config(_write(tmp_path, "warehouse: a\n"), overrides={"warehouse": str(tmp_path / "b")})
-    assert cfg.warehouse_path() == tmp_path / "b"
+    assert cfg.warehouse_location() == str(tmp_path / "b")
+
+
+@pytest.mark.parametrize("written, location", [
+    ("wh", str(REPO_ROOT / "wh")),  # relative paths are taken from the current folder (the repo here)
+    ("file:///data/c360", "file:///data/c360"),
+    ("s3a://bucket/c360", "s3a://bucket/c360"),
+    ("hdfs://namenode:8020/c360", "hdfs://namenode:8020/c360"),
+])
+def test_warehouse_location_keeps_uris_and_makes_paths_absolute(tmp_path, monkeypatch, written, location):
+    monkeypatch.chdir(REPO_ROOT)
+    assert load_config(_write(tmp_path, f"warehouse: {written}\n")).warehouse_location() == location
 
 
 def repeated_defaults(data: dict, loaded, default, key: str = "") -> list[str]:

@@ -349,9 +349,9 @@ def test_stints_changes_exports_rerun_and_order(spark, make_ctx, capsys):
     result = segments.run(ctx1, RUN)
     assert (result.metrics["members"], result.metrics["skipped_no_consent"], result.metrics["skipped_no_email"]) == (4 + 3, 1, 1)
     # first export: the full list of consenting members with an email (c3 declined, c4 has none)
-    churn_dir = wh.root / "exports" / "churn_risk"
+    churn_dir = wh.local_dir / "exports" / "churn_risk"
     assert (churn_dir / "2026-01-15.psv").read_text() == export_file(["ann@example.com", "bob@example.com"], [], CHURN_LABEL)
-    assert (wh.root / "exports" / "vip_emails" / "2026-01-15.csv").read_text() == export_file(
+    assert (wh.local_dir / "exports" / "vip_emails" / "2026-01-15.csv").read_text() == export_file(
         ["bob@example.com", "bob@work.example.com", "eve@example.com"], [], "VIP=Emails", sep=",")
 
     _write_traits(spark, wh, D2)

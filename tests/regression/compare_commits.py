@@ -88,7 +88,10 @@ def run_nights(tree: Path, label: str, inputs: tuple[Path, Path], work: Path, lo
 
 
 def delta_tables(root: Path) -> list[str]:
-    return sorted(str(p.parent.relative_to(root)) for p in root.rglob("_delta_log") if p.is_dir())
+    """The warehouse's data tables; not its operational state under _-folders (_control/run_lock, the
+    lease the command line takes: jobs.core.lock)."""
+    found = (str(p.parent.relative_to(root)) for p in root.rglob("_delta_log") if p.is_dir())
+    return sorted(name for name in found if not name.startswith("_"))
 
 
 def export_files(root: Path) -> list[str]:

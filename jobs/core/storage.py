@@ -1,0 +1,81 @@
+"""Where the warehouse lives: on the driver's own disk, or on storage only Hadoop reaches.
+
+A warehouse is a plain path (`warehouse`, `/data/c360`), a `file:` URI (`file:///data/c360`), or
+any URI a Hadoop FileSystem serves (`hdfs://nn/c360`, `s3a://bucket/c360`, `abfss://...`). Tables,
+exports and checkpoints are written by Spark and Hadoop, so they work on all of them. The files the
+driver itself writes (the run report) go through Hadoop's FileSystem API too, unless the warehouse
+is a plain path. Spark's log file is written by the driver's log4j, so it needs a local
+folder: `<warehouse>/_logs` for a local warehouse, else `_logs/` in the current folder
+(README: running on a cluster).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlparse
+
+if TYPE_CHECKING:  # config reads locations before any Spark is imported
+    from pyspark.sql import SparkSession
+
+# "scheme:" at the start, as in file:/x, file:///x, hdfs://nn/x (a Windows drive letter is one letter)
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+LOCAL_SCHEME = "file"
+LOGS_FOLDER = "_logs"
+
+
+def scheme(location: str) -> str | None:
+    """The URI scheme of `location` ('file', 's3a', ...), None for a plain path."""
+    found = _SCHEME.match(location)
+    return found.group(0)[:-1].lower() if found else None
+
+
+def local_dir(location: str) -> Path | None:
+    """`location` as a folder on the driver's disk (a plain path or a file: URI), else None."""
+    kind = scheme(location)
+    if kind is None:
+        return Path(location)
+    if kind == LOCAL_SCHEME:
+        return Path(unquote(urlparse(location).path))
+    return None
+
+
+def normalized(location: str) -> str:
+    """`location` as Hadoop writes it back: a file: URI without the empty authority (`file:///x` is
+    `file:/x`), since Delta refuses to create a table whose two spellings of one folder differ;
+    anything else as given, less a trailing slash."""
+    if scheme(location) == LOCAL_SCHEME:
+        return f"{LOCAL_SCHEME}:{local_dir(location).as_posix()}"
+    return location.rstrip("/") or "/"
+
+
+def join(location: str, *parts: str) -> str:
+    """`location`/part/..., keeping a URI a URI (pathlib would fold `s3a://b` into `s3a:/b`)."""
+    return "/".join([location.rstrip("/") or "/", *[p.strip("/") for p in parts]])
+
+
+def write_text(spark: SparkSession, location: str, text: str) -> None:
+    """Write `text` (UTF-8) to the file at `location`, replacing it: a plain path with Python, a
+    URI (file: included) through its Hadoop FileSystem, which makes the folders it needs."""
+    if scheme(location) is None:
+        file = Path(location)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(text)
+        return
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(location)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    out = fs.create(path, True)
+    try:
+        out.write(bytearray(text.encode("utf-8")))
+    finally:
+        out.close()
+    # the local file system keeps a .crc beside each file it writes; readers want only the file
+    fs.delete(jvm.org.apache.hadoop.fs.Path(path.getParent(), f".{path.getName()}.crc"), False)
+
+
+def logs_dir(warehouse: str) -> Path:
+    """The driver-local folder for Spark's log file: <warehouse>/_logs for a warehouse on the
+    driver's disk, else _logs/ in the current folder (log4j writes only local files)."""
+    folder = local_dir(warehouse)
+    return (folder if folder is not None else Path(".")) / LOGS_FOLDER

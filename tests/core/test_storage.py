@@ -1,0 +1,49 @@
+"""jobs.core.storage: warehouse locations as plain paths or URIs, and the driver's own writes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs.core import storage
+from jobs.core.tables import Warehouse
+
+
+@pytest.mark.parametrize("location, kind, local", [
+    ("warehouse", None, Path("warehouse")),
+    ("/data/c360", None, Path("/data/c360")),
+    ("file:///data/c360", "file", Path("/data/c360")),
+    ("file:/data/my%20c360", "file", Path("/data/my c360")),
+    ("hdfs://namenode:8020/c360", "hdfs", None),
+    ("s3a://bucket/c360", "s3a", None),
+    ("abfss://box@account.dfs.core.windows.net/c360", "abfss", None),
+])
+def test_scheme_and_local_dir(location, kind, local):
+    assert (storage.scheme(location), storage.local_dir(location)) == (kind, local)
+
+
+@pytest.mark.parametrize("root, table, path", [
+    ("s3a://bucket/c360", "gold/identity_map", "s3a://bucket/c360/gold/identity_map"),
+    ("s3a://bucket/c360/", "gold/identity_map", "s3a://bucket/c360/gold/identity_map"),
+    ("file:///data/c360", "_runs/2026-02-01/report.json", "file:/data/c360/_runs/2026-02-01/report.json"),
+    ("file:/data/c360/", "gold/rfm", "file:/data/c360/gold/rfm"),
+    ("/data/c360", "silver/customers", "/data/c360/silver/customers"),
+])
+def test_warehouse_paths_keep_the_uri(root, table, path):
+    assert Warehouse(root).path(table) == path
+
+
+def test_logs_stay_on_the_driver():
+    assert storage.logs_dir("/data/c360") == Path("/data/c360/_logs")
+    assert storage.logs_dir("file:///data/c360") == Path("/data/c360/_logs")
+    assert storage.logs_dir("s3a://bucket/c360") == Path("_logs")
+
+
+@pytest.mark.parametrize("as_uri", [False, True])
+def test_write_text_replaces_the_file_and_leaves_no_checksum(spark, tmp_path, as_uri):
+    target = tmp_path / "wh" / "_runs" / "2026-02-01" / "report.json"
+    location = target.as_uri() if as_uri else str(target)
+    storage.write_text(spark, location, "first")
+    storage.write_text(spark, location, '{"run_date": "2026-02-01", "名前": "ü"}')
+    assert target.read_text(encoding="utf-8") == '{"run_date": "2026-02-01", "名前": "ü"}'
+    assert sorted(p.name for p in target.parent.iterdir()) == ["report.json"]
