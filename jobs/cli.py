@@ -110,7 +110,7 @@ def _segments(ctx, args):
         return None
     if args.name:
         raise ConfigError(f"unexpected {args.name!r}: use `c360 segments` or `c360 segments preview NAME`")
-    return segments.run(ctx, _params(args))
+    return pipeline.stage("segments").run(ctx, _params(args))
 
 
 def _materialize_options(parser: argparse.ArgumentParser) -> None:
@@ -118,9 +118,7 @@ def _materialize_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _materialize(ctx, args):
-    from jobs.lens_stage import materialize
-
-    return materialize.run(ctx, _params(args), names=tuple(args.name or ()))
+    return pipeline.stage("lens-materialize").run(ctx, _params(args), names=tuple(args.name or ()))
 
 
 def _nightly_options(parser: argparse.ArgumentParser) -> None:
@@ -284,6 +282,7 @@ def _python_logging_to(log_file: Path) -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
+    logging.getLogger(pipeline.LOG.name).setLevel(logging.INFO)  # each stage's summary line
 
 
 def _driver_jvm_exit() -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -17,6 +18,9 @@ from typing import Callable
 from jobs.core import storage, tables
 from jobs.core.context import JobContext, RunParams, StageResult
 from jobs.core.errors import C360Error, StageFailed
+
+# The command line sends Python's logging to the run's log file (jobs.cli), beside Spark's lines.
+LOG = logging.getLogger("c360")
 
 
 @dataclass(frozen=True)
@@ -26,8 +30,15 @@ class Stage:
     help: str
     nightly: bool = True
 
-    def run(self, ctx: JobContext, params: RunParams) -> StageResult:
-        return importlib.import_module(self.module).run(ctx, params) or StageResult()
+    def run(self, ctx: JobContext, params: RunParams, **options) -> StageResult:
+        """Run the stage (`options`: the module's own keyword arguments); its Spark jobs carry the job
+        group `c360-<stage>-<run date>` (the Spark UI names the stage), its summary line goes to the log."""
+        from jobs.core.session import job_group
+
+        with job_group(ctx.spark, f"c360-{self.name}-{ctx.run_date}", f"c360 {self.name} {ctx.run_date}"):
+            result = importlib.import_module(self.module).run(ctx, params, **options) or StageResult()
+        LOG.info("%s %s", ctx.run_date, format_result(self.name, result).replace("\n", ";"))
+        return result
 
 
 STAGES: tuple[Stage, ...] = (

@@ -67,6 +67,24 @@ def session_conf(spark: SparkSession, key: str, value: str):
             spark.conf.set(key, before)
 
 
+# The Spark local properties behind SparkContext.setJobGroup (the Spark UI's job group and description).
+JOB_GROUP_PROPERTIES = ("spark.jobGroup.id", "spark.job.description")
+
+
+@contextmanager
+def job_group(spark: SparkSession, group_id: str, description: str):
+    """Every Spark job the block starts (in this thread) in job group `group_id` with `description`,
+    which the Spark UI and the event log show; the thread's previous group is put back after."""
+    sc = spark.sparkContext
+    before = [sc.getLocalProperty(key) for key in JOB_GROUP_PROPERTIES]
+    sc.setJobGroup(group_id, description)
+    try:
+        yield
+    finally:
+        for key, value in zip(JOB_GROUP_PROPERTIES, before):
+            sc.setLocalProperty(key, value)  # None removes it
+
+
 def jar_paths(settings: SparkSettings) -> list[str]:
     if not settings.jars_dir:
         return []

@@ -1,4 +1,9 @@
+import logging
+
 from chispa import assert_df_equality
+
+from jobs import pipeline
+from jobs.core.context import RunParams, StageResult
 
 
 def test_session_writes_and_reads_delta(spark, tmp_path):
@@ -7,3 +12,21 @@ def test_session_writes_and_reads_delta(spark, tmp_path):
     back = spark.read.format("delta").load(str(tmp_path / "t"))
     assert_df_equality(back, df, ignore_row_order=True)
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+
+
+def run(ctx, params):
+    """A stage module's entry point (this module is the probe stage below): one Spark job."""
+    return StageResult(metrics={"rows": ctx.spark.range(5).count()})
+
+
+def test_a_stage_runs_its_spark_jobs_in_its_job_group_and_logs_its_summary(spark, make_ctx, caplog):
+    sc = spark.sparkContext
+    with caplog.at_level(logging.INFO, logger=pipeline.LOG.name):
+        result = pipeline.Stage("probe", __name__, "one Spark job").run(make_ctx("2026-02-01"), RunParams())
+    assert result.metrics == {"rows": 5}
+    in_group = sc.statusTracker().getJobIdsForGroup("c360-probe-2026-02-01")
+    assert in_group and all(sc.statusTracker().getJobInfo(job).status == "SUCCEEDED" for job in in_group), in_group
+    assert [sc.getLocalProperty(k) for k in ("spark.jobGroup.id", "spark.job.description")] == [None, None]
+    assert caplog.messages == ["2026-02-01 probe: rows=5"]
+    spark.range(3).count()  # a job after the stage is in no group of it
+    assert sorted(sc.statusTracker().getJobIdsForGroup("c360-probe-2026-02-01")) == sorted(in_group)
