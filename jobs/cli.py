@@ -346,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         if command.writes and not _read_only(args):
             from jobs.core import lock
 
-            with lock.held(ctx.spark, ctx.warehouse, args.command, ctx.run_date):
+            with lock.held(ctx.spark, ctx.warehouse, args.command, ctx.run_date,
+                           jvm_alive=lambda: _driver_jvm_exit() is None):
                 result = command.handle(ctx, args)
         else:
             result = command.handle(ctx, args)

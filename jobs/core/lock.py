@@ -19,7 +19,7 @@ import datetime as dt
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from delta.tables import DeltaTable
@@ -131,8 +131,10 @@ def _try_acquire(spark: SparkSession, wh: Warehouse, command: str, run_date: dt.
                  ) -> tuple[Holder | None, list[Holder]]:
     me = Holder(uuid.uuid4().hex, command, run_date, socket.gethostname(), os.getpid(),
                 dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0))
-    row = spark.createDataFrame([(LOCK_NAME, me.token, me.command, me.run_date, me.host, me.pid, me.started_at)],
-                                LOCK_SCHEMA)
+    # built from literals, not from Python rows: a DataFrame of Python rows is a Python RDD, whose
+    # accumulator connection prints an EOFError on the terminal if the JVM dies later in the run
+    values = (LOCK_NAME, me.token, me.command, me.run_date, me.host, me.pid, me.started_at)
+    row = spark.range(1).select(*[F.lit(v).cast(f.dataType).alias(f.name) for v, f in zip(values, LOCK_SCHEMA.fields)])
     try:
         table = _table(spark, wh)
         (table.alias("t").merge(row.alias("s"), F.col("t.lock") == F.col("s.lock"))
@@ -150,16 +152,19 @@ def release(spark: SparkSession, wh: Warehouse, holder: Holder) -> None:
 
 
 @contextlib.contextmanager
-def held(spark: SparkSession, wh: Warehouse, command: str, run_date: dt.date) -> Iterator[Holder]:
-    """The lease for the block; given back however the block ends. When the block failed, a failure
-    to give it back (the JVM may be gone) does not hide the block's own error: the lease then stays,
+def held(spark: SparkSession, wh: Warehouse, command: str, run_date: dt.date,
+         jvm_alive: Callable[[], bool] = lambda: True) -> Iterator[Holder]:
+    """The lease for the block; given back however the block ends, unless the block failed because
+    the JVM died (`jvm_alive()` false: calling it would only add py4j's connection errors to the
+    terminal). A failure to give it back never hides the block's own error; the lease then stays,
     and the next run reports it as stale."""
     holder = acquire(spark, wh, command, run_date)
     try:
         yield holder
     except BaseException:
-        with contextlib.suppress(Exception):
-            release(spark, wh, holder)
+        if jvm_alive():
+            with contextlib.suppress(Exception):
+                release(spark, wh, holder)
         raise
     release(spark, wh, holder)
 
