@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from jobs.core import storage, tables
@@ -32,10 +33,12 @@ class Stage:
 
     def run(self, ctx: JobContext, params: RunParams, **options) -> StageResult:
         """Run the stage (`options`: the module's own keyword arguments); its Spark jobs carry the job
-        group `c360-<stage>-<run date>` (the Spark UI names the stage), its summary line goes to the log."""
-        from jobs.core.session import job_group
+        group `c360-<stage>-<run date>` (the Spark UI names the stage), its summary line goes to the log.
+        What it persisted is released when it ends: the next stage reads its tables, not its memory."""
+        from jobs.core.session import job_group, storage_released
 
-        with job_group(ctx.spark, f"c360-{self.name}-{ctx.run_date}", f"c360 {self.name} {ctx.run_date}"):
+        with (job_group(ctx.spark, f"c360-{self.name}-{ctx.run_date}", f"c360 {self.name} {ctx.run_date}"),
+              storage_released(ctx.spark)):
             result = importlib.import_module(self.module).run(ctx, params, **options) or StageResult()
         LOG.info("%s %s", ctx.run_date, format_result(self.name, result).replace("\n", ";"))
         return result
@@ -80,13 +83,27 @@ def report_path(ctx: JobContext) -> str:
 
 def run_nightly(ctx: JobContext, params: RunParams,
                 progress: Callable[[str], None] = lambda line: None) -> dict:
-    """Every nightly stage in order for the context's run date (idempotent for that date).
+    """Every nightly stage in order for the context's run date (idempotent for that date). Stages an
+    earlier run of the same night finished are skipped, from the first on (jobs.core.completions);
+    `params.rebuild` runs them all.
 
     Returns the run's report (also written to <warehouse>/_runs/<date>/report.json)."""
+    from jobs.core import completions
+
     report: dict = {"run_date": str(ctx.run_date), "config": ctx.config.source,
                     "warehouse": ctx.warehouse.root, "stages": {}}
     started = time.monotonic()
+    night = _night(ctx, params)
+    done = {} if params.rebuild or night is None else completions.finished(
+        ctx.spark, ctx.warehouse, ctx.run_date, night)
+    resuming = True
     for i, step in enumerate(NIGHTLY, 1):
+        if resuming and step.name in done:
+            report["stages"][step.name] = {**done[step.name], "skipped": True}
+            progress(f"[{i}/{len(NIGHTLY)}] {step.name}: finished by an earlier run of this night "
+                     f"at {done[step.name]['finished_at']} UTC, skipped")
+            continue
+        resuming = False
         progress(f"[{i}/{len(NIGHTLY)}] {step.name} ...")
         t0 = time.monotonic()
         try:
@@ -97,12 +114,30 @@ def run_nightly(ctx: JobContext, params: RunParams,
             raise StageFailed(step.name) from exc
         result.seconds = round(time.monotonic() - t0, 1)
         report["stages"][step.name] = result.to_json()
+        if night is not None:
+            completions.record(ctx.spark, ctx.warehouse, ctx.run_date, night, step.name, result.to_json())
         progress(f"      {format_result(step.name, result)} ({result.seconds}s)")
     wh = ctx.warehouse
     report["tables"] = {t: wh.read(ctx.spark, t).count() for t in SUMMARY_TABLES if wh.exists(ctx.spark, t)}
     report["seconds"] = round(time.monotonic() - started, 1)
     storage.write_text(ctx.spark, report_path(ctx), json.dumps(report, indent=2, default=str))
     return report
+
+
+def _night(ctx: JobContext, params: RunParams) -> str | None:
+    """The night's identity for jobs.core.completions; None when its input cannot be listed (ingest
+    then says what is wrong with it)."""
+    from jobs.core import completions
+    from jobs.ingest.stage import discover_inputs
+
+    if params.input_dir is None:
+        return completions.night_of(ctx.config, None, None)
+    settings = ctx.config.ingest
+    try:
+        inputs = discover_inputs(Path(params.input_dir), settings.events_glob, settings.customers_glob)
+    except C360Error:
+        return None
+    return completions.night_of(ctx.config, inputs.event_files + inputs.customer_files, Path(params.input_dir))
 
 
 def format_result(name: str, result: StageResult) -> str:
@@ -118,7 +153,8 @@ def summary_text(report: dict, path) -> str:
         lines.append(
             "  events: read {lines_read:,} = accepted {accepted:,} + duplicates {duplicates:,} + quarantined {quarantined:,}".format(**ingest)
         )
-    lines.append("  stages: " + ", ".join(f"{n} {s['seconds']}s" for n, s in report["stages"].items()))
+    lines.append("  stages: " + ", ".join(f"{n} skipped" if s.get("skipped") else f"{n} {s['seconds']}s"
+                                          for n, s in report["stages"].items()))
     width = max((len(t) for t in report["tables"]), default=0)
     lines.extend(f"  {t.ljust(width)}  {n:>12,} rows" for t, n in report["tables"].items())
     lines.append(f"  report: {path}")

@@ -1,6 +1,7 @@
 """One SparkSession for the whole suite (local[2], 2 shuffle partitions), and a temp warehouse."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import pytest
@@ -31,6 +32,38 @@ def spark():
     session = build_spark(TEST_SPARK)
     yield session
     session.stop()
+
+
+def _active_session():
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession()
+
+
+@contextlib.contextmanager
+def _storage_released():
+    """What Spark persists in the block (local checkpoints of stages called directly, cached frames)
+    is released after it: in one session for the whole suite it piled up in the driver's heap (the
+    suite's last test then ran out of room for a broadcast)."""
+    from jobs.core.session import persistent_rdd_ids, release_persisted_since
+
+    before = persistent_rdd_ids(_active_session()) if _active_session() else set()
+    yield
+    if _active_session():
+        release_persisted_since(_active_session(), before)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _module_storage_released():
+    """For the module's fixtures (a module's warehouse built once)."""
+    with _storage_released():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _test_storage_released():
+    with _storage_released():
+        yield
 
 
 @pytest.fixture

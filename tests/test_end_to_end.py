@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from jobs import pipeline
-from jobs.core import tables
+from jobs.core import completions, tables
 from jobs.core.context import RunParams
 from jobs.cli import main as cli_main
 
@@ -46,8 +47,19 @@ def test_nightly_on_generated_data(make_ctx, spark, generated):
     # one quarantine row per rejected line or row, identical bad lines included
     assert report["tables"][tables.QUARANTINE_EVENTS] == planted["malformed_lines"] + customers["missing_customer_id"]
 
-    # Re-running the same date changes nothing.
+    # Re-running the same night skips every stage its first run finished (jobs.core.completions).
+    pipeline.run_nightly(ctx, RunParams(input_dir=Path(raw), rebuild=False, rewind=False))
+    skipped = json.loads((ctx.warehouse.local_dir / "_runs" / RUN_DATE / "report.json").read_text())
+    assert skipped["tables"] == report["tables"]
+    assert {name: stage.pop("skipped") for name, stage in skipped["stages"].items()} == {
+        name: True for name in report["stages"]}
+    assert {name: {k: v for k, v in stage.items() if k != "finished_at"} for name, stage in skipped["stages"].items()
+            } == report["stages"], "the recorded results are the first run's"
+
+    # Without its records each stage runs again, and changes nothing (what resuming relies on).
+    shutil.rmtree(ctx.warehouse.local_dir / completions.COMPLETIONS_TABLE)
     pipeline.run_nightly(ctx, RunParams(input_dir=Path(raw), rebuild=False, rewind=False))
     again = json.loads((ctx.warehouse.local_dir / "_runs" / RUN_DATE / "report.json").read_text())
     assert again["tables"] == report["tables"]
     assert again["stages"]["ingest"]["metrics"]["accepted"] == 0
+    assert not any(stage.get("skipped") for stage in again["stages"].values())

@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,7 +42,10 @@ LOCK_SCHEMA = StructType([
 # that would have matched under WriteSerializable's blind-append exemption).
 LOCK_PROPERTIES = {"delta.isolationLevel": "Serializable"}
 UNLOCK_COMMAND = "c360 unlock --force"
-ATTEMPTS = 3
+ATTEMPTS = 6
+# Pause before the next attempt, doubled each time (0.5 + 1 + 2 + 4 + 8 s in all): long enough for a
+# run that is creating the lock table to commit it.
+FIRST_PAUSE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,17 @@ def holders(spark: SparkSession, wh: Warehouse) -> list[Holder]:
 
 
 # What Delta raises when another run committed first: to the lease row (ConcurrentAppendException),
-# or, on a new warehouse, to the lock table's creation (its first commit file exists already).
+# or, on a new warehouse, to the lock table's creation (its first commit file exists already), or
+# while another run is creating it (its folder or its _delta_log folder has files, its first commit
+# is not there yet).
+NOT_YET_A_TABLE = (
+    "DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION", "DELTA_TABLE_NOT_FOUND", "DELTA_MISSING_DELTA_TABLE")
 LOST_RACE = ("ConcurrentAppend", "DELTA_CONCURRENT", "ProtocolChanged", "DELTA_PROTOCOL_CHANGED", "MetadataChanged",
-             "FileAlreadyExists")
+             "FileAlreadyExists", *NOT_YET_A_TABLE)
+
+
+class LeaseUnavailable(C360Error):
+    """The lease could be neither taken nor found held, attempt after attempt."""
 
 
 def _conflict(exc: Exception) -> bool:
@@ -116,25 +128,39 @@ def _conflict(exc: Exception) -> bool:
 
 
 def acquire(spark: SparkSession, wh: Warehouse, command: str, run_date: dt.date) -> Holder:
-    """Take the warehouse's lease for `command` or raise WarehouseLocked naming its holder."""
-    for _ in range(ATTEMPTS):
-        holder, held = _try_acquire(spark, wh, command, run_date)
+    """Take the warehouse's lease for `command` or raise WarehouseLocked naming its holder.
+
+    A lost race with no holder to name (the winner is still creating the lock table, or had already
+    finished) is tried again after a pause; LeaseUnavailable when every attempt ends that way."""
+    lost: Exception | None = None
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            time.sleep(FIRST_PAUSE_S * 2 ** (attempt - 1))
+        holder, held, lost = _try_acquire(spark, wh, command, run_date)
         if holder is not None:
             return holder
         if held:
             raise WarehouseLocked(wh.root, held[0])
-    # lost every race, and each winner had finished before its row could be read
-    raise RuntimeError(f"could not take the lease of {wh.root} in {ATTEMPTS} attempts")
+    path = wh.path(LOCK_TABLE)
+    if lost is not None and any(marker in str(lost) for marker in NOT_YET_A_TABLE):
+        raise LeaseUnavailable(
+            f"cannot take the lease of the warehouse {wh.root}: {path} holds files but is not a Delta table "
+            "(a run killed while creating it?); check no c360 run is writing the warehouse, remove that folder "
+            "and run again")
+    raise LeaseUnavailable(f"cannot take the lease of the warehouse {wh.root}: {ATTEMPTS} attempts each lost a "
+                           f"race to another run that had ended before it could be named; run again")
 
 
 def _try_acquire(spark: SparkSession, wh: Warehouse, command: str, run_date: dt.date
-                 ) -> tuple[Holder | None, list[Holder]]:
+                 ) -> tuple[Holder | None, list[Holder], Exception | None]:
+    """(me, []) when this run took the lease; (None, holders, the lost race's error) otherwise."""
     me = Holder(uuid.uuid4().hex, command, run_date, socket.gethostname(), os.getpid(),
                 dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0))
     # built from literals, not from Python rows: a DataFrame of Python rows is a Python RDD, whose
     # accumulator connection prints an EOFError on the terminal if the JVM dies later in the run
     values = (LOCK_NAME, me.token, me.command, me.run_date, me.host, me.pid, me.started_at)
     row = spark.range(1).select(*[F.lit(v).cast(f.dataType).alias(f.name) for v, f in zip(values, LOCK_SCHEMA.fields)])
+    lost: Exception | None = None
     try:
         table = _table(spark, wh)
         (table.alias("t").merge(row.alias("s"), F.col("t.lock") == F.col("s.lock"))
@@ -142,8 +168,11 @@ def _try_acquire(spark: SparkSession, wh: Warehouse, command: str, run_date: dt.
     except Exception as exc:  # noqa: BLE001 - only a lost race is expected; anything else is raised
         if not _conflict(exc):
             raise
+        lost = exc
     held = holders(spark, wh)
-    return (me if len(held) == 1 and held[0].token == me.token else None), held
+    if len(held) == 1 and held[0].token == me.token:
+        return me, [], None
+    return None, held, lost
 
 
 def release(spark: SparkSession, wh: Warehouse, holder: Holder) -> None:

@@ -67,6 +67,32 @@ def session_conf(spark: SparkSession, key: str, value: str):
             spark.conf.set(key, before)
 
 
+def persistent_rdd_ids(spark: SparkSession) -> set[int]:
+    """The ids of the RDDs the SparkContext holds persisted (cached frames, local checkpoints)."""
+    return {int(rdd_id) for rdd_id in spark.sparkContext._jsc.getPersistentRDDs().keySet().toArray()}
+
+
+def release_persisted_since(spark: SparkSession, before: set[int]) -> None:
+    """Unpersist every RDD persisted after `before` was taken. A local checkpoint cannot be read
+    after this (its blocks were its only copy): call it when what it held is written."""
+    persistent = spark.sparkContext._jsc.getPersistentRDDs()
+    for rdd_id in persistent.keySet().toArray():
+        if int(rdd_id) not in before:
+            persistent.get(rdd_id).unpersist(False)
+
+
+@contextmanager
+def storage_released(spark: SparkSession):
+    """What the block persists (local checkpoints, persisted frames, Delta's snapshot caches) is
+    unpersisted when it ends normally. A stage's local checkpoints are otherwise kept until Python
+    drops the frames, so one nightly process held every earlier stage's while the next ran: in local
+    mode that storage shares the driver's heap, and a later broadcast found no room for itself. When
+    the block fails, nothing is touched (the JVM may be gone; the process is ending)."""
+    before = persistent_rdd_ids(spark)
+    yield
+    release_persisted_since(spark, before)
+
+
 # The Spark local properties behind SparkContext.setJobGroup (the Spark UI's job group and description).
 JOB_GROUP_PROPERTIES = ("spark.jobGroup.id", "spark.job.description")
 

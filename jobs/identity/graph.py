@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
-from jobs.core.session import session_conf
+from jobs.core.session import persistent_rdd_ids, release_persisted_since, session_conf
 from jobs.identity.settings import DEFAULT_LOCAL_THRESHOLD, DEFAULT_MAX_ROUNDS, DEFAULT_PARTITION_EDGES
 
 # How rounds are materialised: "local" = Dataset.localCheckpoint (executor storage; measured ~1.6x
@@ -115,7 +115,7 @@ def connected_components(
     if partition_edges < 1:
         raise ValueError(f"partition_edges must be at least 1, got {partition_edges}")
     spark = edges.sparkSession
-    cached_before = set(spark.sparkContext._jsc.getPersistentRDDs().keySet().toArray())
+    cached_before = persistent_rdd_ids(spark)
     run_dir = f"{checkpoint_dir.rstrip('/')}/cc-{uuid.uuid4().hex}"
     stats = ComponentsStats()
     # An edge with a missing endpoint links nothing.
@@ -144,7 +144,7 @@ def connected_components(
     result_path = f"{run_dir}/result"
     result.write.mode("overwrite").parquet(result_path)
     _delete_rounds(spark, run_dir)
-    _release_local_checkpoints(spark, cached_before)
+    release_persisted_since(spark, cached_before)  # the result is on disk
     return Components(spark.read.parquet(result_path), stats)
 
 
@@ -386,14 +386,6 @@ def _components(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarra
     least = np.full(count, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(least, labels, ids)
     return ids, least[labels], inverse
-
-
-def _release_local_checkpoints(spark: SparkSession, cached_before: set) -> None:
-    """Free the executor storage held by this call's local checkpoints (the result is on disk)."""
-    persistent = spark.sparkContext._jsc.getPersistentRDDs()
-    for rdd_id in persistent.keySet().toArray():
-        if rdd_id not in cached_before:
-            persistent.get(rdd_id).unpersist(False)
 
 
 def _delete_rounds(spark: SparkSession, run_dir: str) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -103,3 +104,53 @@ def test_two_runs_that_start_together_get_one_lease(spark, tmp_path, attempt):
         t.join(timeout=300)
     assert failed == [] and len(won) == 1 and refused == won, (won, refused, failed)
     assert lock.holders(spark, wh) == won
+
+
+
+# The lock table's folder as another run leaves it while it creates the table, before its first
+# commit: a file in the folder (Delta: "not empty and not a Delta table"), or in its _delta_log
+# (Delta: "doesn't exist").
+HALF_MADE = ["part-00000.snappy.parquet", "_delta_log/.00000000000000000000.json.tmp", "_delta_log/_commits/x"]
+
+
+def _half_created(wh: Warehouse, stray: str) -> str:
+    path = os.path.join(wh.path(lock.LOCK_TABLE), stray)
+    os.makedirs(os.path.dirname(path))
+    open(path, "w").close()
+    return path
+
+
+@pytest.mark.parametrize("stray", HALF_MADE)
+def test_a_lock_table_being_created_by_another_run_is_waited_for(spark, tmp_path, stray):
+    """The race CI found between two nightlies on a new warehouse: one run saw the other's half-made
+    lock table. It now pauses and tries again."""
+    wh = Warehouse(tmp_path / "wh")
+    stray = _half_created(wh, stray)
+
+    def other_run_commits() -> None:  # its table, made where its half-made folder was
+        shutil.rmtree(wh.path(lock.LOCK_TABLE))
+        lock._table(spark, wh)
+
+    creator_done = threading.Timer(1.5, other_run_commits)
+    creator_done.start()
+    try:
+        with lock.held(spark, wh, "nightly", RUN_DATE) as me:
+            assert not os.path.exists(stray), "the lease was taken only once the table could be created"
+            assert lock.holders(spark, wh) == [me]
+    finally:
+        creator_done.cancel()
+        creator_done.join()
+    assert lock.holders(spark, wh) == []
+
+
+@pytest.mark.parametrize("stray", HALF_MADE)
+def test_a_lock_table_left_half_made_is_named_after_every_attempt(spark, tmp_path, monkeypatch, stray):
+    monkeypatch.setattr(lock, "FIRST_PAUSE_S", 0.05)
+    wh = Warehouse(tmp_path / "wh")
+    _half_created(wh, stray)
+    with pytest.raises(lock.LeaseUnavailable) as refused:
+        lock.acquire(spark, wh, "nightly", RUN_DATE)
+    assert str(refused.value) == (
+        f"cannot take the lease of the warehouse {wh.root}: {wh.path(lock.LOCK_TABLE)} holds files but is not a "
+        "Delta table (a run killed while creating it?); check no c360 run is writing the warehouse, remove that "
+        "folder and run again")

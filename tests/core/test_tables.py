@@ -189,7 +189,10 @@ def nightly(spark, tmp_path_factory) -> Warehouse:
 
 
 def written_tables(wh: Warehouse) -> list[str]:
-    return sorted(str(log.parent.relative_to(wh.local_dir)) for log in wh.local_dir.rglob("_delta_log"))
+    """The data tables; not the warehouse's operational state under _-folders (_control/run_lock,
+    _control/stage_runs: jobs.core.lock, jobs.core.completions)."""
+    found = (str(log.parent.relative_to(wh.local_dir)) for log in wh.local_dir.rglob("_delta_log"))
+    return sorted(name for name in found if not name.startswith("_"))
 
 
 @pytest.mark.slow

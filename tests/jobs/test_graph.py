@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
+from jobs.core.session import persistent_rdd_ids
 from jobs.identity.graph import (
     ComponentsStats,
     assign_vertex_ids,
@@ -44,10 +45,6 @@ def union_find_components(edges, extra_vertices=()):
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
     return {vertex: find(vertex) for vertex in parent}
-
-
-def persistent_rdd_ids(spark) -> set[int]:
-    return {int(rdd_id) for rdd_id in spark.sparkContext._jsc.getPersistentRDDs().keySet()}
 
 
 def run_components(spark, tmp_path, edges, vertices=None, *, threshold, mode="local",
