@@ -13,8 +13,15 @@ TEST_SPARK = SparkSettings(
     master="local[2]",
     app_name="c360-tests",
     shuffle_partitions=2,
-    driver_memory="2g",
+    # 4g: after the suite's ~870 tests the last one's broadcast found no room in 2g (CI)
+    driver_memory="4g",
     conf={
+        # the suite runs thousands of queries in one session; the status store keeps no more than
+        # this of them (its defaults keep 1000 executions with their plans)
+        "spark.sql.ui.retainedExecutions": "50",
+        "spark.ui.retainedJobs": "200",
+        "spark.ui.retainedStages": "200",
+        "spark.ui.retainedTasks": "5000",
         "spark.sql.adaptive.coalescePartitions.enabled": "true",
         "spark.default.parallelism": "2",
         "spark.rdd.compress": "false",

@@ -72,19 +72,26 @@ def persistent_rdd_ids(spark: SparkSession) -> set[int]:
     return {int(rdd_id) for rdd_id in spark.sparkContext._jsc.getPersistentRDDs().keySet().toArray()}
 
 
+# Delta names the RDDs caching a table's state so; Delta evicts them itself, and unpersisting them
+# would make every later read of the table replay its log again.
+DELTA_STATE_CACHE_PREFIX = "Delta Table State"
+
+
 def release_persisted_since(spark: SparkSession, before: set[int]) -> None:
-    """Unpersist every RDD persisted after `before` was taken. A local checkpoint cannot be read
-    after this (its blocks were its only copy): call it when what it held is written."""
+    """Unpersist every RDD persisted after `before` was taken, but Delta's table-state caches. A
+    local checkpoint cannot be read after this (its blocks were its only copy): call it when what it
+    held is written."""
     persistent = spark.sparkContext._jsc.getPersistentRDDs()
     for rdd_id in persistent.keySet().toArray():
-        if int(rdd_id) not in before:
-            persistent.get(rdd_id).unpersist(False)
+        rdd = persistent.get(rdd_id)
+        if int(rdd_id) not in before and not (rdd.name() or "").startswith(DELTA_STATE_CACHE_PREFIX):
+            rdd.unpersist(False)
 
 
 @contextmanager
 def storage_released(spark: SparkSession):
-    """What the block persists (local checkpoints, persisted frames, Delta's snapshot caches) is
-    unpersisted when it ends normally. A stage's local checkpoints are otherwise kept until Python
+    """What the block persists (local checkpoints, persisted frames) is unpersisted when it ends
+    normally. A stage's local checkpoints are otherwise kept until Python
     drops the frames, so one nightly process held every earlier stage's while the next ran: in local
     mode that storage shares the driver's heap, and a later broadcast found no room for itself. When
     the block fails, nothing is touched (the JVM may be gone; the process is ending)."""
