@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, StringType, StructField, StructType, TimestampType
 
 from jobs.core.config import Config
+from jobs.core.session import literal_row
 from jobs.core.tables import Warehouse
 
 COMPLETIONS_TABLE = "_control/stage_runs"
@@ -65,8 +66,5 @@ def finished(spark: SparkSession, wh: Warehouse, run_date: dt.date, night: str) 
 def record(spark: SparkSession, wh: Warehouse, run_date: dt.date, night: str, stage: str, result: dict) -> None:
     """Append that `stage` finished for the date and night (its own commit, after the stage's)."""
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-    values = (run_date, stage, night, now, json.dumps(result, default=str))
-    # built from literals, not Python rows: no Python RDD (see jobs.core.lock)
-    row = spark.range(1).select(*[F.lit(v).cast(f.dataType).alias(f.name)
-                                  for v, f in zip(values, COMPLETIONS_SCHEMA.fields)])
+    row = literal_row(spark, COMPLETIONS_SCHEMA, (run_date, stage, night, now, json.dumps(result, default=str)))
     row.write.format("delta").mode("append").save(wh.path(COMPLETIONS_TABLE))

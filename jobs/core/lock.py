@@ -29,6 +29,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType, TimestampType
 
 from jobs.core.errors import C360Error
+from jobs.core.session import literal_row
 from jobs.core.tables import Warehouse
 
 LOCK_TABLE = "_control/run_lock"
@@ -156,10 +157,8 @@ def _try_acquire(spark: SparkSession, wh: Warehouse, command: str, run_date: dt.
     """(me, []) when this run took the lease; (None, holders, the lost race's error) otherwise."""
     me = Holder(uuid.uuid4().hex, command, run_date, socket.gethostname(), os.getpid(),
                 dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0))
-    # built from literals, not from Python rows: a DataFrame of Python rows is a Python RDD, whose
-    # accumulator connection prints an EOFError on the terminal if the JVM dies later in the run
-    values = (LOCK_NAME, me.token, me.command, me.run_date, me.host, me.pid, me.started_at)
-    row = spark.range(1).select(*[F.lit(v).cast(f.dataType).alias(f.name) for v, f in zip(values, LOCK_SCHEMA.fields)])
+    row = literal_row(spark, LOCK_SCHEMA, (LOCK_NAME, me.token, me.command, me.run_date, me.host, me.pid,
+                                           me.started_at))
     lost: Exception | None = None
     try:
         table = _table(spark, wh)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from jobs.core.config import REPO_ROOT, SparkSettings, packaged_file
 from jobs.core.errors import ConfigError
@@ -36,6 +37,13 @@ def broadcast_if_small(keys: DataFrame) -> DataFrame:
     probed as it is scanned. Without the mark the planner estimates such a set from the plan it came
     from and shuffles the whole table to meet it (the activity stream at bench scale L: 3.2 GB)."""
     return F.broadcast(keys) if keys.count() <= BROADCAST_KEYS_MAX else keys
+
+
+def literal_row(spark: SparkSession, schema: StructType, values: tuple) -> DataFrame:
+    """One row of `schema` holding `values`, built from literals. Not from Python rows: a DataFrame
+    of Python rows is a Python RDD, whose accumulator connection prints an EOFError on the terminal
+    if the JVM dies later in the run."""
+    return spark.range(1).select(*[F.lit(v).cast(f.dataType).alias(f.name) for v, f in zip(values, schema.fields)])
 
 
 # Settings every c360 session needs; config can override any of them via spark.conf.
