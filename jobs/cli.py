@@ -185,6 +185,12 @@ def _unlock(ctx, args):
     return None
 
 
+def _maintain(ctx, args):
+    from jobs.commands.maintain import maintain
+
+    return maintain(ctx)
+
+
 def _read_only(args: argparse.Namespace) -> bool:
     """`segments preview` writes nothing, so it needs no lease."""
     return getattr(args, "action", None) == PREVIEW
@@ -205,9 +211,11 @@ TOOLS: dict[str, tuple[str, Callable, Callable, bool]] = {
              _lens_options, _lens, True),
     "unlock": ("show who holds the warehouse's lease; with --force, clear a lease a killed run left behind",
                _unlock_options, _unlock, True),
+    "maintain": ("compact and Z-order the warehouse's tables, then vacuum files older than "
+                 "maintain.vacuum_retain_hours (run it between nightlies)", _no_options, _maintain, True),
 }
 # The commands that write the warehouse: one at a time per warehouse (jobs.core.lock).
-WRITING_COMMANDS = frozenset({*(step.name for step in pipeline.STAGES), "nightly"})
+WRITING_COMMANDS = frozenset({*(step.name for step in pipeline.STAGES), "nightly", "maintain"})
 
 
 def commands() -> dict[str, Command]:
@@ -221,7 +229,7 @@ def commands() -> dict[str, Command]:
         else:
             found[step.name] = Command(step.name, step.help, STAGE_OPTIONS.get(step.name, _no_options),
                                        _run_stage(step.name))
-    for name in ("identity", "nightly", "lens", "unlock"):
+    for name in ("identity", "nightly", "lens", "unlock", "maintain"):
         found[name] = Command(name, *TOOLS[name])
     return {name: dataclasses.replace(c, writes=name in WRITING_COMMANDS) for name, c in found.items()}
 

@@ -42,7 +42,7 @@ def night_of(config: Config, input_files: list[Path] | None, input_dir: Path | N
     """What identifies a night's work besides its date: the settings that shape tables (not `spark:`,
     which only says where and how fast they are computed) and the input files (name, size,
     modification time). A short hash."""
-    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("spark", "source", "warehouse")}
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("spark", "source", "warehouse", "maintain")}
     files = []
     for path in input_files or []:
         stat = path.stat()

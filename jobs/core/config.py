@@ -135,6 +135,24 @@ class IngestSettings:
             raise ValueError(f"'{key}.memory_cache_max_mb' must be 0 or more (MB; 0 keeps every input on disk)")
 
 
+# Delta's own minimum for VACUUM (spark.databricks.delta.retentionDurationCheck): 7 days.
+MIN_VACUUM_RETAIN_HOURS = 168
+
+
+@dataclass(frozen=True)
+class MaintainSettings:
+    """`c360 maintain` (jobs.commands.maintain)."""
+
+    # Files no table version of the last this-many hours reads are deleted by VACUUM.
+    vacuum_retain_hours: int = MIN_VACUUM_RETAIN_HOURS
+
+    def validate(self, key: str) -> None:
+        if self.vacuum_retain_hours < MIN_VACUUM_RETAIN_HOURS:
+            raise ValueError(
+                f"'{key}.vacuum_retain_hours' must be at least {MIN_VACUUM_RETAIN_HOURS} (7 days): a shorter "
+                "retention deletes files that a running nightly or a reader of an earlier version still reads")
+
+
 @dataclass(frozen=True)
 class Config:
     warehouse: str = "warehouse"
@@ -146,6 +164,7 @@ class Config:
     lens: LensSettings = field(default_factory=LensSettings)
     traits: TraitSettings = field(default_factory=TraitSettings)
     segments: SegmentSettings = field(default_factory=SegmentSettings)
+    maintain: MaintainSettings = field(default_factory=MaintainSettings)
     source: str = "<defaults>"
 
     def warehouse_location(self) -> str:

@@ -283,15 +283,14 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
 
     if incremental and observed.isEmpty():
         return StageResult(metrics={"new_observations": 0}, notes=["no new bronze rows: identity unchanged"])
+    clock.done("observations")
     # Phones as received -> E.164, parsed once per distinct value (jobs.identity.phones).
     raw_identifiers = scratch.keep(identifier_evidence(observed), "raw_identifiers")
     parsed = scratch.keep(parsed_phones(
         raw_identifiers.where(F.col("identifier_type") == PHONE).select("identifier_value"),
         settings.default_phone_region), "phones")
     unparseable = unparseable_phones(raw_identifiers, parsed)
-    new_identifiers = scratch.keep(identifiers_in_e164(raw_identifiers, parsed), "new_identifiers")
-    new_edges = scratch.keep(edges_in_e164(edge_evidence(observed), parsed), "new_edges")
-    new_claims = scratch.keep(claims_in_e164(alias_claims(events), parsed), "new_claims")
+    clock.done("identifier_evidence")
 
     # The tables as they were before this run rewrites them: their current Delta versions (time
     # travel reads the same files, no copy).
@@ -300,17 +299,28 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     alias_edges_version = wh.version(spark, tables.IDENTITY_ALIAS_EDGES) if incremental else -1
     previous_alias_edges = (wh.read_version(spark, tables.IDENTITY_ALIAS_EDGES, alias_edges_version)
                             if alias_edges_version >= 0 else None)
+    evidence = (
+        (identifiers_in_e164(raw_identifiers, parsed), tables.IDENTITY_IDENTIFIERS, IDENTIFIER_KEY, "identifier_evidence"),
+        (edges_in_e164(edge_evidence(observed), parsed), tables.IDENTITY_EDGES, EDGE_KEY, "edge_evidence"),
+        (claims_in_e164(alias_claims(events), parsed), tables.IDENTITY_ALIASES, ALIAS_CLAIM_KEY, "alias_claims"),
+    )
+    new_evidence = []
+    for rows, table, keys_of, step in evidence:
+        if incremental:
+            new = scratch.keep(rows, table.replace("/", "_"))
+            upsert_evidence(spark, wh, new, table, keys_of)
+        else:
+            # A full build writes the table straight from the plan and reads it back: no scratch copy.
+            wh.overwrite(rows, table)
+            new = wh.read(spark, table)
+        new_evidence.append(new)
+        clock.done(step)
+    new_identifiers, new_edges, new_claims = new_evidence
     if incremental:
-        upsert_evidence(spark, wh, new_identifiers, tables.IDENTITY_IDENTIFIERS, IDENTIFIER_KEY)
-        upsert_evidence(spark, wh, new_edges, tables.IDENTITY_EDGES, EDGE_KEY)
-        upsert_evidence(spark, wh, new_claims, tables.IDENTITY_ALIASES, ALIAS_CLAIM_KEY)
         insert_missing(spark, wh, profile_calls(events), PROFILE_CALLS_SPEC)
     else:
-        wh.overwrite(new_identifiers, tables.IDENTITY_IDENTIFIERS)
-        wh.overwrite(new_edges, tables.IDENTITY_EDGES)
-        wh.overwrite(new_claims, tables.IDENTITY_ALIASES)
         wh.overwrite(profile_calls(events), tables.PROFILE_CALLS)
-    clock.done("evidence")
+    clock.done("profile_calls")
     # Alias claims are resolved against every identifier seen so far, every run (a previousId
     # first seen as neither type may show up as a userId on a later night).
     resolved_edges, alias_only, user_merges = resolve_alias_claims(

@@ -74,8 +74,9 @@ def trait_candidates(calls: DataFrame, identity_map: DataFrame) -> DataFrame:
 
 
 def choose_values(candidates: DataFrame, settings: IdentitySettings) -> DataFrame:
-    """(customer_id, column, value): one surviving value per customer and column. Placeholder
-    emails and phones the identity rules block (`test@test.com`, `+0000000000`) never survive."""
+    """(customer_id, *ATTRIBUTE_COLUMNS): per customer, one surviving value per column (null when
+    it has none). Placeholder emails and phones the identity rules block (`test@test.com`,
+    `+0000000000`) never survive."""
     as_identifier = F.when(F.col("column") == "email", F.lit(EMAIL)).when(F.col("column") == "phone_number", F.lit(PHONE))
     placeholder = blocked_rule(settings, as_identifier, F.col("value")).isNotNull() & as_identifier.isNotNull()
     present = candidates.where(F.col("value").isNotNull() & (F.col("value") != "") & ~placeholder)
@@ -100,7 +101,10 @@ def choose_values(candidates: DataFrame, settings: IdentitySettings) -> DataFram
         F.col("source_id"),
         F.col("value"),
     )
-    return counted.groupBy("customer_id", "column").agg(F.min(key).getField("value").alias("value"))
+    # One aggregation per customer, a conditional minimum per column: the candidates are shuffled and
+    # sorted once (a minimum per customer and column, then a pivot of those, took two).
+    return counted.groupBy("customer_id").agg(
+        *[F.min(F.when(F.col("column") == c, key)).getField("value").alias(c) for c in ATTRIBUTE_COLUMNS])
 
 
 def group_ids(calls: DataFrame, identity_map: DataFrame) -> DataFrame:
@@ -125,12 +129,7 @@ def build_customers(
         master_candidates(customers, identity_map).unionByName(trait_candidates(calls, identity_map)),
         "value", settings.default_phone_region, where=F.col("column") == "phone_number", known=known_phones,
     )
-    chosen = (
-        choose_values(candidates, settings)
-        .groupBy("customer_id")
-        .pivot("column", list(ATTRIBUTE_COLUMNS))
-        .agg(F.first("value"))
-    )
+    chosen = choose_values(candidates, settings)
     everyone = identity_map.select("customer_id").distinct()
     return (
         everyone.join(chosen, "customer_id", "left")

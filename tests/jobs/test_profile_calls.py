@@ -31,14 +31,18 @@ ROWS = [
 def test_identify_and_group_calls_only_with_their_traits(spark):
     context_only = event("i3", "identify", "2026-01-08 10:00", user="u3", run_date="2026-02-01")
     context_only["raw"] = context_only["raw"][:-1] + ', "context": {"traits": {"name": "Cy"}}}'
-    got = bronze_events(spark, [*ROWS, context_only]).transform(profile_calls)
+    # traits that are not an object (ingest keeps such a line): the name in context.traits still counts
+    text_traits = event("i4", "identify", "2026-01-09 10:00", user="u4", run_date="2026-02-01")
+    text_traits["raw"] = text_traits["raw"][:-1] + ', "traits": "vip", "context": {"traits": {"customer_name": 7}}}'
+    got = bronze_events(spark, [*ROWS, context_only, text_traits]).transform(profile_calls)
     expected = spark.createDataFrame(
         [("i1", "identify", "u1", None, None, utc("2026-01-03 10:00"), None, None, "Ann Smith", None, dt.date(2026, 1, 31)),
          ("i2", "identify", None, "a2", None, utc("2026-01-04 10:00"), None, None, "Bo", None, dt.date(2026, 1, 31)),
          ("g1", "group", "u1", None, "G1", utc("2026-01-05 10:00"), None, None, None,
           {"name": "Smiths", "income": "70000"}, dt.date(2026, 1, 31)),
          ("g2", "group", "u2", None, "G2", utc("2026-01-06 10:00"), None, None, None, None, dt.date(2026, 1, 31)),
-         ("i3", "identify", "u3", None, None, utc("2026-01-08 10:00"), None, None, "Cy", None, dt.date(2026, 2, 1))],
+         ("i3", "identify", "u3", None, None, utc("2026-01-08 10:00"), None, None, "Cy", None, dt.date(2026, 2, 1)),
+         ("i4", "identify", "u4", None, None, utc("2026-01-09 10:00"), None, None, "7", None, dt.date(2026, 2, 1))],
         SPECS[tables.PROFILE_CALLS].schema,
     )
     sortable = [F.array_sort(F.map_entries("group_traits")).alias("group_traits")]
