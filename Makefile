@@ -5,13 +5,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.c360-installed
 JAR_STAMP := .jars/.resolved
+# Apache Airflow in its own virtualenv (its pins clash with ours): the DAG test imports the DAG there.
+AIRFLOW_VENV := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.c360-installed
 RUN_DATE ?= $(shell date -u +%F)
 SAMPLE := data/sample
 SCALE ?= S
 EDGES ?= 1M 10M
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: setup run test test-fast bench bench-graph dist lock clean
+.PHONY: setup airflow run test test-fast bench bench-graph dist lock clean
 
 setup: $(PY_STAMP) $(JAR_STAMP)
 
@@ -27,12 +30,19 @@ $(PY_STAMP): pyproject.toml requirements.lock
 $(JAR_STAMP): $(PY_STAMP) jvm/jars.lock jvm/resolve.sh
 	C360_PYTHON=$(BIN)/python bash jvm/resolve.sh
 
+airflow: $(AIRFLOW_STAMP)
+
+$(AIRFLOW_STAMP): deploy/airflow/requirements.lock $(PY_STAMP)
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install -q --disable-pip-version-check -r deploy/airflow/requirements.lock
+	touch $@
+
 # Small deterministic sample, then the whole nightly on the embedded warehouse (./warehouse).
 run: setup
 	$(BIN)/c360 generate --out $(SAMPLE) --profiles 2000 --days 120 --seed 7 --run-date $(RUN_DATE) --force
 	$(BIN)/c360 nightly --input $(SAMPLE) --run-date $(RUN_DATE)
 
-test: setup
+test: setup airflow
 	$(BIN)/pytest -q --durations=20
 
 # The inner loop: unit and Spark tests in this process; no end-to-end nightly, no subprocess.
@@ -54,4 +64,4 @@ lock:
 	$(BIN)/pip freeze --exclude-editable | sed '1i # Exact versions installed by `make setup` (pip freeze of a working venv). Regenerate with `make lock`.' > requirements.lock
 
 clean:
-	rm -rf $(VENV) .jars .ivy warehouse data/sample dist
+	rm -rf $(VENV) $(AIRFLOW_VENV) .jars .ivy warehouse data/sample dist

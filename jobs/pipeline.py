@@ -77,8 +77,11 @@ def stage(name: str) -> Stage:
     return next(s for s in STAGES if s.name == name)
 
 
-def report_path(ctx: JobContext) -> str:
-    return ctx.warehouse.path(f"_runs/{ctx.run_date}/report.json")
+def report_path(ctx: JobContext, name: str = "report.json") -> str:
+    """The run's report: the JSON, or `name` beside it (report.html, jobs.report.page)."""
+    from jobs.report.data import runs_path
+
+    return runs_path(ctx.warehouse, str(ctx.run_date), name)
 
 
 def run_nightly(ctx: JobContext, params: RunParams,
@@ -89,6 +92,8 @@ def run_nightly(ctx: JobContext, params: RunParams,
 
     Returns the run's report (also written to <warehouse>/_runs/<date>/report.json)."""
     from jobs.core import completions
+    from jobs.report import data as report_data
+    from jobs.report import page
 
     report: dict = {"run_date": str(ctx.run_date), "config": ctx.config.source,
                     "warehouse": ctx.warehouse.root, "stages": {}}
@@ -119,8 +124,11 @@ def run_nightly(ctx: JobContext, params: RunParams,
         progress(f"      {format_result(step.name, result)} ({result.seconds}s)")
     wh = ctx.warehouse
     report["tables"] = {t: wh.read(ctx.spark, t).count() for t in SUMMARY_TABLES if wh.exists(ctx.spark, t)}
+    earlier = report_data.earlier_reports(ctx.spark, wh, ctx.run_date)
+    report["charts"] = report_data.chart_data(ctx.spark, wh, [r["run_date"] for r in earlier] + [str(ctx.run_date)])
     report["seconds"] = round(time.monotonic() - started, 1)
     storage.write_text(ctx.spark, report_path(ctx), json.dumps(report, indent=2, default=str))
+    storage.write_text(ctx.spark, report_path(ctx, report_data.REPORT_HTML), page.render_report(report, earlier))
     return report
 
 
@@ -158,4 +166,5 @@ def summary_text(report: dict, path) -> str:
     width = max((len(t) for t in report["tables"]), default=0)
     lines.extend(f"  {t.ljust(width)}  {n:>12,} rows" for t, n in report["tables"].items())
     lines.append(f"  report: {path}")
+    lines.append(f"  page: {path.removesuffix('.json')}.html")
     return "\n".join(lines)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,19 @@ def test_nightly_on_generated_data(make_ctx, spark, generated):
     assert report["tables"][tables.BRONZE_EVENTS] == planted["unique_valid_messages"]
     # one quarantine row per rejected line or row, identical bad lines included
     assert report["tables"][tables.QUARANTINE_EVENTS] == planted["malformed_lines"] + customers["missing_customer_id"]
+
+    # The page beside the JSON holds every plot, and the plotted aggregates agree with the tables.
+    page = (ctx.warehouse.local_dir / "_runs" / RUN_DATE / "report.html").read_text()
+    for title in ("Stage seconds per run", "Rows in and out per stage", "Quarantined event lines by reason",
+                  "Stitched customers by number of identifiers", "RFM segment sizes",
+                  "Segment adds and removes per run"):
+        assert f"<title>{title}</title>" in page
+    wh = ctx.warehouse
+    customers_mapped = {r["customer_id"] for r in wh.read(spark, tables.IDENTITY_MAP).collect()}
+    assert sum(report["charts"]["cluster_sizes"].values()) == len(customers_mapped)
+    assert report["charts"]["rfm_segments"] == dict(Counter(r["rfm_segment"] for r in wh.read(spark, tables.RFM).collect()))
+    changes = Counter(r["change"] for r in wh.read(spark, tables.SEGMENT_CHANGES).collect())
+    assert report["charts"]["segment_changes"] == {RUN_DATE: dict(changes)}
 
     # Re-running the same night skips every stage its first run finished (jobs.core.completions).
     pipeline.run_nightly(ctx, RunParams(input_dir=Path(raw), rebuild=False, rewind=False))

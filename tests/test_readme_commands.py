@@ -92,6 +92,8 @@ def check_output(command: str, proc: subprocess.CompletedProcess, cwd: Path) -> 
         report = re.search(r"report: (\S+)", proc.stdout)
         assert report and Path(report.group(1)).is_file(), proc.stdout
         assert Path(report.group(1)).resolve().is_relative_to(cwd.resolve()), "the warehouse is under the repo copy"
+        page = re.search(r"page: (\S+)", proc.stdout)
+        assert page and Path(page.group(1)).read_text().startswith("<!DOCTYPE html>"), proc.stdout
     elif sub == ["lens", "query"] and "json" in words:
         rows = json.loads(proc.stdout)
         assert isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows), proc.stdout[:2000]

@@ -62,16 +62,14 @@ def write_text(spark: SparkSession, location: str, text: str) -> None:
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_text(text)
         return
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(location)
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    path, fs = _hadoop(spark, location)
     out = fs.create(path, True)
     try:
         out.write(bytearray(text.encode("utf-8")))
     finally:
         out.close()
     # the local file system keeps a .crc beside each file it writes; readers want only the file
-    fs.delete(jvm.org.apache.hadoop.fs.Path(path.getParent(), f".{path.getName()}.crc"), False)
+    fs.delete(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path.getParent(), f".{path.getName()}.crc"), False)
 
 
 def logs_dir(warehouse: str) -> Path:
@@ -79,3 +77,36 @@ def logs_dir(warehouse: str) -> Path:
     driver's disk, else _logs/ in the current folder (log4j writes only local files)."""
     folder = local_dir(warehouse)
     return (folder if folder is not None else Path(".")) / LOGS_FOLDER
+
+
+def _hadoop(spark: SparkSession, location: str):
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(location)
+    return path, path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def read_text(spark: SparkSession, location: str) -> str | None:
+    """The text (UTF-8) of the file at `location`, None when there is none (as write_text reaches it)."""
+    if scheme(location) is None:
+        file = Path(location)
+        return file.read_text() if file.is_file() else None
+    path, fs = _hadoop(spark, location)
+    if not fs.isFile(path):
+        return None
+    stream = fs.open(path)
+    try:
+        reader = spark.sparkContext._jvm.java.io.InputStreamReader(stream, "UTF-8")
+        return spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toString(reader)
+    finally:
+        stream.close()
+
+
+def folder_names(spark: SparkSession, location: str) -> list[str]:
+    """Names of the folders directly inside `location`, sorted; none when it does not exist."""
+    if scheme(location) is None:
+        folder = Path(location)
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    path, fs = _hadoop(spark, location)
+    if not fs.exists(path):
+        return []
+    return sorted(status.getPath().getName() for status in fs.listStatus(path) if status.isDirectory())

@@ -47,3 +47,16 @@ def test_write_text_replaces_the_file_and_leaves_no_checksum(spark, tmp_path, as
     storage.write_text(spark, location, '{"run_date": "2026-02-01", "名前": "ü"}')
     assert target.read_text(encoding="utf-8") == '{"run_date": "2026-02-01", "名前": "ü"}'
     assert sorted(p.name for p in target.parent.iterdir()) == ["report.json"]
+
+
+@pytest.mark.parametrize("as_uri", [False, True])
+def test_read_text_and_folder_names(spark, tmp_path, as_uri):
+    root = tmp_path / "wh" / "_runs"
+    place = (lambda p: p.as_uri()) if as_uri else str
+    assert storage.folder_names(spark, place(root)) == []
+    assert storage.read_text(spark, place(root / "2026-02-01" / "report.json")) is None
+    for day in ("2026-02-02", "2026-02-01"):
+        storage.write_text(spark, place(root / day / "report.json"), f'{{"run_date": "{day}", "名前": "ü"}}')
+    (root / "notes.txt").write_text("a file, not a folder")
+    assert storage.folder_names(spark, place(root)) == ["2026-02-01", "2026-02-02"]
+    assert storage.read_text(spark, place(root / "2026-02-02" / "report.json")) == '{"run_date": "2026-02-02", "名前": "ü"}'

@@ -1,0 +1,82 @@
+"""What the run report page needs beyond the stages' own metrics: a few small aggregates of the
+tables (each at most a few dozen rows reach the driver) and the reports of earlier runs.
+
+Runs are `_runs/<run date>/report.json` under the warehouse, read through jobs.core.storage (so a
+warehouse on object storage works too); the page shows the last HISTORY_RUNS of them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.core import storage, tables
+
+HISTORY_RUNS = 14
+RUNS_FOLDER = "_runs"
+REPORT_JSON, REPORT_HTML = "report.json", "report.html"
+# Identifiers per customer, as (label, lowest, highest or None for no bound).
+CLUSTER_BUCKETS = (("1", 1, 1), ("2", 2, 2), ("3", 3, 3), ("4", 4, 4), ("5", 5, 5), ("6-10", 6, 10),
+                   ("11-20", 11, 20), ("21-50", 21, 50), ("51+", 51, None))
+
+
+def cluster_size_buckets(identity_map: DataFrame) -> DataFrame:
+    """[size, customers]: customers by how many identifiers stitch into them (CLUSTER_BUCKETS labels)."""
+    sizes = identity_map.groupBy("customer_id").agg(F.count(F.lit(1)).alias("_n"))
+    label = None
+    for name, low, high in CLUSTER_BUCKETS:
+        test = (F.col("_n") >= low) if high is None else F.col("_n").between(low, high)
+        label = F.when(test, F.lit(name)) if label is None else label.when(test, F.lit(name))
+    return sizes.groupBy(label.alias("size")).agg(F.count(F.lit(1)).alias("customers"))
+
+
+def segment_change_counts(changes: DataFrame, run_dates: list[str]) -> DataFrame:
+    """[run_date, change, members] of gold/segment_changes on these run dates, summed over segments."""
+    return (changes.filter(F.col("run_date").cast("string").isin(*run_dates))
+            .groupBy(F.col("run_date").cast("string").alias("run_date"), "change")
+            .agg(F.count(F.lit(1)).alias("members")))
+
+
+def chart_data(spark: SparkSession, wh: tables.Warehouse, run_dates: list[str]) -> dict:
+    """The tables' aggregates the page plots: cluster sizes, RFM segment sizes, segment adds and
+    removes on `run_dates`. A table that does not exist gives no data."""
+    data: dict = {}
+    if wh.exists(spark, tables.IDENTITY_MAP):
+        found = {r["size"]: r["customers"] for r in cluster_size_buckets(wh.read(spark, tables.IDENTITY_MAP)).collect()}
+        data["cluster_sizes"] = {name: found[name] for name, _, _ in CLUSTER_BUCKETS if name in found}
+    if wh.exists(spark, tables.RFM):
+        counts = wh.read(spark, tables.RFM).groupBy("rfm_segment").count().collect()
+        data["rfm_segments"] = {r["rfm_segment"]: r["count"]
+                                for r in sorted(counts, key=lambda r: (-r["count"], r["rfm_segment"]))}
+    if wh.exists(spark, tables.SEGMENT_CHANGES):
+        rows = segment_change_counts(wh.read(spark, tables.SEGMENT_CHANGES), run_dates).collect()
+        by_date: dict[str, dict[str, int]] = {}
+        for r in sorted(rows, key=lambda r: (r["run_date"], r["change"])):
+            by_date.setdefault(r["run_date"], {})[r["change"]] = r["members"]
+        data["segment_changes"] = by_date
+    return data
+
+
+def runs_path(wh: tables.Warehouse, run_date: str, name: str) -> str:
+    return wh.path(f"{RUNS_FOLDER}/{run_date}/{name}")
+
+
+def earlier_reports(spark: SparkSession, wh: tables.Warehouse, run_date: dt.date) -> list[dict]:
+    """Reports of the runs before `run_date` (at most HISTORY_RUNS - 1, oldest first)."""
+    dates = [d for d in storage.folder_names(spark, wh.path(RUNS_FOLDER)) if _is_date(d) and d < str(run_date)]
+    found = []
+    for d in dates[-(HISTORY_RUNS - 1):]:
+        text = storage.read_text(spark, runs_path(wh, d, REPORT_JSON))
+        if text:
+            found.append(json.loads(text))
+    return found
+
+
+def _is_date(name: str) -> bool:
+    try:
+        dt.date.fromisoformat(name)
+    except ValueError:
+        return False
+    return True
