@@ -128,7 +128,8 @@ def _nightly_options(parser: argparse.ArgumentParser) -> None:
 
 def _nightly(ctx, args):
     report = pipeline.run_nightly(ctx, _params(args), progress=lambda line: print(line, flush=True))
-    print(pipeline.summary_text(report, pipeline.report_path(ctx)), flush=True)
+    print(pipeline.summary_text(report, pipeline.report_path(ctx), pipeline.report_path(ctx, pipeline.REPORT_HTML)),
+          flush=True)
     return None
 
 

@@ -19,6 +19,7 @@ from typing import Callable
 from jobs.core import storage, tables
 from jobs.core.context import JobContext, RunParams, StageResult
 from jobs.core.errors import C360Error, StageFailed
+from jobs.report import REPORT_HTML, REPORT_JSON, runs_path
 
 # The command line sends Python's logging to the run's log file (jobs.cli), beside Spark's lines.
 LOG = logging.getLogger("c360")
@@ -77,10 +78,8 @@ def stage(name: str) -> Stage:
     return next(s for s in STAGES if s.name == name)
 
 
-def report_path(ctx: JobContext, name: str = "report.json") -> str:
-    """The run's report: the JSON, or `name` beside it (report.html, jobs.report.page)."""
-    from jobs.report.data import runs_path
-
+def report_path(ctx: JobContext, name: str = REPORT_JSON) -> str:
+    """The run's report: the JSON, or `name` beside it (REPORT_HTML, jobs.report.page)."""
     return runs_path(ctx.warehouse, str(ctx.run_date), name)
 
 
@@ -128,7 +127,7 @@ def run_nightly(ctx: JobContext, params: RunParams,
     report["charts"] = report_data.chart_data(ctx.spark, wh, [r["run_date"] for r in earlier] + [str(ctx.run_date)])
     report["seconds"] = round(time.monotonic() - started, 1)
     storage.write_text(ctx.spark, report_path(ctx), json.dumps(report, indent=2, default=str))
-    storage.write_text(ctx.spark, report_path(ctx, report_data.REPORT_HTML), page.render_report(report, earlier))
+    storage.write_text(ctx.spark, report_path(ctx, REPORT_HTML), page.render_report(report, earlier))
     return report
 
 
@@ -154,7 +153,7 @@ def format_result(name: str, result: StageResult) -> str:
     return "\n".join([line, *(f"  note: {n}" for n in result.notes)])
 
 
-def summary_text(report: dict, path) -> str:
+def summary_text(report: dict, path, page_path) -> str:
     lines = [f"c360 nightly {report['run_date']} finished in {report['seconds']}s"]
     ingest = report["stages"].get("ingest", {}).get("metrics", {})
     if ingest:
@@ -166,5 +165,5 @@ def summary_text(report: dict, path) -> str:
     width = max((len(t) for t in report["tables"]), default=0)
     lines.extend(f"  {t.ljust(width)}  {n:>12,} rows" for t, n in report["tables"].items())
     lines.append(f"  report: {path}")
-    lines.append(f"  page: {path.removesuffix('.json')}.html")
+    lines.append(f"  page: {page_path}")
     return "\n".join(lines)

@@ -13,10 +13,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.core import storage, tables
+from jobs.report import REPORT_JSON, RUNS_FOLDER, runs_path
+from jobs.rfm.stage import segment_sizes
 
 HISTORY_RUNS = 14
-RUNS_FOLDER = "_runs"
-REPORT_JSON, REPORT_HTML = "report.json", "report.html"
 # Identifiers per customer, as (label, lowest, highest or None for no bound).
 CLUSTER_BUCKETS = (("1", 1, 1), ("2", 2, 2), ("3", 3, 3), ("4", 4, 4), ("5", 5, 5), ("6-10", 6, 10),
                    ("11-20", 11, 20), ("21-50", 21, 50), ("51+", 51, None))
@@ -47,9 +47,7 @@ def chart_data(spark: SparkSession, wh: tables.Warehouse, run_dates: list[str]) 
         found = {r["size"]: r["customers"] for r in cluster_size_buckets(wh.read(spark, tables.IDENTITY_MAP)).collect()}
         data["cluster_sizes"] = {name: found[name] for name, _, _ in CLUSTER_BUCKETS if name in found}
     if wh.exists(spark, tables.RFM):
-        counts = wh.read(spark, tables.RFM).groupBy("rfm_segment").count().collect()
-        data["rfm_segments"] = {r["rfm_segment"]: r["count"]
-                                for r in sorted(counts, key=lambda r: (-r["count"], r["rfm_segment"]))}
+        data["rfm_segments"] = segment_sizes(wh.read(spark, tables.RFM))
     if wh.exists(spark, tables.SEGMENT_CHANGES):
         rows = segment_change_counts(wh.read(spark, tables.SEGMENT_CHANGES), run_dates).collect()
         by_date: dict[str, dict[str, int]] = {}
@@ -57,10 +55,6 @@ def chart_data(spark: SparkSession, wh: tables.Warehouse, run_dates: list[str]) 
             by_date.setdefault(r["run_date"], {})[r["change"]] = r["members"]
         data["segment_changes"] = by_date
     return data
-
-
-def runs_path(wh: tables.Warehouse, run_date: str, name: str) -> str:
-    return wh.path(f"{RUNS_FOLDER}/{run_date}/{name}")
 
 
 def earlier_reports(spark: SparkSession, wh: tables.Warehouse, run_date: dt.date) -> list[dict]:

@@ -128,12 +128,17 @@ def build_rfm(activity_daily: DataFrame, run_date: dt.date) -> DataFrame:
     )
 
 
+def segment_sizes(rfm: DataFrame) -> dict[str, int]:
+    """Customers per named segment of gold/rfm, largest first (ties by name). One row per segment
+    reaches the driver: at most len(names in SEGMENT_GRID) rows."""
+    by_segment = rfm.groupBy("rfm_segment").count().orderBy(F.desc("count"), "rfm_segment")
+    return {row["rfm_segment"]: row["count"] for row in by_segment.collect()}
+
+
 def run(ctx: JobContext, params: RunParams) -> StageResult:
     spark, wh = ctx.spark, ctx.warehouse
     daily = wh.read(spark, tables.ACTIVITY_DAILY)
     wh.overwrite(build_rfm(daily, ctx.run_date), tables.RFM)
-    # one row per segment: at most len(names in SEGMENT_GRID) rows
-    by_segment = wh.read(spark, tables.RFM).groupBy("rfm_segment").count().orderBy(F.desc("count"), "rfm_segment")
-    counts = {row["rfm_segment"]: row["count"] for row in by_segment.collect()}
+    counts = segment_sizes(wh.read(spark, tables.RFM))
     notes = ["segments: " + ", ".join(f"{name} {n:,}" for name, n in counts.items())] if counts else []
     return StageResult(metrics={"customers": sum(counts.values())}, notes=notes)

@@ -7,7 +7,7 @@ import json
 from chispa import assert_df_equality
 
 from jobs.core import storage, tables
-from jobs.report import data
+from jobs.report import REPORT_JSON, data, runs_path
 from jobs.report.data import cluster_size_buckets, segment_change_counts
 
 
@@ -48,7 +48,7 @@ def test_chart_data_and_earlier_reports(spark, make_ctx):
     # folders that are not run dates are left out
     days = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(33)]  # up to 2026-02-02
     for day in [*days, dt.date(2026, 2, 3), dt.date(2026, 2, 4), dt.date(2026, 2, 20)]:
-        storage.write_text(spark, data.runs_path(wh, str(day), data.REPORT_JSON), json.dumps({"run_date": str(day)}))
+        storage.write_text(spark, runs_path(wh, str(day), REPORT_JSON), json.dumps({"run_date": str(day)}))
     storage.write_text(spark, wh.path("_runs/latest/report.json"), "{}")
     found = [r["run_date"] for r in data.earlier_reports(spark, wh, dt.date(2026, 2, 3))]
     assert found == [str(d) for d in days[-(data.HISTORY_RUNS - 1):]]
