@@ -105,7 +105,7 @@ def write_results(scale: str, comparisons: list[Comparison], meta: dict) -> tupl
     measured = {(c.id, c.name) for c in comparisons}
     earlier = json.loads(json_path.read_text()).get("comparisons", []) if json_path.is_file() else []
     kept = [_comparison(c) for c in earlier if (c["id"], c["name"]) not in measured]
-    order = {"B4": 0, "B5": 1, "B3": 2, "B2": 3}
+    order = {"B4": 0, "B5": 1, "B3": 2, "B2": 3, "B6": 4}
     comparisons = sorted(kept + comparisons, key=lambda c: order.get(c.id, len(order)))
     json_path.write_text(json.dumps({"scale": scale, **meta, "comparisons": [c.to_json() for c in comparisons]}, indent=2))
     lines = [

@@ -9,9 +9,10 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from bench.harness import WORK, Comparison, memory_meta, paired, write_results
+from bench.harness import WORK, Comparison, memory_meta, paired, timed, write_results
 from jobs.core.steps import STEP_NOTE
 
 # benchmarks.md: customers per scale; ~20 events per customer.
@@ -70,11 +71,12 @@ def b4_ingest(spark, data: Path, pairs: int) -> list[Comparison]:
 
     target = WORK / "b4-warehouse"
     events_dir = data / "events"
+    event_files = [f.path for f in ingest.discover_inputs(spark, data).event_files]
     counts: dict = {}
 
     def run_ingest():
         shutil.rmtree(target, ignore_errors=True)
-        metrics = ingest.ingest_events(spark, Warehouse(target), events_dir, RUN_DATE)
+        metrics = ingest.ingest_events(spark, Warehouse(target), event_files, RUN_DATE)
         counts.update(metrics)
         return metrics["lines_read"]
 
@@ -94,16 +96,16 @@ def b4_ingest(spark, data: Path, pairs: int) -> list[Comparison]:
     cmp.extra["lines"] = f"{lines:,} (accepted {counts['accepted']:,}, duplicates {counts['duplicates']:,}, quarantined {counts['quarantined']:,})"
     best = min(cmp.a_seconds)
     cmp.extra["ingest events/s per core"] = f"{lines / best / cores:,.0f}"
-    return [cmp, b4_parse_floor(spark, events_dir, pairs)]
+    return [cmp, b4_parse_floor(spark, events_dir, event_files, pairs)]
 
 
-def b4_parse_floor(spark, events_dir: Path, pairs: int) -> Comparison:
+def b4_parse_floor(spark, events_dir: Path, event_files: list[str], pairs: int) -> Comparison:
     """What ingest cannot do without: parse every line with its schema and run its checks. Nothing
     is written, cached or deduplicated; Spark's `noop` sink evaluates every column and discards it."""
     from jobs.ingest import stage as ingest
 
     def parse_and_check():
-        ingest.classify_event_lines(spark, events_dir, RUN_DATE).write.format("noop").mode("overwrite").save()
+        ingest.classify_event_lines(spark, event_files, RUN_DATE).write.format("noop").mode("overwrite").save()
 
     cmp = Comparison("B4", "floor: ingest's parse and checks, nothing written", "parse + checks",
                      "spark.read.json + count")
@@ -211,6 +213,55 @@ def b5_nightly(spark, data: Path, pairs: int) -> Comparison:
     return cmp
 
 
+def b6_read_commands(spark, data: Path, pairs: int) -> Comparison:
+    """B6: `c360 lens query` answered through `c360 serve` (Spark Connect, `--remote`) vs the same
+    command starting Spark itself; each a fresh process, as a user types it. The answers must be
+    equal. Also: how long the server takes to be ready, and its first answer."""
+    import signal
+    import socket
+    from jobs.core.config import REPO_ROOT
+
+    warehouse = built_warehouse(spark, scale_of(data), data)
+    c360 = str(Path(sys.executable).parent / "c360")
+    with socket.socket() as probe:  # a free port for the server
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    where = ["--warehouse", str(warehouse), "--run-date", str(RUN_DATE)]
+    query = [c360, "lens", "query", "--model", "lens/customer_360.yml", "--query", "lens/queries/rfm.yml",
+             "--format", "json", *where]
+    remote = ["--remote", f"sc://localhost:{port}"]
+
+    def ask(extra: list[str]) -> str:
+        done = subprocess.run([*query, *extra], capture_output=True, text=True, cwd=REPO_ROOT, timeout=600)
+        if done.returncode != 0:
+            raise AssertionError(f"B6: {' '.join([*query, *extra])} exited {done.returncode}: {done.stderr[-2000:]}")
+        return done.stdout
+
+    def same_answer(through_server: str, starting_spark: str) -> None:
+        if json.loads(through_server) != json.loads(starting_spark):
+            raise AssertionError("B6: the answer through c360 serve differs from the one starting Spark")
+
+    started = time.monotonic()
+    server = subprocess.Popen([c360, "serve", "--port", str(port), *where], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        ready_line = server.stdout.readline()
+        if "Spark Connect at" not in ready_line:
+            raise AssertionError(f"B6: c360 serve did not start: {ready_line}{server.stderr.read()[-2000:]}")
+        ready = time.monotonic() - started
+        first, _ = timed(lambda: ask(remote))
+        cmp = Comparison("B6", "lens query (rfm), a fresh `c360` process", "through c360 serve", "starting Spark",
+                         target="< 5 s through the server")
+        paired(cmp, lambda: ask(remote), lambda: ask([]), pairs, check=same_answer)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=120)
+    cmp.extra["c360 serve ready after"] = f"{ready:.1f} s (Spark start, Connect service, every table read once)"
+    cmp.extra["first answer through the server"] = f"{first:.2f} s"
+    cmp.extra["later answers through the server"] = ", ".join(f"{s:.2f} s" for s in cmp.a_seconds)
+    return cmp
+
+
 def next_day_input(scale: str) -> Path:
     """B3's second day: 1 % of the scale's profiles with a day of new events on RUN_DATE + 1.
     Profiles are numbered, so these are the first 1 % of the first day's customers (same user ids,
@@ -267,7 +318,7 @@ def main(argv=None) -> int:
     data = generated_input(args.scale)
     spark = bench_spark()
     # B5 before B2: its last nightly builds the warehouse B2 queries.
-    measurements = {"B4": b4_ingest, "B5": b5_nightly, "B2": b2_lens, "B3": b3_incremental}
+    measurements = {"B4": b4_ingest, "B5": b5_nightly, "B2": b2_lens, "B3": b3_incremental, "B6": b6_read_commands}
     comparisons = []
     for mid, fn in measurements.items():
         if args.only and mid not in args.only:

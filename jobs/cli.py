@@ -21,11 +21,13 @@ from typing import Callable
 
 from generator import cli as generator_cli  # pyspark-free, like the registry
 from jobs import pipeline  # pyspark-free: a stage's module loads when it runs
+from jobs.core.config import REMOTE_HELP, REMOTE_METAVAR
 from jobs.core.context import RunParams
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 PREVIEW = "preview"
 EXPLAIN = "explain"
 
@@ -82,7 +84,7 @@ def _params(args: argparse.Namespace) -> RunParams:
     history and, for segments, accepts a run date before the last applied one (rewinding history)."""
     full = bool(getattr(args, "full", False))
     raw = getattr(args, "input", None)
-    return RunParams(input_dir=Path(raw) if raw else None, rebuild=full, rewind=full)
+    return RunParams(input_dir=raw or None, rebuild=full, rewind=full)
 
 
 def _run_stage(name: str):
@@ -192,6 +194,18 @@ def _maintain(ctx, args):
     return maintain(ctx)
 
 
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=None,
+                        help="port to listen on (default: the port of spark.remote, else 15002)")
+
+
+def _serve(ctx, args):
+    from jobs.commands.serve import serve
+
+    serve(ctx, args.port, say=lambda line: print(line, flush=True))
+    return None
+
+
 def _read_only(args: argparse.Namespace) -> bool:
     """`segments preview` writes nothing, so it needs no lease."""
     return getattr(args, "action", None) == PREVIEW
@@ -214,7 +228,11 @@ TOOLS: dict[str, tuple[str, Callable, Callable, bool]] = {
                _unlock_options, _unlock, True),
     "maintain": ("compact and Z-order the warehouse's tables, then vacuum files older than "
                  "maintain.vacuum_retain_hours (run it between nightlies)", _no_options, _maintain, True),
+    "serve": ("run a Spark Connect server with c360's session; read commands whose config sets "
+              "spark.remote ask it instead of starting Spark", _serve_options, _serve, True),
 }
+# The read-only commands that may ask a Spark Connect server (spark.remote) instead of starting Spark.
+REMOTE_COMMANDS = frozenset({"lens", "identity"})
 # The commands that write the warehouse: one at a time per warehouse (jobs.core.lock).
 WRITING_COMMANDS = frozenset({*(step.name for step in pipeline.STAGES), "nightly", "maintain"})
 
@@ -230,7 +248,7 @@ def commands() -> dict[str, Command]:
         else:
             found[step.name] = Command(step.name, step.help, STAGE_OPTIONS.get(step.name, _no_options),
                                        _run_stage(step.name))
-    for name in ("identity", "nightly", "lens", "unlock", "maintain"):
+    for name in ("identity", "nightly", "lens", "unlock", "maintain", "serve"):
         found[name] = Command(name, *TOOLS[name])
     return {name: dataclasses.replace(c, writes=name in WRITING_COMMANDS) for name, c in found.items()}
 
@@ -242,24 +260,36 @@ def build_parser() -> argparse.ArgumentParser:
     for name, command in commands().items():
         sub = subs.add_parser(name, parents=[common], help=command.help, description=command.help)
         command.add_arguments(sub)
+        if name in REMOTE_COMMANDS or name == "segments":
+            sub.add_argument("--remote", default=None, metavar=REMOTE_METAVAR, help=REMOTE_HELP)
         sub.set_defaults(_command=command)
     return parser
 
 
 def make_context(args: argparse.Namespace):
-    from jobs.core.config import load_config
+    from jobs.core.config import connect_address, load_config
     from jobs.core.context import JobContext
     from jobs.core import storage
     from jobs.core.errors import ConfigError
 
     overrides = {"warehouse": args.warehouse} if args.warehouse else None
     config = load_config(args.config, overrides=overrides)
+    if getattr(args, "remote", None):
+        try:
+            connect_address(args.remote, "--remote")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        config = dataclasses.replace(config, spark=dataclasses.replace(config.spark, remote=args.remote))
     root = storage.local_dir(config.warehouse_location())
     if root is not None and root.exists() and not root.is_dir():
         where = "--warehouse" if args.warehouse else f"'warehouse' in {config.source}"
         raise ConfigError(f"the warehouse {root} ({where}) is a file, not a folder")
     run_date = args.run_date or dt.datetime.now(dt.timezone.utc).date()
-    return JobContext(config=config, run_date=run_date)
+    remote_ok = args.command in REMOTE_COMMANDS or (args.command == "segments" and _read_only(args))
+    if getattr(args, "remote", None) and not remote_ok:
+        raise ConfigError(f"--remote is for the read-only commands (lens, identity explain, segments preview); "
+                          f"`c360 {args.command}` writes the warehouse and starts its own Spark")
+    return JobContext(config=config, run_date=run_date, remote_ok=remote_ok)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -370,6 +400,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"c360 {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (`c360 lens query ... | head`): nothing is wrong with the run.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as exc:  # Spark/JVM failures: one paragraph here, the whole trace in the log
         print(_failure_message(args.command, exc, ctx, log_file, log_start), file=sys.stderr)
         if log_file is not None:

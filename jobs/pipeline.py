@@ -13,7 +13,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 from jobs.core import storage, tables
@@ -135,16 +134,16 @@ def _night(ctx: JobContext, params: RunParams) -> str | None:
     """The night's identity for jobs.core.completions; None when its input cannot be listed (ingest
     then says what is wrong with it)."""
     from jobs.core import completions
-    from jobs.ingest.stage import discover_inputs
+    from jobs.ingest.inputs import discover_inputs
 
     if params.input_dir is None:
-        return completions.night_of(ctx.config, None, None)
+        return completions.night_of(ctx.config, None)
     settings = ctx.config.ingest
     try:
-        inputs = discover_inputs(Path(params.input_dir), settings.events_glob, settings.customers_glob)
+        inputs = discover_inputs(ctx.spark, params.input_dir, settings.events_glob, settings.customers_glob)
     except C360Error:
         return None
-    return completions.night_of(ctx.config, inputs.event_files + inputs.customer_files, Path(params.input_dir))
+    return completions.night_of(ctx.config, inputs)
 
 
 def format_result(name: str, result: StageResult) -> str:

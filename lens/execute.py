@@ -18,6 +18,7 @@ from lens.model import Model, load_model
 from lens.passes import DEFAULT_PASSES
 from lens.planner import CompiledQuery, compile_query
 from lens.query_format import Query, load_query, parse_query
+from lens.spark_compat import is_delta_table
 
 UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Z", "+00:00", "GMT", "Etc/GMT"})
 # Errors Spark raises for a query that does not fit its tables or data (a column the table lacks, a
@@ -89,12 +90,10 @@ def compile_for(model: Model, query: Query, run_date: dt.date, catalog: Mapping[
 
 def register_tables(spark: SparkSession, compiled: CompiledQuery, catalog: Mapping[str, str]) -> None:
     """Each catalog table the query reads becomes a temp view over its Delta location."""
-    from delta.tables import DeltaTable
-
     views = views_for(catalog)
     for table in compiled.tables:
         location = catalog[table]
-        if not DeltaTable.isDeltaTable(spark, location):
+        if not is_delta_table(spark, location):
             raise LensError(f"catalog table {table} -> {location} is not a Delta table yet "
                             "(run `c360 nightly` first, or fix lens.catalog)")
         spark.read.format("delta").load(location).createOrReplaceTempView(views[table])

@@ -8,7 +8,8 @@ new process). Here every query is its own `c360` process on a small warehouse bu
 `entity.member`, and keep stack traces off the terminal.
 
 Every process pays Spark's start-up, so the queries run two at a time (the CLI answers one query
-per process).
+per process). Then the same commands through `c360 serve` (Spark Connect, `--remote`) give the same
+answers without starting Spark.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import json
 import os
 import re
 import shlex
+import signal
+import socket
 import subprocess
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -53,10 +56,19 @@ def saved_queries() -> list[tuple[str, list[str]]]:
 def readme_examples() -> list[tuple[str, list[str]]]:
     """README's `c360 lens query` commands (continuation lines joined), as written there."""
     text = (REPO / "README.md").read_text().replace("\\\n", " ")
-    commands = [shlex.split(line)[1:] for line in text.splitlines()
+    commands = [without_remote(shlex.split(line)[1:]) for line in text.splitlines()
                 if re.match(r"\s*(\.venv/bin/)?c360 lens query ", line)]
     assert commands, "README shows `c360 lens query` examples"
     return [(f"readme-{i}", args) for i, args in enumerate(commands, 1)]
+
+
+def without_remote(args: list[str]) -> list[str]:
+    """A README example that asks `c360 serve` (--remote URL), as it runs starting Spark; the tests
+    through the server below add their own server's URL."""
+    if "--remote" not in args:
+        return args
+    at = args.index("--remote")
+    return [*args[:at], *args[at + 2:]]
 
 
 def as_json(args: list[str]) -> list[str]:
@@ -158,3 +170,83 @@ def test_a_query_spark_rejects_is_one_paragraph_and_exit_2(answers):
     assert_no_trace(done.stderr)
     message = done.stderr.strip()
     assert message.startswith("c360 lens: error:") and "feature66" in message and "\n" not in message
+
+
+# ---------------------------------------------------------------------------------------------
+# The same read commands through `c360 serve` (Spark Connect): the answers a fresh process gives
+# starting Spark itself, and a server that is not there said in one paragraph.
+# ---------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(warehouse) -> str:
+    """`c360 serve` on the warehouse; its URL. Stopped by SIGTERM at the end, which it must obey."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in INHERITED}
+    proc = subprocess.Popen([str(C360), "serve", "--port", str(port), "--warehouse", str(warehouse), "--run-date", RUN_DATE],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ready = proc.stdout.readline()
+    if f"Spark Connect at sc://localhost:{port}" not in ready:
+        proc.kill()
+        pytest.fail(f"c360 serve did not start: {ready}{proc.stderr.read()}")
+    yield f"sc://localhost:{port}"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert (proc.returncode, out.strip()) == (0, "c360 serve: stopped"), (proc.returncode, out, err)
+    assert_no_trace(err)
+
+
+def test_lens_queries_through_c360_serve_answer_as_starting_spark(answers, warehouse, server):
+    for name, args in CASES:
+        local = answers[name].result()
+        remote = c360(*args, "--remote", server, warehouse=warehouse)
+        assert remote.returncode == 0, f"{name} through {server}: {remote.stderr}"
+        assert_no_trace(remote.stderr)
+        assert json.loads(remote.stdout) == json.loads(local.stdout), name
+
+
+def test_identity_explain_and_segments_preview_through_c360_serve(warehouse, server):
+    from deltalake import DeltaTable
+
+    from jobs.core.config import load_config
+
+    rows = DeltaTable(str(warehouse / "gold" / "identity_map")).to_pyarrow_table().to_pylist()
+    by_customer: dict[str, list[str]] = {}
+    for row in sorted(rows, key=lambda r: (r["customer_id"], r["identifier_type"], r["identifier_value"])):
+        by_customer.setdefault(row["customer_id"], []).append(f"{row['identifier_type']}:{row['identifier_value']}")
+    linked = next(ids for ids in by_customer.values() if len(ids) >= 2)
+    segment = load_config(REPO / "conf" / "local.yml").segments.definitions[0].name
+    for args in (["identity", "explain", *linked[:2]], ["segments", "preview", segment]):
+        local = c360(*args, warehouse=warehouse)
+        remote = c360(*args, "--remote", server, warehouse=warehouse)
+        assert local.returncode == remote.returncode == 0, (local.stderr, remote.stderr)
+        assert_no_trace(remote.stderr)
+        assert remote.stdout == local.stdout and local.stdout.strip(), args
+
+
+def test_a_server_that_is_not_there_is_one_paragraph_and_exit_2(warehouse):
+    url = f"sc://localhost:{free_port()}"
+    done = c360("lens", "query", "--model", PROJECT, "--measure", "order_placed.frequency", "--remote", url,
+                warehouse=warehouse)
+    assert done.returncode == 2, done.stderr
+    assert_no_trace(done.stderr)
+    message = done.stderr.strip()
+    assert message.startswith(f"c360 lens: error: no Spark Connect server answers at {url}") and "c360 serve" in message
+    assert "\n" not in message
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly(warehouse, server):
+    """`c360 lens query ... | head`: the reader closes the pipe before c360 writes; c360 stops at once
+    with the status a shell gives a writer whose reader left (141), and says nothing."""
+    query = shlex.join([str(C360), "lens", "query", "--model", PROJECT, "--query", "lens/queries/rfm.yml",
+                        "--remote", server, "--warehouse", str(warehouse), "--run-date", RUN_DATE])
+    env = {k: v for k, v in os.environ.items() if k not in INHERITED}
+    done = subprocess.run(["bash", "-c", f"set -o pipefail; {query} | true"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT)
+    assert (done.returncode, done.stderr) == (141, "")

@@ -4,7 +4,8 @@ The commands come from README's ```sh blocks, so this test follows README. Each 
 `bash -c` in a temporary copy of the repo (the files git tracks or would track, with the set-up's
 .venv/ and .jars/ linked in), so the data and warehouse it writes land there and go away after.
 Checked: exit status 0, the output each kind of command promises, and no stack trace or Spark log
-line on the terminal.
+line on the terminal. A command README starts in the background (`c360 serve ... &`) is started the
+same way and runs until the last command is done; then SIGTERM must stop it cleanly.
 
 Not run here, and why:
 - `make run`, `make test`, `make setup ...`: set-up and the whole suite (CI runs `make test` itself);
@@ -21,6 +22,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +43,9 @@ SPARK_LOG_LINE = re.compile(r"^\d{2}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} (TRACE|DEBUG|
 # Printed by the JVM itself when Spark adds the incubating vector module (not a Spark log line).
 JVM_NOTICE = "WARNING: Using incubator modules: jdk.incubator.vector"
 TIMEOUT = 900
+# A command README starts in the background (`c360 serve ... &`): a server the later commands use.
+BACKGROUND = "&"
+SERVER_READY = "Spark Connect at sc://"
 
 
 def readme_commands(text: str | None = None) -> list[str]:
@@ -49,10 +54,20 @@ def readme_commands(text: str | None = None) -> list[str]:
     commands = []
     for block in re.findall(r"^```sh\n(.*?)^```", text, flags=re.S | re.M):
         for command in re.sub(r"\\\n\s*", " ", block).splitlines():
-            words = shlex.split(command, comments=True)
-            if words:
+            words = bash_words(command)
+            if words and words[-1] == BACKGROUND:
+                commands.append(f"{shlex.join(words[:-1])} {BACKGROUND}")
+            elif words:
                 commands.append(shlex.join(words))
     return commands
+
+
+def bash_words(command: str) -> list[str]:
+    """The words of a command line as bash splits them: a comment starts at a word that begins with
+    `#`, not at a `#` inside a word (`--archives env.tar.gz#environment`), unlike shlex's comments."""
+    words = shlex.split(command)
+    comment = next((i for i, word in enumerate(words) if word.startswith("#")), len(words))
+    return words[:comment]
 
 
 def commands_run_here() -> list[str]:
@@ -118,7 +133,35 @@ def test_readme_shows_commands_and_this_test_runs_some():
 def test_readme_commands_work_verbatim_from_a_fresh_copy(tmp_path):
     repo = fresh_copy(tmp_path / "c360")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK_", "SPARK_", "C360_"))}
+    servers: list[tuple[str, subprocess.Popen]] = []
+    try:
+        run_in_order(repo, env, servers)
+    finally:
+        for command, server in servers:
+            server.send_signal(signal.SIGTERM)
+            out, err = server.communicate(timeout=120)
+            assert (server.returncode, out.strip().splitlines()[-1:]) == (0, ["c360 serve: stopped"]), (command, out, err)
+            assert [line for line in err.splitlines() if line.strip() and line != JVM_NOTICE] == [], err
+    logs = list((repo / "warehouse" / "_logs").glob("*.log"))
+    assert logs and any(p.stat().st_size for p in logs), "Spark's output went to warehouse/_logs/"
+
+
+def start_server(command: str, repo: Path, env: dict[str, str]) -> subprocess.Popen:
+    """A `... &` command of README, started as bash would and left running once it says it is ready."""
+    server = subprocess.Popen(["bash", "-c", f"exec {command.removesuffix(BACKGROUND).strip()}"], cwd=repo, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ready = server.stdout.readline()
+    if SERVER_READY not in ready:
+        server.kill()
+        pytest.fail(f"{command}: not ready: {ready}{server.stderr.read()[-3000:]}")
+    return server
+
+
+def run_in_order(repo: Path, env: dict[str, str], servers: list) -> None:
     for command in commands_run_here():
+        if command.endswith(BACKGROUND):
+            servers.append((command, start_server(command, repo, env)))
+            continue
         missing = [w for w in shlex.split(command) if w.startswith("lens/") and not (repo / w).exists()]
         if missing and all(m.startswith("lens/seed/") for m in missing):
             pytest.xfail(f"{command}: {missing} not in the repo yet (lens/seed/ is being added)")
@@ -130,8 +173,6 @@ def test_readme_commands_work_verbatim_from_a_fresh_copy(tmp_path):
         assert [line for line in proc.stderr.splitlines() if line.strip() and line != JVM_NOTICE] == [], \
             f"{command}: stderr is not empty:\n{proc.stderr[-3000:]}"
         check_output(command, proc, repo)
-    logs = list((repo / "warehouse" / "_logs").glob("*.log"))
-    assert logs and any(p.stat().st_size for p in logs), "Spark's output went to warehouse/_logs/"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import tarfile
 import sys
 import textwrap
 import time
@@ -98,9 +99,17 @@ RUN_DATE = "2026-02-01"
 
 def readme_spark_submit() -> list[str]:
     """README's spark-submit command as words."""
-    found = [c for c in readme_commands() if c.startswith("spark-submit ")]
+    found = [c for c in readme_commands() if c.startswith("spark-submit ") and "--deploy-mode" not in c]
     assert len(found) == 1, found
     return shlex.split(found[0])
+
+
+def readme_cluster_mode_submit(manager: str) -> list[str]:
+    """README's `--deploy-mode cluster` command for `manager` ('yarn' or 'k8s') as words."""
+    found = [shlex.split(c) for c in readme_commands()
+             if c.startswith("spark-submit ") and "--deploy-mode cluster" in c and f"--master {manager}" in c]
+    assert len(found) == 1, found
+    return found[0]
 
 
 def with_option(words: list[str], option: str, value: str) -> list[str]:
@@ -253,7 +262,8 @@ def generated(out: Path, *args: str) -> Path:
 
 @pytest.mark.slow
 def test_the_whole_nightly_on_a_two_worker_cluster_equals_local_mode(standalone_cluster, spark, tmp_path):
-    """README's spark-submit against the standalone cluster, the warehouse a file:// URI, for two run
+    """README's spark-submit against the standalone cluster, the warehouse and the input file:// URIs
+    (listed and read through Hadoop, as an hdfs:// or s3a:// location would be), for two run
     dates (the second incremental: a day of new events for 5 of the customers); then the same two
     nights in local mode (this test session), and every table and export of the two warehouses
     compared whole. The cluster run's report and Spark log land in its warehouse."""
@@ -271,7 +281,7 @@ def test_the_whole_nightly_on_a_two_worker_cluster_equals_local_mode(standalone_
     archive = build(tmp_path / "dist" / "c360.zip")
     on_cluster = tmp_path / "cluster-warehouse"
     for run_date, raw in nights:
-        cmd = readme_submit(standalone_cluster, archive, config=str(config), input=str(raw), run_date=run_date,
+        cmd = readme_submit(standalone_cluster, archive, config=str(config), input=raw.as_uri(), run_date=run_date,
                             extra=("--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.executor.memory=768m")
                             ) + ["--warehouse", on_cluster.as_uri()]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=REPO_ROOT,
@@ -298,3 +308,58 @@ def test_the_whole_nightly_on_a_two_worker_cluster_equals_local_mode(standalone_
     # text naming the warehouse (gold/segment_runs.export_file) is compared with the folder masked
     problems = compare(spark, locally, on_cluster, (str(locally), (f"file:{on_cluster}", str(on_cluster))))
     assert problems == [], "\n".join(problems)
+
+
+# Where nothing listens: the cluster manager's address in the two tests below.
+CLOSED_PORT = 1
+YARN_SITE = f"""<configuration>
+<property><name>yarn.resourcemanager.address</name><value>127.0.0.1:{CLOSED_PORT}</value></property>
+<property><name>yarn.resourcemanager.connect.max-wait.ms</name><value>2000</value></property>
+<property><name>yarn.resourcemanager.connect.retry-interval.ms</name><value>500</value></property>
+</configuration>
+"""
+CORE_SITE = """<configuration>
+<property><name>fs.defaultFS</name><value>file:///</value></property>
+</configuration>
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("manager", ["yarn", "k8s"])
+def test_readme_cluster_deploy_mode_commands_get_as_far_as_the_cluster_manager(manager, tmp_path):
+    """This machine has no YARN and no Kubernetes, so README's `--deploy-mode cluster` commands run
+    against a cluster-manager address where nothing listens. spark-submit must accept every option
+    and prepare the submission (for Kubernetes: the driver pod and the upload of every local file
+    the command names, to a local upload folder here instead of s3a://), then fail only at the
+    connection: no option or file problem on the way."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("jobs", "conf", ".jars"):
+        (repo / name).symlink_to(REPO_ROOT / name)
+    build(repo / "dist" / "c360.zip")
+    with tarfile.open(repo / "dist" / "c360-env.tar.gz", "w:gz") as env_archive:  # the packed venv's stand-in
+        env_archive.add(REPO_ROOT / "requirements.lock", arcname="requirements.lock")
+    words = readme_cluster_mode_submit(manager)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK_", "C360_"))}, **SPARK_ENV}
+    uploads = tmp_path / "uploads"
+    if manager == "yarn":
+        hadoop_conf = tmp_path / "hadoop-conf"
+        hadoop_conf.mkdir()
+        (hadoop_conf / "yarn-site.xml").write_text(YARN_SITE)
+        (hadoop_conf / "core-site.xml").write_text(CORE_SITE)
+        env["HADOOP_CONF_DIR"] = str(hadoop_conf)
+    else:
+        words = with_option(words, "--master", f"k8s://https://127.0.0.1:{CLOSED_PORT}")
+        upload = next(w for w in words if w.startswith("spark.kubernetes.file.upload.path="))
+        words[words.index(upload)] = f"spark.kubernetes.file.upload.path={uploads.as_uri()}"
+    proc = subprocess.run([str(BIN / "spark-submit"), *words[1:]], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    assert "Connection refused" in output, output[-3000:]
+    for problem in ("Unrecognized option", "Missing application resource", "does not exist", "FileNotFound"):
+        assert problem not in output, output[-3000:]
+    if manager == "k8s":
+        uploaded = sorted(p.name for p in uploads.rglob("*") if p.is_file())
+        assert uploaded == sorted(["c360-env.tar.gz", "c360.zip", "cli.py", "cluster.yml", "delta-spark_2.13-4.4.0.jar",
+                                   "delta-storage-4.4.0.jar", "log4j2.properties"]), uploaded

@@ -17,6 +17,7 @@ import math
 import sys
 from typing import Any, Iterable, Iterator
 
+from jobs.core.config import REMOTE_HELP, REMOTE_METAVAR
 from jobs.core.context import JobContext
 
 FORMATS = ("table", "csv", "json")
@@ -29,6 +30,7 @@ def _shared_options(parser: argparse.ArgumentParser, run_date_arg) -> None:
     parser.add_argument("--warehouse", default=argparse.SUPPRESS, help="warehouse root (overrides the config)")
     parser.add_argument("--run-date", type=run_date_arg, default=argparse.SUPPRESS,
                         help="logical date of the run, YYYY-MM-DD (binds current_date; default: today in UTC)")
+    parser.add_argument("--remote", default=argparse.SUPPRESS, metavar=REMOTE_METAVAR, help=REMOTE_HELP)
 
 
 def _query_options(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,8 @@
 """`c360 maintain`: compact and cluster the warehouse's Delta tables, then remove the files no
 version within the retention still reads (issue 14, item 7).
 
-- OPTIMIZE every table c360 writes (jobs.core.catalog, and the lens materializations configured).
+- OPTIMIZE every table c360 writes (jobs.core.catalog, the lens materializations configured, and the
+  nightly's records of finished stages and landed input files).
   A table with a column readers filter a customer by (MAINTAIN_ZORDER_COLUMNS, the first it has
   that is not a partition column) is Z-ordered by it, so a read of one customer's rows skips most
   files; the others (bronze, by run_date partitions) are compacted only.
@@ -19,17 +20,24 @@ from pyspark.sql import functions as F
 
 from jobs.core import tables
 from jobs.core.catalog import SPECS
+from jobs.core.completions import COMPLETIONS_TABLE
+from jobs.ingest.inputs import INPUT_FILES_TABLE
 from jobs.core.context import JobContext, StageResult
 
 # Columns readers look a customer up by, in order of preference (activity stream: entity_id).
 MAINTAIN_ZORDER_COLUMNS = ("entity_id", "customer_id")
 LENS_TEMPLATE = tables.lens_table("<name>")
+# The nightly's own records, a small commit or more every night (the lease table is left alone: its
+# row is what the running command holds).
+CONTROL_TABLES = (COMPLETIONS_TABLE, INPUT_FILES_TABLE)
 
 
 def maintained_tables(ctx: JobContext) -> list[str]:
-    """The tables c360 writes that exist in this warehouse, catalog order, then the lens tables."""
+    """The tables c360 writes that exist in this warehouse, catalog order, then the lens tables and
+    the control tables."""
     names = [spec.name for spec in SPECS.values() if spec.name != LENS_TEMPLATE]
     names += [tables.lens_table(m.name) for m in ctx.config.lens.materialize]
+    names += CONTROL_TABLES
     return [name for name in names if ctx.warehouse.exists(ctx.spark, name)]
 
 

@@ -20,7 +20,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
@@ -31,6 +31,9 @@ from jobs.core.config import Config
 from jobs.core.session import literal_row
 from jobs.core.tables import Warehouse
 
+if TYPE_CHECKING:  # the listing's type only: the core does not import the stages
+    from jobs.ingest.inputs import InputFiles
+
 COMPLETIONS_TABLE = "_control/stage_runs"
 COMPLETIONS_SCHEMA = StructType([
     StructField("run_date", DateType()), StructField("stage", StringType()), StructField("night", StringType()),
@@ -38,15 +41,12 @@ COMPLETIONS_SCHEMA = StructType([
 ])
 
 
-def night_of(config: Config, input_files: list[Path] | None, input_dir: Path | None) -> str:
+def night_of(config: Config, inputs: InputFiles | None) -> str:
     """What identifies a night's work besides its date: the settings that shape tables (not `spark:`,
-    which only says where and how fast they are computed) and the input files (name, size,
-    modification time). A short hash."""
+    which only says where and how fast they are computed) and the input files (name below the input
+    folder, size, modification time). A short hash."""
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("spark", "source", "warehouse", "maintain")}
-    files = []
-    for path in input_files or []:
-        stat = path.stat()
-        files.append([str(path.relative_to(input_dir)) if input_dir else str(path), stat.st_size, stat.st_mtime_ns])
+    files = [[inputs.relative(f), f.size, f.modified_ms] for f in inputs.files] if inputs is not None else []
     text = json.dumps({"settings": settings, "files": files}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -17,6 +17,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
 from typing import Any
 
 import yaml
@@ -112,10 +113,36 @@ class SparkSettings:
     packages: list[str] = field(default_factory=list)
     # Any other Spark property, passed through as is.
     conf: dict[str, str] = field(default_factory=dict)
+    # A Spark Connect server (sc://host:port, e.g. one `c360 serve` runs): the read-only commands
+    # (lens query, segments preview, identity explain) ask it instead of starting Spark.
+    remote: str | None = None
 
     def validate(self, key: str) -> None:
         if self.shuffle_partitions < 1:
             raise ValueError(f"'{key}.shuffle_partitions' must be at least 1")
+        if self.remote is not None:
+            connect_address(self.remote, f"{key}.remote")
+
+
+# Spark Connect's own default port.
+CONNECT_DEFAULT_PORT = 15002
+# The read commands' --remote option (jobs.cli, jobs.commands.lens).
+REMOTE_METAVAR = "sc://HOST:PORT"
+REMOTE_HELP = ("ask this Spark Connect server (e.g. `c360 serve`) instead of starting Spark "
+               "(overrides spark.remote; read-only commands only)")
+
+
+def connect_address(url: str, key: str = "spark.remote") -> tuple[str, int]:
+    """(host, port) of a Spark Connect URL `sc://host[:port][/;params]`; a ValueError naming `key`
+    for anything else."""
+    parsed = urlparse(url)
+    try:
+        port = parsed.port or CONNECT_DEFAULT_PORT
+    except ValueError:
+        port = None
+    if parsed.scheme != "sc" or not parsed.hostname or port is None:
+        raise ValueError(f"'{key}' must be a Spark Connect URL such as sc://localhost:{CONNECT_DEFAULT_PORT}, got {url!r}")
+    return parsed.hostname, port
 
 
 @dataclass(frozen=True)
@@ -129,10 +156,15 @@ class IngestSettings:
     # A night's event files up to this size are kept in memory while they land; a bigger input is
     # kept on local disk (jobs.ingest.stage.landing_storage), so it cannot exhaust the heap.
     memory_cache_max_mb: int = 1024
+    # After the first night, an event timestamped more than this many days before the run date is
+    # quarantined as too_late instead of rewriting old history (jobs.ingest.inputs); null: any age.
+    late_window_days: int | None = None
 
     def validate(self, key: str) -> None:
         if self.memory_cache_max_mb < 0:
             raise ValueError(f"'{key}.memory_cache_max_mb' must be 0 or more (MB; 0 keeps every input on disk)")
+        if self.late_window_days is not None and self.late_window_days < 0:
+            raise ValueError(f"'{key}.late_window_days' must be 0 or more days, or null for no limit")
 
 
 # Delta's own minimum for VACUUM (spark.databricks.delta.retentionDurationCheck): 7 days.

@@ -20,7 +20,7 @@ class RunParams:
 
     The command line builds it from its options; `nightly` passes one to every stage."""
 
-    input_dir: Path | None = None   # raw input folder with events/ and customers/ (ingest)
+    input_dir: str | Path | None = None  # raw input folder with events/ and customers/ (ingest): path or URI
     rebuild: bool = False           # recompute derived tables from all history instead of incrementally
     rewind: bool = False            # accept a run date before the last applied one (segments)
 
@@ -42,6 +42,9 @@ class JobContext:
     config: Config
     run_date: dt.date
     _spark: SparkSession | None = None
+    # A read-only command may use a Spark Connect server (config spark.remote) instead of starting
+    # Spark itself; commands that write always run their own session.
+    remote_ok: bool = False
 
     @property
     def warehouse(self) -> Warehouse:
@@ -50,9 +53,10 @@ class JobContext:
     @property
     def spark(self) -> SparkSession:
         if self._spark is None:
-            from jobs.core.session import build_spark
+            from jobs.core.session import build_spark, connect_spark
 
-            self._spark = build_spark(self.config.spark)
+            remote = self.config.spark.remote if self.remote_ok else None
+            self._spark = connect_spark(remote) if remote else build_spark(self.config.spark)
         return self._spark
 
     @property

@@ -43,7 +43,14 @@ def literal_row(spark: SparkSession, schema: StructType, values: tuple) -> DataF
     """One row of `schema` holding `values`, built from literals. Not from Python rows: a DataFrame
     of Python rows is a Python RDD, whose accumulator connection prints an EOFError on the terminal
     if the JVM dies later in the run."""
-    return spark.range(1).select(*[F.lit(v).cast(f.dataType).alias(f.name) for v, f in zip(values, schema.fields)])
+    return literal_rows(spark, schema, [values])
+
+
+def literal_rows(spark: SparkSession, schema: StructType, rows: list[tuple]) -> DataFrame:
+    """Rows of `schema` built from literals (see literal_row): a few, such as a night's input files."""
+    structs = [F.struct(*[F.lit(v).cast(f.dataType).alias(f.name) for v, f in zip(values, schema.fields)])
+               for values in rows]
+    return spark.range(1).select(F.inline(F.array(*structs))).select(*schema.fieldNames())
 
 
 # Settings every c360 session needs; config can override any of them via spark.conf.
@@ -200,6 +207,37 @@ def build_spark(settings: SparkSettings, *, extra_conf: dict[str, str] | None = 
     if not log_file:
         _errors_only(spark)
     return spark
+
+
+# How long a read command waits for a Spark Connect server's port to accept a connection.
+CONNECT_PROBE_SECONDS = 5
+
+
+def connect_spark(url: str) -> SparkSession:
+    """A Spark Connect session on the server at `url` (config spark.remote), checked with one round
+    trip, so that a server that is not there is said plainly, not as a gRPC trace on first use."""
+    import socket
+
+    from pyspark.errors import PySparkException
+
+    from jobs.core.config import connect_address
+
+    host, port = connect_address(url)
+    try:  # the client retries a refused connection for minutes: ask the port first
+        socket.create_connection((host, port), timeout=CONNECT_PROBE_SECONDS).close()
+    except OSError as exc:
+        raise _no_server(url, exc.strerror or str(exc)) from None
+    try:
+        spark = SparkSession.builder.remote(url).getOrCreate()
+        spark.range(1).collect()
+    except (PySparkException, ImportError) as exc:
+        raise _no_server(url, str(exc).splitlines()[0][:200]) from None
+    return spark
+
+
+def _no_server(url: str, why: str) -> ConfigError:
+    return ConfigError(f"no Spark Connect server answers at {url} (--remote, or spark.remote in the config): start "
+                       f"one with `c360 serve`, or leave both out to let the command start Spark itself ({why})")
 
 
 def _errors_only(spark: SparkSession) -> None:

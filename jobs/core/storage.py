@@ -4,13 +4,15 @@ A warehouse is a plain path (`warehouse`, `/data/c360`), a `file:` URI (`file://
 any URI a Hadoop FileSystem serves (`hdfs://nn/c360`, `s3a://bucket/c360`, `abfss://...`). Tables,
 exports and checkpoints are written by Spark and Hadoop, so they work on all of them. The files the
 driver itself writes (the run report) go through Hadoop's FileSystem API too, unless the warehouse
-is a plain path. Spark's log file is written by the driver's log4j, so it needs a local
+is a plain path. The raw input (`--input`) is listed, and its files' headers and checksums read,
+through Hadoop as well, so it may live on any of them. Spark's log file is written by the driver's log4j, so it needs a local
 folder: `<warehouse>/_logs` for a local warehouse, else `_logs/` in the current folder
 (README: running on a cluster).
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
@@ -83,6 +85,85 @@ def _hadoop(spark: SparkSession, location: str):
     jvm = spark.sparkContext._jvm
     path = jvm.org.apache.hadoop.fs.Path(location)
     return path, path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A file as its Hadoop FileSystem lists it."""
+
+    path: str          # fully qualified (file:/x/y.jsonl, s3a://b/x/y.jsonl), as Spark's readers name it
+    size: int          # bytes
+    modified_ms: int   # modification time, milliseconds since the epoch
+
+
+def hidden(name: str) -> bool:
+    """A name Spark's file readers skip inside a folder they list (_SUCCESS, .crc files, _temporary)."""
+    return name.startswith(("_", "."))
+
+
+def folder_kind(spark: SparkSession, location: str) -> str | None:
+    """'folder', 'file', or None when nothing is at `location` (any path or URI, through Hadoop)."""
+    path, fs = _hadoop(spark, location)
+    if not fs.exists(path):
+        return None
+    return "folder" if fs.getFileStatus(path).isDirectory() else "file"
+
+
+def qualified(spark: SparkSession, location: str) -> str:
+    """`location` fully qualified by its Hadoop FileSystem (data -> file:/home/me/data)."""
+    path, fs = _hadoop(spark, location)
+    return fs.makeQualified(path).toString().rstrip("/")
+
+
+def list_files(spark: SparkSession, location: str) -> list[FileEntry]:
+    """Every file below the folder `location` (recursively, through Hadoop: a plain path, file:,
+    hdfs:, s3a:, ...), skipping hidden names at any depth as Spark's readers do; sorted by path.
+    Names and sizes only: the listing, not the data, comes to the driver."""
+    path, fs = _hadoop(spark, location)
+    if not fs.exists(path):
+        return []
+    root = qualified(spark, location)
+    found, files = [], fs.listFiles(path, True)
+    while files.hasNext():
+        status = files.next()
+        name = status.getPath().toString()
+        below = name[len(root):].strip("/").split("/") if name.startswith(root) else [status.getPath().getName()]
+        if not any(hidden(part) for part in below):
+            found.append(FileEntry(name, status.getLen(), status.getModificationTime()))
+    return sorted(found, key=lambda f: f.path)
+
+
+def head_bytes(spark: SparkSession, location: str, count: int) -> bytes:
+    """The first `count` bytes of a file (fewer if it is shorter)."""
+    path, fs = _hadoop(spark, location)
+    stream = fs.open(path)
+    try:
+        return bytes(b for b in (stream.read() for _ in range(count)) if b >= 0)
+    finally:
+        stream.close()
+
+
+def first_line(spark: SparkSession, location: str) -> str | None:
+    """The first line of a UTF-8 text file (a byte-order mark dropped), None for an empty file."""
+    path, fs = _hadoop(spark, location)
+    jvm = spark.sparkContext._jvm
+    stream = fs.open(path)
+    try:
+        line = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8")).readLine()
+    finally:
+        stream.close()
+    return None if line is None else line.lstrip("\ufeff")
+
+
+def content_sha256(spark: SparkSession, location: str) -> str:
+    """SHA-256 of a file's bytes, computed in the driver's JVM as the file streams through it (one
+    call; the bytes never cross into Python)."""
+    path, fs = _hadoop(spark, location)
+    stream = fs.open(path)
+    try:
+        return spark.sparkContext._jvm.org.apache.commons.codec.digest.DigestUtils.sha256Hex(stream)
+    finally:
+        stream.close()
 
 
 def read_text(spark: SparkSession, location: str) -> str | None:

@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from jobs.core import storage
 from jobs.core.catalog import SPECS, TableSpec, spec_for  # noqa: F401  (SPECS, TableSpec: re-exported)
 from jobs.core.errors import InputError
+from lens.spark_compat import is_delta_table
 from jobs.core.table_names import (  # noqa: F401  (the public names, read as tables.<NAME>)
     ACTIVITY_DAILY,
     ACTIVITY_STREAM,
@@ -108,7 +109,7 @@ class Warehouse:
         return storage.join(self.root, table)
 
     def exists(self, spark: SparkSession, table: str) -> bool:
-        return DeltaTable.isDeltaTable(spark, self.path(table))
+        return is_delta_table(spark, self.path(table))
 
     def read(self, spark: SparkSession, table: str, *, missing: Missing = "error") -> DataFrame:
         """The table; when it does not exist, per `missing`: "error" raises an InputError naming the

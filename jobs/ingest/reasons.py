@@ -17,6 +17,8 @@ MISSING_EVENT = "missing_event"
 MISSING_GROUP_ID = "missing_group_id"
 MISSING_PREVIOUS_ID = "missing_previous_id"
 MISSING_CUSTOMER_ID = "missing_customer_id"
+# Only with ingest.late_window_days set, after the first night: a valid event older than the window.
+TOO_LATE = "too_late"
 EVENT_REASONS = (
     INVALID_JSON, NOT_AN_OBJECT, MISSING_MESSAGE_ID, MISSING_TYPE, UNKNOWN_TYPE, MISSING_TIMESTAMP,
     BAD_TIMESTAMP, MISSING_IDENTITY, MISSING_EVENT, MISSING_GROUP_ID, MISSING_PREVIOUS_ID,

@@ -7,7 +7,9 @@ Nothing is lost: a line that fails a check goes to quarantine/events with the fi
 and for every run  lines read = accepted + duplicates + quarantined  (likewise for customer rows).
 A messageId seen before (in this batch or an earlier run) is a replay and is kept once; a customer
 row identical to one seen before is kept once. Re-running the same input changes no table.
-Blank lines are not messages and are not counted.
+Blank lines are not messages and are not counted. DIR may be any location Hadoop reads, and a night
+reads only the files an earlier night has not landed (jobs.ingest.inputs: the manifest
+_control/input_files, the late window).
 
 Cost model (bench B4): the input is parsed once (traits and context only for the fields ingest
 uses) and the shaped rows are cached; counts, the quarantine write and the bronze write all read
@@ -19,8 +21,8 @@ were seen before, and that small set is broadcast to the rows.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -29,11 +31,19 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from jobs.core import tables
 from jobs.core.session import BROADCAST_KEYS_MAX, session_conf
+from jobs.core.storage import first_line
 from jobs.core.catalog import SPECS, TableSpec
 from jobs.core.config import IngestSettings
 from jobs.core.context import JobContext, RunParams, StageResult
 from jobs.core.errors import InputError
 from jobs.identity.identifiers import normalize_email, normalize_id
+from jobs.ingest.inputs import (
+    discover_inputs,
+    late_window_start,
+    record_landed,
+    select_new_files,
+    skipped_note,
+)
 from jobs.ingest.reasons import (  # the quarantine reasons' one definition (shared with the generator)
     BAD_TIMESTAMP,
     EVENT_REASONS,  # noqa: F401  (re-exported: the reasons in the order they are checked)
@@ -47,6 +57,7 @@ from jobs.ingest.reasons import (  # the quarantine reasons' one definition (sha
     MISSING_TIMESTAMP,
     MISSING_TYPE,
     NOT_AN_OBJECT,
+    TOO_LATE,
     UNKNOWN_TYPE,
 )
 from jobs.ingest.schemas import (
@@ -61,9 +72,6 @@ from jobs.ingest.schemas import (
 )
 
 
-EVENT_FILE_GLOB = "*.{jsonl,jsonl.gz}"
-CUSTOMER_FILE_GLOB = "*.csv"
-GZIP_MAGIC = b"\x1f\x8b"
 KIND_EVENT = "event"
 KIND_CUSTOMER = "customer"
 
@@ -84,48 +92,13 @@ QUARANTINE_SPEC = SPECS[tables.QUARANTINE_EVENTS]
 
 
 # ----------------------------------------------------------------------------------------------
-# Input discovery (driver side: file names only, never file contents beyond a header line)
+# Input: listing, the files a night reads and their manifest are jobs.ingest.inputs
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class InputFiles:
-    events_dir: Path
-    customers_dir: Path
-    event_files: list[Path]
-    customer_files: list[Path]
-
-
-def discover_inputs(root: Path, events_glob: str = "events", customers_glob: str = "customers") -> InputFiles:
-    if not root.exists():
-        raise InputError(f"input folder {root} does not exist")
-    if not root.is_dir():
-        raise InputError(f"input {root} is not a folder (expected events/ and customers/ inside it)")
-    events_dir, customers_dir = root / events_glob, root / customers_glob
-    event_files = sorted(p for p in events_dir.rglob("*") if p.is_file() and p.name.endswith((".jsonl", ".jsonl.gz")))
-    customer_files = sorted(p for p in customers_dir.rglob("*") if p.is_file() and p.name.endswith(".csv"))
-    if not event_files and not customer_files:
-        raise InputError(
-            f"input folder {root} has no *.jsonl / *.jsonl.gz under {events_glob}/ and no *.csv under {customers_glob}/"
-        )
-    for path in event_files + customer_files:
-        _check_readable(path)
-    return InputFiles(events_dir, customers_dir, event_files, customer_files)
-
-
-def _check_readable(path: Path) -> None:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(2)
-    except OSError as exc:
-        raise InputError(f"input file {path} cannot be read: {exc.strerror}") from None
-    if path.name.endswith(".gz") and head and head != GZIP_MAGIC:
-        raise InputError(f"input file {path} is named .gz but is not gzip-compressed")
-
-
-def read_csv_header(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        header = next(csv.reader(fh), None)
+def read_csv_header(spark: SparkSession, path: str) -> list[str]:
+    line = first_line(spark, path)
+    header = next(csv.reader([line]), None) if line is not None else None
     if not header:
         raise InputError(f"customer file {path} is empty (a header row is required)")
     names = [h.strip() for h in header]
@@ -212,6 +185,15 @@ def event_rejection_reason(df: DataFrame) -> DataFrame:
         .when((msg_type == "alias") & _blank(m["previousId"]), F.lit(MISSING_PREVIOUS_ID))
     )
     return df.withColumn("parsed_ts", F.expr("try_cast(trim(m.timestamp) AS TIMESTAMP)")).withColumn("reason", reason)
+
+
+def reject_late(df: DataFrame, earliest: dt.date | None) -> DataFrame:
+    """An acceptable message timestamped before `earliest` (the late window's first day, UTC) gets
+    the reason TOO_LATE; None accepts any age."""
+    if earliest is None:
+        return df
+    late = F.col("reason").isNull() & (F.col("parsed_ts") < F.lit(dt.datetime.combine(earliest, dt.time())))
+    return df.withColumn("reason", F.when(late, F.lit(TOO_LATE)).otherwise(F.col("reason")))
 
 
 def to_bronze_events(df: DataFrame, run_date) -> DataFrame:
@@ -334,22 +316,18 @@ def to_bronze_customers(df: DataFrame, run_date) -> DataFrame:
 # ----------------------------------------------------------------------------------------------
 
 
-def read_event_lines(spark: SparkSession, events_dir: Path) -> DataFrame:
-    lines = (
-        spark.read.option("recursiveFileLookup", "true")
-        .option("pathGlobFilter", EVENT_FILE_GLOB)
-        .text(str(events_dir))
-    )
+def read_event_lines(spark: SparkSession, files: list[str]) -> DataFrame:
+    lines = spark.read.text(files)
     return lines.select(F.col("value").alias("raw"), F.col("_metadata.file_path").alias("source_file")).filter(
         F.trim("raw") != ""
     )
 
 
-def read_customer_rows(spark: SparkSession, files: list[Path]) -> DataFrame | None:
+def read_customer_rows(spark: SparkSession, files: list[str]) -> DataFrame | None:
     """All customer CSVs as string columns in CUSTOMER_COLUMNS order, whatever each file's column order."""
     by_header: dict[tuple[str, ...], list[str]] = {}
     for path in files:
-        by_header.setdefault(tuple(read_csv_header(path)), []).append(str(path))
+        by_header.setdefault(tuple(read_csv_header(spark, path)), []).append(path)
     frames = []
     for header, paths in sorted(by_header.items()):
         schema = StructType([StructField(h, StringType()) for h in header])
@@ -460,19 +438,21 @@ def land(spark: SparkSession, wh, classified: DataFrame, *, kind: str, spec: Tab
     return Landing(valid + quarantined, accepted, valid - accepted, quarantined, by_reason)
 
 
-def classify_event_lines(spark: SparkSession, events_dir: Path, run_date) -> DataFrame:
-    """Every non-blank line under events_dir, parsed, checked and shaped as bronze/events + `reason`."""
+def classify_event_lines(spark: SparkSession, files: list[str], run_date, earliest: dt.date | None = None) -> DataFrame:
+    """Every non-blank line of the event files, parsed, checked and shaped as bronze/events + `reason`
+    (`earliest`: the late window's first day, see reject_late)."""
     return (
-        read_event_lines(spark, events_dir)
+        read_event_lines(spark, files)
         .transform(parse_event_lines)
         .transform(event_rejection_reason)
+        .transform(lambda df: reject_late(df, earliest))
         .transform(lambda df: to_bronze_events(df, run_date))
     )
 
 
-def ingest_events(spark: SparkSession, wh, events_dir: Path, run_date,
-                  storage: StorageLevel = StorageLevel.MEMORY_AND_DISK) -> dict[str, int]:
-    classified = classify_event_lines(spark, events_dir, run_date)
+def ingest_events(spark: SparkSession, wh, files: list[str], run_date,
+                  storage: StorageLevel = StorageLevel.MEMORY_AND_DISK, earliest: dt.date | None = None) -> dict[str, int]:
+    classified = classify_event_lines(spark, files, run_date, earliest)
     landed = land(spark, wh, classified, kind=KIND_EVENT, spec=EVENTS_SPEC, run_date=run_date, storage=storage)
     return {
         "lines_read": landed.read,
@@ -483,7 +463,7 @@ def ingest_events(spark: SparkSession, wh, events_dir: Path, run_date,
     }
 
 
-def ingest_customers(spark: SparkSession, wh, files: list[Path], run_date) -> dict[str, int]:
+def ingest_customers(spark: SparkSession, wh, files: list[str], run_date) -> dict[str, int]:
     rows = read_customer_rows(spark, files)
     if rows is None:
         return {}
@@ -501,20 +481,26 @@ def run(ctx: JobContext, params: RunParams) -> StageResult:
     settings = ctx.config.ingest
     if params.input_dir is None:
         raise InputError("ingest needs the raw input folder (--input DIR)")
-    inputs = discover_inputs(Path(params.input_dir), settings.events_glob, settings.customers_glob)
     spark, wh = ctx.spark, ctx.warehouse
+    inputs = discover_inputs(spark, params.input_dir, settings.events_glob, settings.customers_glob)
+    night = select_new_files(spark, wh, inputs, ctx.run_date)
     metrics: dict[str, int] = {"lines_read": 0, "accepted": 0, "duplicates": 0, "quarantined": 0}
-    if inputs.event_files:
-        input_bytes = sum(path.stat().st_size for path in inputs.event_files)
-        storage = landing_storage(input_bytes, settings)
-        metrics.update(ingest_events(spark, wh, inputs.events_dir, ctx.run_date, storage))
-    metrics.update(ingest_customers(spark, wh, inputs.customer_files, ctx.run_date))
+    if night.event_files:
+        level = landing_storage(sum(f.size for f in night.event_files), settings)
+        earliest = late_window_start(ctx.run_date, settings.late_window_days, night.has_history)
+        metrics.update(ingest_events(spark, wh, [f.path for f in night.event_files], ctx.run_date, level, earliest))
+    metrics.update(ingest_customers(spark, wh, [f.path for f in night.customer_files], ctx.run_date))
+    metrics.update(files_read=len(night.event_files) + len(night.customer_files), files_skipped=len(night.skipped))
     # The table exists after every run, empty when nothing was ever quarantined.
     wh.create(spark, QUARANTINE_SPEC)
+    record_landed(spark, wh, night, ctx.run_date)
     result = StageResult(metrics=metrics)
     if metrics["lines_read"] and metrics["quarantined"] / metrics["lines_read"] > settings.warn_quarantine_ratio:
         result.notes.append(
             f"{metrics['quarantined']:,} of {metrics['lines_read']:,} event lines were quarantined; "
             f"see {wh.path(tables.QUARANTINE_EVENTS)}"
         )
+    skipped = skipped_note(night.skipped)
+    if skipped:
+        result.notes.append(skipped)
     return result

@@ -9,6 +9,7 @@ from chispa import assert_df_equality
 from delta.tables import DeltaTable
 
 from jobs.commands.maintain import maintain, maintained_tables, zorder_columns
+from jobs.ingest.inputs import INPUT_FILES_TABLE
 from jobs.core import tables
 from jobs.core.catalog import SPECS
 from jobs.core.config import MaintainSettings, load_config
@@ -80,10 +81,12 @@ def test_c360_maintain_in_a_fresh_process(tmp_path):
     proc = c360("maintain", "--warehouse", str(warehouse), "--run-date", "2026-01-02")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
-    # bronze/events and quarantine/events (ingest creates it), one small file each: nothing to rewrite
+    # bronze/events, quarantine/events (ingest creates it) and the input manifest, one small file
+    # each: nothing to rewrite
     assert proc.stdout == (
-        "maintain: tables=2, files_removed=0, files_added=0\n"
+        "maintain: tables=3, files_removed=0, files_added=0\n"
         f"  note: {tables.BRONZE_EVENTS}: compacted, 0 files -> 0; vacuumed (files unread for 168 h)\n"
         f"  note: {tables.QUARANTINE_EVENTS}: compacted, 0 files -> 0; vacuumed (files unread for 168 h)\n"
+        f"  note: {INPUT_FILES_TABLE}: compacted, 0 files -> 0; vacuumed (files unread for 168 h)\n"
     )
 

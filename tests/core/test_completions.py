@@ -4,10 +4,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import shutil
 
 from jobs.core import completions
 from jobs.core.config import Config, SparkSettings
 from jobs.core.tables import Warehouse
+from jobs.ingest.inputs import discover_inputs
 
 RUN_DATE = dt.date(2026, 3, 2)
 
@@ -21,30 +23,42 @@ def night_files(tmp_path):
     return folder, [a, b]
 
 
-def test_a_night_is_its_input_files_and_the_settings_that_shape_tables(tmp_path):
+def test_a_night_is_its_input_files_and_the_settings_that_shape_tables(spark, tmp_path):
     folder, files = night_files(tmp_path)
     config = Config()
-    night = completions.night_of(config, files, folder)
-    assert len(night) == 16 and night == completions.night_of(config, list(files), folder)
-    # where and how fast it runs is not part of it
+
+    def night(cfg=config, where=folder):
+        return completions.night_of(cfg, discover_inputs(spark, where))
+
+    first = night()
+    assert len(first) == 16 and first == night()
+    # where and how fast it runs is not part of it, nor where the input folder is
     elsewhere = dataclasses.replace(config, spark=SparkSettings(master="spark://x:7077"), warehouse="/else",
                                     source="other.yml")
-    assert completions.night_of(elsewhere, files, folder) == night
+    assert night(elsewhere) == first
+    moved = tmp_path / "moved"
+    shutil.copytree(folder, moved)
+    for name in ("a.jsonl", "b.jsonl"):
+        shutil.copystat(folder / "events" / name, moved / "events" / name)
+    assert night(where=moved) == first
+    assert night(where=f"file://{folder}") == first
 
     extra = folder / "events" / "c.jsonl"
     extra.write_text("{}\n")
     different = {
-        "a file more": completions.night_of(config, [*files, extra], folder),
-        "a file fewer": completions.night_of(config, files[:1], folder),
-        "a setting": completions.night_of(
-            dataclasses.replace(config, ingest=dataclasses.replace(config.ingest, events_glob="ev")), files, folder),
+        "a file more": night(),
+        "a setting": night(dataclasses.replace(config, ingest=dataclasses.replace(config.ingest, late_window_days=3))),
     }
+    extra.unlink()
     files[1].write_text("{}\n{}\n")
-    different["a file grown"] = completions.night_of(config, files, folder)
+    different["a file grown"] = night()
     os.utime(files[0], ns=(0, 0))
-    different["a file touched"] = completions.night_of(config, files, folder)
-    assert {why: value == night for why, value in different.items()} == {why: False for why in different}
+    different["a file touched"] = night()
+    files[1].unlink()
+    different["a file fewer"] = night()
+    assert {why: value == first for why, value in different.items()} == {why: False for why in different}
     assert len(set(different.values())) == len(different)
+    assert completions.night_of(config, None) not in different.values()
 
 
 def test_finished_stages_are_those_recorded_for_the_date_and_night(spark, tmp_path):

@@ -55,6 +55,28 @@ def test_unknown_config_key_exits_2(tmp_path):
     assert_clean_terminal(proc)
 
 
+@pytest.mark.parametrize("args, message", [
+    (["segments", "--remote", "sc://localhost:1"],
+     "c360 segments: error: --remote is for the read-only commands (lens, identity explain, segments preview); "
+     "`c360 segments` writes the warehouse and starts its own Spark"),
+    (["lens", "query", "--model", "m.yml", "--measure", "a.b", "--remote", "http://localhost:1"],
+     "c360 lens: error: '--remote' must be a Spark Connect URL such as sc://localhost:15002, got 'http://localhost:1'"),
+])
+def test_a_remote_that_cannot_be_used_exits_2_before_spark(tmp_path, args, message):
+    proc = c360(*args, "--warehouse", str(tmp_path / "wh"))
+    assert (proc.returncode, proc.stderr.strip()) == (2, message)
+
+
+def test_serve_listens_where_spark_remote_says():
+    from jobs.commands.serve import connect_conf, server_address
+
+    assert server_address(None, None) == ("localhost", 15002)
+    assert server_address("sc://127.0.0.1:16000", None) == ("127.0.0.1", 16000)
+    assert server_address("sc://127.0.0.1:16000", 17000) == ("127.0.0.1", 17000)
+    assert connect_conf("localhost", 15002) == {"spark.connect.grpc.binding.address": "localhost",
+                                                 "spark.connect.grpc.binding.port": "15002"}
+
+
 def test_missing_input_folder_exits_2(tmp_path):
     proc = c360("ingest", "--input", str(tmp_path / "missing"), "--warehouse", str(tmp_path / "wh"))
     assert proc.returncode == 2
@@ -87,10 +109,11 @@ def test_offline_run_and_spark_failure_stay_off_the_terminal(tmp_path):
     assert ok.stdout.startswith("ingest: lines_read=1, accepted=1, duplicates=0, quarantined=0")
     assert_clean_terminal(ok)
 
-    # Corrupt the bronze table's log: Spark fails deep in the JVM.
+    # Corrupt the bronze table's log: Spark fails deep in the JVM (landing the next day's file).
     for commit in (wh / "bronze" / "events" / "_delta_log").glob("*.json"):
         commit.write_text("{not json")
-    broken = c360("ingest", "--input", str(raw), "--warehouse", str(wh), "--run-date", "2026-01-02", offline=True)
+    next_day = one_event_input(tmp_path / "next", day=2)  # other bytes: not a re-delivery
+    broken = c360("ingest", "--input", str(next_day), "--warehouse", str(wh), "--run-date", "2026-01-02", offline=True)
     assert broken.returncode == 1
     assert broken.stderr.startswith("c360 ingest: failed: ")
     assert broken.stderr.count("\n") == 1

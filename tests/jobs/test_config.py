@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs.core.config import REPO_ROOT, Config, load_config
+from jobs.core.config import CONNECT_DEFAULT_PORT, REPO_ROOT, Config, connect_address, load_config
 from jobs.core.errors import ConfigError
 
 @pytest.mark.parametrize("name", ["local.yml", "cluster.yml"])
@@ -31,6 +31,9 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("spark:\n  shuffle_partitions: many\n", r"'spark\.shuffle_partitions' must be a whole number, got 'many'"),
         ("spark:\n  shuffle_partitions: 0\n", r"'spark\.shuffle_partitions' must be at least 1"),
         ("ingest:\n  memory_cache_max_mb: -1\n", r"'ingest\.memory_cache_max_mb' must be 0 or more"),
+        ("ingest:\n  late_window_days: -1\n", r"'ingest\.late_window_days' must be 0 or more days, or null"),
+        ("spark:\n  remote: localhost:15002\n", r"'spark\.remote' must be a Spark Connect URL such as sc://localhost:15002"),
+        ("spark:\n  remote: sc://host:port\n", r"'spark\.remote' must be a Spark Connect URL"),
         ("spark: [1, 2]\n", r"'spark' must be a mapping, got list"),
         ("spark:\n  master: [local\n", r"c\.yml: not valid YAML at line 3, column 1: expected"),
         ("- a\n- b\n", r"the top level must be a mapping"),
@@ -98,3 +101,9 @@ def test_loading_a_config_imports_no_spark_numpy_or_pyarrow():
             "sorted({m.split('.')[0] for m in sys.modules if m.startswith(('pyspark','numpy','pyarrow'))})")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_a_spark_connect_url_gives_host_and_port():
+    assert connect_address("sc://localhost:15123") == ("localhost", 15123)
+    assert connect_address("sc://spark.example.com/;user_id=me") == ("spark.example.com", CONNECT_DEFAULT_PORT)
+    assert load_config(REPO_ROOT / "conf" / "local.yml", overrides={}).spark.remote is None

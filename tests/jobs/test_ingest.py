@@ -76,7 +76,7 @@ def write_input(root: Path, events: dict[str, list[str]], customers: dict[str, l
 
 def run_ingest(make_ctx, input_dir: Path, run_date: str):
     ctx = make_ctx(run_date)
-    return ctx, ingest.run(ctx, RunParams(input_dir=Path(input_dir)))
+    return ctx, ingest.run(ctx, RunParams(input_dir=input_dir))
 
 
 @pytest.fixture
@@ -220,19 +220,24 @@ def test_bronze_events_keeps_statistics_for_timestamp_only(make_ctx, spark, firs
     assert stats and all(set(s["minValues"]) == set(s["maxValues"]) == {"timestamp"} for s in stats)
 
 
-def test_input_errors_name_the_problem(tmp_path):
+def test_input_errors_name_the_problem(spark, make_ctx, tmp_path):
     with pytest.raises(InputError, match="does not exist"):
-        ingest.discover_inputs(tmp_path / "nope")
+        ingest.discover_inputs(spark, tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="has no"):
-        ingest.discover_inputs(tmp_path / "empty")
+        ingest.discover_inputs(spark, tmp_path / "empty")
+    with pytest.raises(InputError, match="is not a folder"):
+        ingest.discover_inputs(spark, write_input(tmp_path / "f", {"a.jsonl": ["{}"]}) / "events" / "a.jsonl")
     bad_gz = write_input(tmp_path / "gz", {"a.jsonl.gz": []})
     (bad_gz / "events" / "a.jsonl.gz").write_text("not gzip")
     with pytest.raises(InputError, match=r"a\.jsonl\.gz is named \.gz but is not gzip"):
-        ingest.discover_inputs(bad_gz)
+        run_ingest(make_ctx, bad_gz, "2026-01-10")
     no_id = write_input(tmp_path / "noid", {}, {"c.csv": [["name", "email"], ["x", "y"]]})
     with pytest.raises(InputError, match=r"c\.csv: header has no customer_id"):
-        ingest.read_csv_header(no_id / "customers" / "c.csv")
+        ingest.read_csv_header(spark, str(no_id / "customers" / "c.csv"))
+    (no_id / "customers" / "empty.csv").write_text("")
+    with pytest.raises(InputError, match=r"empty\.csv is empty"):
+        ingest.read_csv_header(spark, str(no_id / "customers" / "empty.csv"))
 
 
 @pytest.mark.parametrize(
