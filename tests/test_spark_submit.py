@@ -320,6 +320,7 @@ YARN_SITE = f"""<configuration>
 """
 CORE_SITE = """<configuration>
 <property><name>fs.defaultFS</name><value>file:///</value></property>
+<property><name>ipc.client.connect.max.retries</name><value>0</value></property>
 </configuration>
 """
 
