@@ -8,7 +8,7 @@ started inside it, listening where the config's `spark.remote` says (default sc:
 explain` connect to it instead of starting Spark (jobs.core.context.JobContext.remote_ok). Commands
 that write (the stages, nightly, maintain) always start their own session and take the lease.
 
-Before it says it is ready, the server reads every table of the warehouse once, so Delta's table
+Before it says it is ready, the server reads every table c360 wrote to the warehouse once, so Delta's table
 state and Spark's code paths are warm when the first question comes. Delta re-reads a table's log
 on every query, so answers follow the nightlies that run meanwhile. It listens on the URL's host
 only (localhost by default). SIGTERM or Ctrl-C stops it.
@@ -20,13 +20,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from jobs.core.catalog import SPECS
+from jobs.commands.maintain import maintained_tables
 from jobs.core.config import CONNECT_DEFAULT_PORT, connect_address
 from jobs.core.context import JobContext, StageResult
 from jobs.core.session import build_spark
-from jobs.core.tables import Warehouse
 
-CONNECT_SERVICE = "org.apache.spark.sql.connect.service.SparkConnectService"
 DEFAULT_HOST = "localhost"
 
 
@@ -41,15 +39,13 @@ def connect_conf(host: str, port: int) -> dict[str, str]:
     return {"spark.connect.grpc.binding.address": host, "spark.connect.grpc.binding.port": str(port)}
 
 
-def warm_up(spark, wh: Warehouse) -> int:
-    """Read one row of every table the warehouse has (Delta loads each table's state, the JVM
-    compiles the read path); the number of tables read."""
-    read = 0
-    for spec in SPECS.values():
-        if "<" not in spec.name and wh.exists(spark, spec.name):
-            wh.read(spark, spec.name).limit(1).collect()
-            read += 1
-    return read
+def warm_up(ctx: JobContext) -> int:
+    """Read one row of every table c360 wrote to the warehouse (the tables `c360 maintain` keeps):
+    Delta loads each table's state, the JVM compiles the read path. The number of tables read."""
+    found = maintained_tables(ctx)
+    for name in found:
+        ctx.warehouse.read(ctx.spark, name).limit(1).collect()
+    return len(found)
 
 
 def serve(ctx: JobContext, port: int | None, say: Callable[[str], None],
@@ -61,7 +57,7 @@ def serve(ctx: JobContext, port: int | None, say: Callable[[str], None],
     ctx._spark = spark  # the command line stops it when serving ends
     service = spark.sparkContext._jvm.org.apache.spark.sql.connect.service.SparkConnectService
     service.start(spark.sparkContext._jsc.sc())
-    tables = warm_up(spark, ctx.warehouse)
+    tables = warm_up(ctx)
     stop = stop or threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

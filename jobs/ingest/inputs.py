@@ -27,7 +27,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType, TimestampType
 from py4j.protocol import Py4JJavaError
@@ -122,9 +122,10 @@ def landed_before(file: FileEntry, landed: list[LandedFile], run_date: dt.date,
     for row in earlier:
         if (row.path, row.size, row.modified_ms) == (file.path, file.size, file.modified_ms):
             return Skipped(file, row, SAME_FILE)
-    for row in earlier:
-        if sha256 is not None and row.content_sha256 == sha256:
-            return Skipped(file, row, SAME_CONTENT)
+    if sha256 is not None:
+        for row in earlier:
+            if row.content_sha256 == sha256:
+                return Skipped(file, row, SAME_CONTENT)
     return None
 
 
@@ -168,12 +169,17 @@ class NightInput:
     has_history: bool = False
 
 
-def _landed_where(spark: SparkSession, wh: Warehouse, condition) -> list[LandedFile]:
+def _manifest(spark: SparkSession, wh: Warehouse) -> DataFrame | None:
+    """The manifest table; None before the first file is recorded."""
+    return wh.read(spark, INPUT_FILES_TABLE) if wh.exists(spark, INPUT_FILES_TABLE) else None
+
+
+def _landed_where(manifest: DataFrame | None, condition) -> list[LandedFile]:
     """Manifest rows matching `condition`: rows of the night's own files (by path or checksum),
     as many as the listing has, not the manifest's history."""
-    if not wh.exists(spark, INPUT_FILES_TABLE):
+    if manifest is None:
         return []
-    rows = wh.read(spark, INPUT_FILES_TABLE).where(condition).collect()
+    rows = manifest.where(condition).collect()
     return [LandedFile(r["path"], r["size"], _epoch_ms(r["modified_at"]), r["content_sha256"], r["run_date"])
             for r in rows]
 
@@ -196,13 +202,14 @@ def _checked_sha256(spark: SparkSession, file: FileEntry) -> str:
 def select_new_files(spark: SparkSession, wh: Warehouse, inputs: InputFiles, run_date: dt.date) -> NightInput:
     """The listed files this night reads (see the module docstring), in listing order."""
     listed = inputs.files
-    by_path = _landed_where(spark, wh, F.col("path").isin([f.path for f in listed]))
+    manifest = _manifest(spark, wh)
+    by_path = _landed_where(manifest, F.col("path").isin([f.path for f in listed]))
     skipped, candidates = [], []
     for file in listed:
         same = landed_before(file, by_path, run_date)
         (skipped if same else candidates).append(same or file)
     sha256 = {f.path: _checked_sha256(spark, f) for f in candidates}
-    by_content = _landed_where(spark, wh, F.col("content_sha256").isin(sorted(set(sha256.values())))) if sha256 else []
+    by_content = _landed_where(manifest, F.col("content_sha256").isin(sorted(set(sha256.values())))) if sha256 else []
     to_read = set()
     for file in candidates:
         same = landed_before(file, by_content, run_date, sha256[file.path])
@@ -215,14 +222,9 @@ def select_new_files(spark: SparkSession, wh: Warehouse, inputs: InputFiles, run
         customer_files=[f for f in inputs.customer_files if f.path in to_read],
         sha256={p: h for p, h in sha256.items() if p in to_read},
         skipped=sorted(skipped, key=lambda s: s.file.path),
-        has_history=_landed_earlier(spark, wh, run_date),
+        # has a run date before this one landed input files?
+        has_history=manifest is not None and bool(manifest.where(F.col("run_date") < F.lit(run_date)).limit(1).count()),
     )
-
-
-def _landed_earlier(spark: SparkSession, wh: Warehouse, run_date: dt.date) -> bool:
-    """Has a run date before `run_date` landed input files?"""
-    return wh.exists(spark, INPUT_FILES_TABLE) and bool(
-        wh.read(spark, INPUT_FILES_TABLE).where(F.col("run_date") < F.lit(run_date)).limit(1).count())
 
 
 def record_landed(spark: SparkSession, wh: Warehouse, night: NightInput, run_date: dt.date) -> None:
@@ -233,7 +235,7 @@ def record_landed(spark: SparkSession, wh: Warehouse, night: NightInput, run_dat
     if not files:
         return
     recorded = {(r.path, r.size, r.modified_ms, r.content_sha256)
-                for r in _landed_where(spark, wh, (F.col("run_date") == F.lit(run_date))
+                for r in _landed_where(_manifest(spark, wh), (F.col("run_date") == F.lit(run_date))
                                        & F.col("path").isin([f.path for _, f in files]))}
     rows = [
         (f.path, kind, f.size, dt.datetime.fromtimestamp(f.modified_ms / 1000, dt.timezone.utc).replace(tzinfo=None),
