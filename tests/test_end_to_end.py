@@ -1,6 +1,7 @@
 """One end-to-end nightly on generated data: counts agree with what the generator planted."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from collections import Counter
@@ -23,6 +24,15 @@ def generated(tmp_path_factory):
                        "--run-date", RUN_DATE])
     assert status == 0
     return out, json.loads((out / "_manifest.json").read_text())
+
+
+def report_data_first_month(run_date: str) -> str:
+    """The oldest cohort month the report shows: COHORT_MONTHS - 1 months before the run date's."""
+    from jobs.report.data import COHORT_MONTHS
+
+    day = dt.date.fromisoformat(run_date)
+    index = day.year * 12 + day.month - 1 - (COHORT_MONTHS - 1)
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 @pytest.mark.slow
@@ -60,6 +70,18 @@ def test_nightly_on_generated_data(make_ctx, spark, generated):
     assert report["charts"]["rfm_segments"] == dict(Counter(r["rfm_segment"] for r in wh.read(spark, tables.RFM).collect()))
     changes = Counter(r["change"] for r in wh.read(spark, tables.SEGMENT_CHANGES).collect())
     assert report["charts"]["segment_changes"] == {RUN_DATE: dict(changes)}
+    # the first run: every scored customer arrives from "(not scored)"; every customer with an order
+    # placed is in the cohort of its first order's month
+    segments = Counter(r["rfm_segment"] for r in wh.read(spark, tables.RFM).collect())
+    assert report["charts"]["rfm_migration"] == {"from_run_date": None, "moves": {"(not scored)": dict(segments)}}
+    first_months = Counter()
+    for row in wh.read(spark, tables.ACTIVITY_STREAM).filter(
+            f"activity = 'order_placed' AND entity_id IS NOT NULL AND to_date(activity_ts) <= '{RUN_DATE}'") \
+            .groupBy("entity_id").agg({"activity_ts": "min"}).collect():
+        first_months[str(row[1])[:7]] += 1
+    assert {m: c["customers"] for m, c in report["charts"]["cohort_retention"].items()} == {
+        m: n for m, n in first_months.items() if m >= report_data_first_month(RUN_DATE)}
+    assert "id='cohort-retention'" in page
 
     # Re-running the same night skips every stage its first run finished (jobs.core.completions).
     pipeline.run_nightly(ctx, RunParams(input_dir=Path(raw), rebuild=False, rewind=False))

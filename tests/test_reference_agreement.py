@@ -243,6 +243,28 @@ def compare_rfm(pipe: Pipeline, ref: R.Reference, scale: int):
     return ok, text
 
 
+def compare_retention(pipe: Pipeline, ref: R.Reference):
+    """gold/cohort_retention, this run's gold/rfm_migration (the first run: everyone from "(not
+    scored)") and the rfm stage's repeat customers, against the reference."""
+    got = {(r["cohort_month"], r["months_since"]): (r["cohort_customers"], r["active_customers"])
+           for r in pipe.read("gold/cohort_retention")}
+    want = ref.cohort_retention()
+    ok, text = diff_maps(got, want)
+    rates = [r for r in pipe.read("gold/cohort_retention")
+             if not close(r["retention_rate"], float(Fraction(r["active_customers"], r["cohort_customers"])))]
+    moves = Counter()
+    for r in pipe.read("gold/rfm_migration"):
+        moves[(r["from_segment"], r["to_segment"])] += r["customers"] if r["run_date"] == D else 0
+    want_moves = R.rfm_migration({}, {c: row.rfm_segment for c, row in ref.rfm().items()})
+    repeat = pipe.report()["stages"]["rfm"]["metrics"]
+    want_rate = R.repurchase_rate(ref.rfm())
+    problems = ([f"retention_rate is not active / cohort customers in {len(rates)} rows"] if rates else []) + (
+        [f"migration {dict(moves)} != {want_moves}"] if dict(+moves) != want_moves else []) + (
+        [f"repeat customers {repeat} != {want_rate}"]
+        if Fraction(repeat["repeat_customers"], repeat["customers"]) != want_rate else [])
+    return ok and not problems, "; ".join([text, *problems])
+
+
 def compare_group_members(pipe: Pipeline, ref: R.Reference):
     got = defaultdict(set)
     for r in pipe.read("gold/group_members"):
@@ -364,6 +386,7 @@ def run_comparisons(pipe: Pipeline, raw: Path, rules: R.IdentityRules) -> dict[s
         "order_placed lines per customer (silver/activity_stream)":
             lambda r, s: compare_order_lines(pipe, r, stream),
         "gold/rfm": lambda r, s: compare_rfm(pipe, r, scale),
+        "gold/cohort_retention, gold/rfm_migration, repurchase rate": lambda r, s: compare_retention(pipe, r),
         "gold/group_members": lambda r, s: compare_group_members(pipe, r),
         "gold/lens_rfm": lambda r, s: compare_lens_rfm(pipe, r, scale),
         "gold/lens_order_outcomes": lambda r, s: compare_outcomes(pipe, r, "gold/lens_order_outcomes", None, None),

@@ -14,6 +14,19 @@ from jobs.identity.settings import IDENTIFIER_TYPES
 
 FEATURE_SLOTS = tuple(f"feature{i}" for i in range(1, 11))
 SNAKE_CASE = re.compile(r"^[a-z0-9][a-z0-9_]*$")  # what activities.activity_name yields
+# How a track event's name becomes its activity's: a word boundary inside camelCase gets an
+# underscore, then lower case, every run of other characters one underscore, none at the ends
+# (jobs.activities.stage.activity_name does the same in Spark with these patterns).
+CAMEL_BOUNDARY = r"([a-z0-9])([A-Z])"
+NOT_WORD = r"[^a-z0-9]+"
+EDGE_UNDERSCORES = r"^_+|_+$"
+
+
+def snake_case(event: str) -> str:
+    """"Order Completed" and "orderCompleted" -> order_completed (empty for a name without letters
+    or digits)."""
+    words = re.sub(CAMEL_BOUNDARY, r"\1_\2", event)
+    return re.sub(EDGE_UNDERSCORES, "", re.sub(NOT_WORD, "_", words.lower()))
 
 # The seed model's SQL (customer_360.lens.yml) reads these properties from these slots.
 _ORDER_LINE = {
@@ -81,6 +94,11 @@ class ActivitySettings:
 
     page_activity: str = "viewed_page"
     screen_activity: str = "viewed_screen"
+    # Track events recorded as another activity than their name's: event name -> activity, e.g.
+    # {"Order Completed": order_placed} for data following Segment's e-commerce spec, so RFM, the
+    # traits and the lens's order measures read them. Names match as their snake_case does
+    # ("Order Completed", "order_completed" and "orderCompleted" are one event).
+    event_activities: dict[str, str] = field(default_factory=dict)
     mappings: dict[str, ActivityMapping] = field(default_factory=default_mappings)
     # An incremental run with more new activities than this share of the stream's rows rebuilds
     # the table instead of merging (the result is the same; a merge touching most rows is slower).
@@ -94,6 +112,12 @@ class ActivitySettings:
         for name in ("page_activity", "screen_activity"):
             if not SNAKE_CASE.match(getattr(self, name)):
                 raise ValueError(f"'{key}.{name}' must be a snake_case name, got {getattr(self, name)!r}")
+        for event, activity in self.event_activities.items():
+            if not snake_case(event):
+                raise ValueError(f"'{key}.event_activities.{event}' is not an event name (no letter or digit)")
+            if not isinstance(activity, str) or not SNAKE_CASE.match(activity):
+                raise ValueError(f"'{key}.event_activities.{event}' must be a snake_case activity name "
+                                 f"(e.g. order_placed), got {activity!r}")
         for activity in self.mappings:
             if not SNAKE_CASE.match(activity):
                 raise ValueError(

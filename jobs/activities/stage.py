@@ -36,7 +36,15 @@ from jobs.core import tables
 from jobs.core.catalog import SPECS
 from jobs.groups import stage as groups
 from jobs.activities import daily
-from jobs.activities.settings import FEATURE_SLOTS, ActivityMapping, ActivitySettings
+from jobs.activities.settings import (
+    CAMEL_BOUNDARY,
+    EDGE_UNDERSCORES,
+    FEATURE_SLOTS,
+    NOT_WORD,
+    ActivityMapping,
+    ActivitySettings,
+    snake_case,
+)
 from jobs.core.context import JobContext, RunParams, StageResult
 from jobs.core.session import broadcast_if_small
 from jobs.identity.identifiers import ANONYMOUS_ID, EMAIL, PHONE, USER_ID, normalize_email, normalize_id
@@ -69,11 +77,16 @@ ATTRIBUTED_COLUMNS = ("activity_uuid", "entity_id", *EVENT_COLUMNS)
 # ----------------------------------------------------------------------------------------------
 
 
-def activity_name(event: Column) -> Column:
-    """snake_case of a track event name: "Order Placed" and "orderPlaced" -> order_placed."""
-    words = F.regexp_replace(event, r"([a-z0-9])([A-Z])", "$1_$2")
-    snake = F.regexp_replace(F.regexp_replace(F.lower(words), r"[^a-z0-9]+", "_"), r"^_+|_+$", "")
-    return F.when(snake != "", snake).otherwise(F.lit(UNNAMED_ACTIVITY))
+def activity_name(event: Column, renamed: dict[str, str] | None = None) -> Column:
+    """snake_case of a track event name: "Order Placed" and "orderPlaced" -> order_placed; an event
+    `renamed` names (activities.event_activities, matched by snake_case) gets its activity there."""
+    words = F.regexp_replace(event, CAMEL_BOUNDARY, "$1_$2")
+    snake = F.regexp_replace(F.regexp_replace(F.lower(words), NOT_WORD, "_"), EDGE_UNDERSCORES, "")
+    name = F.when(snake != "", snake).otherwise(F.lit(UNNAMED_ACTIVITY))
+    if not renamed:
+        return name
+    lookup = F.create_map(*[F.lit(v) for e, activity in renamed.items() for v in (snake_case(e), activity)])
+    return F.coalesce(lookup[name], name)  # [] is null for a name not in the map
 
 
 def _per_activity(mappings: dict[str, ActivityMapping], value_of: Callable[[ActivityMapping], Column | None]) -> Column:
@@ -114,7 +127,7 @@ def to_activity_events(bronze: DataFrame, settings: ActivitySettings, phone_regi
             F.col("anonymous_id").alias("anonymous_entity_id"),
             F.col("run_date").alias("ingested_on"),
             F.col("timestamp").alias("activity_ts"),
-            F.when(kind == "track", activity_name(F.col("event")))
+            F.when(kind == "track", activity_name(F.col("event"), settings.event_activities))
             .when(kind == "page", F.lit(settings.page_activity))
             .otherwise(F.lit(settings.screen_activity))
             .alias("activity"),

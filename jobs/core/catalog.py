@@ -83,6 +83,12 @@ _EDGE_KEY = ("a_type", "a_value", "b_type", "b_value")
 # Edges are stored once per unordered pair, smaller (type, value) first.
 _EDGE = _schema(("a_type", STRING), ("a_value", STRING), ("b_type", STRING), ("b_value", STRING), *_EVIDENCE)
 
+# gold/rfm's measures and scores of a customer (gold/rfm_history keeps them per run).
+_RFM_SCORES = (
+    ("recency_days", IntegerType()), ("frequency", LongType()), ("monetary", DoubleType()),
+    ("r_score", IntegerType()), ("f_score", IntegerType()), ("m_score", IntegerType()), ("rfm_segment", STRING),
+)
+
 SPECS: dict[str, TableSpec] = {spec.name: spec for spec in (
     # ---------------------------------------------------------------------------------- ingest
     TableSpec(
@@ -289,18 +295,41 @@ SPECS: dict[str, TableSpec] = {spec.name: spec for spec in (
     # ------------------------------------------------------------------------- rfm, traits
     TableSpec(
         t.RFM,
+        _schema(("customer_id", STRING), *_RFM_SCORES, ("run_date", DATE)),
+        keys=("customer_id",),
+        made_by="rfm",
+    ),
+    TableSpec(
+        t.RFM_HISTORY,
+        _schema(("run_date", DATE), ("customer_id", STRING), *_RFM_SCORES),
+        keys=("run_date", "customer_id"),
+        partition_by=("run_date",),
+        made_by="rfm",
+    ),
+    TableSpec(
+        t.RFM_MIGRATION,
         _schema(
-            ("customer_id", STRING),
-            ("recency_days", IntegerType()),
-            ("frequency", LongType()),
-            ("monetary", DoubleType()),
-            ("r_score", IntegerType()),
-            ("f_score", IntegerType()),
-            ("m_score", IntegerType()),
-            ("rfm_segment", STRING),
+            ("run_date", DATE),
+            ("from_run_date", DATE),              # the previous run in gold/rfm_history; null on the first run
+            ("from_segment", STRING),             # never null: a segment, or "(not scored)"
+            ("to_segment", STRING),               # never null: a segment, or "(not scored)"
+            ("customers", LongType()),
+        ),
+        keys=("run_date", "from_segment", "to_segment"),
+        partition_by=("run_date",),
+        made_by="rfm",
+    ),
+    TableSpec(
+        t.COHORT_RETENTION,
+        _schema(
+            ("cohort_month", DATE),               # first day of the month of the customer's first order placed
+            ("months_since", IntegerType()),      # 0 = the cohort month
+            ("cohort_customers", LongType()),
+            ("active_customers", LongType()),     # of them, with an order placed in that month
+            ("retention_rate", DoubleType()),     # active_customers / cohort_customers
             ("run_date", DATE),
         ),
-        keys=("customer_id",),
+        keys=("cohort_month", "months_since"),
         made_by="rfm",
     ),
     # customer_id and one column per configured trait (traits.computed)

@@ -26,6 +26,7 @@ from jobs.activities.settings import ActivitySettings
 from jobs.core import storage
 from jobs.core.errors import ConfigError
 from jobs.identity.settings import IdentitySettings
+from jobs.rfm.settings import RfmSettings
 from jobs.traits.settings import TraitSettings
 from jobs.segments.settings import SegmentSettings
 from jobs.lens_stage.settings import LensSettings
@@ -194,6 +195,7 @@ class Config:
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     activities: ActivitySettings = field(default_factory=ActivitySettings)
     lens: LensSettings = field(default_factory=LensSettings)
+    rfm: RfmSettings = field(default_factory=RfmSettings)
     traits: TraitSettings = field(default_factory=TraitSettings)
     segments: SegmentSettings = field(default_factory=SegmentSettings)
     maintain: MaintainSettings = field(default_factory=MaintainSettings)

@@ -28,6 +28,11 @@ ACTIVITY_DAILY = "silver/activity_daily"
 GROUPS = "gold/groups"
 GROUP_MEMBERS = "gold/group_members"
 RFM = "gold/rfm"
+# Retention outputs of the rfm stage (jobs.rfm.retention): gold/rfm per run, segment moves between
+# runs, monthly order cohorts.
+RFM_HISTORY = "gold/rfm_history"
+RFM_MIGRATION = "gold/rfm_migration"
+COHORT_RETENTION = "gold/cohort_retention"
 TRAITS = "gold/traits"
 SEGMENT_MEMBERSHIP = "gold/segment_membership"
 SEGMENT_CHANGES = "gold/segment_changes"

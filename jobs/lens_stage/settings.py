@@ -23,6 +23,11 @@ def default_catalog() -> dict[str, str]:
     return {
         "icebase.audience.activity_streams_large_data": tables.ACTIVITY_STREAM,
         "icebase.audience.customers_large_data": tables.SILVER_CUSTOMERS,
+        # the rfm stage's tables (lens/customer_360.yml's rfm entities)
+        "c360.gold.rfm": tables.RFM,
+        "c360.gold.rfm_history": tables.RFM_HISTORY,
+        "c360.gold.rfm_migration": tables.RFM_MIGRATION,
+        "c360.gold.cohort_retention": tables.COHORT_RETENTION,
     }
 
 

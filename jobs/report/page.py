@@ -3,7 +3,8 @@
 Pure: the page is a function of this run's report (pipeline.run_nightly, with its `charts` data from
 jobs.report.data) and the reports of earlier runs. Six figures, each an inline SVG bar chart
 (jobs.report.charts): stage seconds over the last runs, rows in and out per stage, quarantined lines
-by reason, stitched customers by size, RFM segment sizes, segment adds and removes over the last runs.
+by reason, stitched customers by size, RFM segment sizes, segment adds and removes over the last runs;
+and two heat tables: the RFM migration matrix since the previous run and monthly cohort retention.
 A figure without data says so in words instead of drawing an empty chart.
 """
 from __future__ import annotations
@@ -32,7 +33,11 @@ h1 { font-size: 20px; } h2 { font-size: 15px; margin: 28px 0 6px; }
 table { border-collapse: collapse; font-size: 12px; } td, th { padding: 2px 10px 2px 0; text-align: left; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 figure { margin: 0; } figcaption, .none { font-size: 12px; color: #555; }
+table.heat td.n { min-width: 34px; } table.heat th { font-weight: normal; color: #555; }
 """
+# Heat-table cells: the value's share of the table's largest, as the opacity of one colour.
+HEAT_RGB = "0, 114, 178"
+NOT_SCORED = "(not scored)"  # jobs.rfm.retention.NOT_SCORED (this module does not import Spark)
 
 
 def _sum_of(metrics: dict, names: tuple[str, ...]) -> int | None:
@@ -112,6 +117,59 @@ def segment_changes_figure(charts: dict) -> str:
                    "(gold/segment_changes), summed over segments.", svg, "No segment changed in these runs.")
 
 
+def _heat_cell(text: str, share: float, attributes: dict[str, object]) -> str:
+    data = " ".join(f'data-{k}="{escape(str(v))}"' for k, v in attributes.items())
+    colour = "#fff" if share > 0.6 else "#222"
+    return (f"<td class='n' {data} style='background: rgba({HEAT_RGB}, {share:.2f}); color: {colour}'>"
+            f"{escape(text)}</td>")
+
+
+def migration_figure(charts: dict) -> str:
+    """The RFM migration matrix: customers from each segment of the previous run (rows) to each
+    segment of this run (columns); segments by size, "(not scored)" last."""
+    matrix = charts.get("rfm_migration", {})
+    moves = matrix.get("moves", {})
+    if not moves or not matrix.get("from_run_date"):
+        return _figure("RFM migration", "Customers moving between segments since the previous run "
+                       "(gold/rfm_migration).", None, "No earlier run in gold/rfm_history to compare with.")
+    totals: dict[str, int] = {}
+    for source, targets in moves.items():
+        for target, n in targets.items():
+            totals[source] = totals.get(source, 0) + n
+            totals[target] = totals.get(target, 0) + n
+    order = sorted(totals, key=lambda name: (name == NOT_SCORED, -totals[name], name))
+    top = max(n for targets in moves.values() for n in targets.values())
+    head = "<tr><th>previous ↓ · this run →</th>" + "".join(f"<th>{escape(name)}</th>" for name in order) + "</tr>"
+    body = "".join(
+        f"<tr><th>{escape(source)}</th>" + "".join(
+            _heat_cell(f"{moves.get(source, {}).get(target, 0):,}", moves.get(source, {}).get(target, 0) / top,
+                       {"from": source, "to": target, "value": moves.get(source, {}).get(target, 0)})
+            for target in order) + "</tr>"
+        for source in order)
+    return _figure("RFM migration", f"Customers from their segment on {matrix['from_run_date']} (rows) to their "
+                   "segment in this run (columns), gold/rfm_migration; (not scored): no order yet, or merged.",
+                   f"<table class='heat' id='rfm-migration'>{head}{body}</table>", "")
+
+
+def cohort_figure(charts: dict) -> str:
+    """Monthly cohort retention: per first-order month, the share of its customers who ordered in
+    each month since."""
+    cohorts = charts.get("cohort_retention", {})
+    if not cohorts:
+        return _figure("Cohort retention", "gold/cohort_retention.", None, "No customer has placed an order.")
+    width = max(len(c["active"]) for c in cohorts.values())
+    head = "<tr><th>cohort</th><th>customers</th>" + "".join(f"<th>+{m}</th>" for m in range(width)) + "</tr>"
+    body = "".join(
+        f"<tr><th>{escape(month)}</th><td class='n'>{c['customers']:,}</td>" + "".join(
+            _heat_cell(f"{100 * active / c['customers']:.0f} %", active / c["customers"],
+                       {"cohort": month, "months-since": m, "value": active})
+            for m, active in enumerate(c["active"])) + "</tr>"
+        for month, c in cohorts.items())
+    return _figure("Cohort retention", "Customers by the month of their first order placed, and the share of "
+                   "them who placed an order each month since (+0 is the cohort month; the run's month so far), "
+                   "gold/cohort_retention.", f"<table class='heat' id='cohort-retention'>{head}{body}</table>", "")
+
+
 def render_report(report: dict, earlier: list[dict]) -> str:
     """The page for `report` (this run), with `earlier` runs' reports (oldest first) for the trends."""
     runs = [*earlier, report]
@@ -128,7 +186,7 @@ def render_report(report: dict, earlier: list[dict]) -> str:
     table_rows = "".join(f"<tr><td>{escape(t)}</td><td class='n'>{n:,}</td></tr>"
                          for t, n in report.get("tables", {}).items())
     figures = [stage_seconds_figure(runs), rows_figure(report), quarantine_figure(report), cluster_figure(charts),
-               rfm_figure(charts), segment_changes_figure(charts)]
+               rfm_figure(charts), migration_figure(charts), cohort_figure(charts), segment_changes_figure(charts)]
     title = f"c360 nightly {report['run_date']}"
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"

@@ -17,8 +17,10 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.core import tables
+from jobs.core.catalog import SPECS
 from jobs.core.context import JobContext, RunParams, StageResult
 from jobs.metrics import ORDER_PLACED, distinct_count_of_lists
+from jobs.rfm import retention
 
 
 SCORES = 5
@@ -38,6 +40,7 @@ SEGMENT_GRID: dict[int, tuple[str, str, str, str, str]] = {
 }
 
 RFM_COLUMNS = ("customer_id", *METRIC_COLUMNS, *SCORED_METRICS, "rfm_segment", "run_date")
+HISTORY_COLUMNS = SPECS[tables.RFM_HISTORY].columns
 
 
 
@@ -139,6 +142,39 @@ def run(ctx: JobContext, params: RunParams) -> StageResult:
     spark, wh = ctx.spark, ctx.warehouse
     daily = wh.read(spark, tables.ACTIVITY_DAILY)
     wh.overwrite(build_rfm(daily, ctx.run_date), tables.RFM)
-    counts = segment_sizes(wh.read(spark, tables.RFM))
+    rfm = wh.read(spark, tables.RFM)
+    counts = segment_sizes(rfm)
+    customers = sum(counts.values())
+    previous = keep_history(ctx, params, rfm)
+    wh.overwrite(retention.cohort_retention(daily, ctx.run_date), tables.COHORT_RETENTION)
+    repeat = retention.repeat_customers(rfm).first()["repeat_customers"]
     notes = ["segments: " + ", ".join(f"{name} {n:,}" for name, n in counts.items())] if counts else []
-    return StageResult(metrics={"customers": sum(counts.values())}, notes=notes)
+    if customers:
+        notes.append(f"repurchase rate {100 * repeat / customers:.1f} % ({repeat:,} of {customers:,} customers "
+                     "ordered more than once)")
+    notes.append(f"migration from {previous}" if previous else "migration: no earlier run in gold/rfm_history")
+    return StageResult(metrics={"customers": customers, "repeat_customers": repeat}, notes=notes)
+
+
+def keep_history(ctx: JobContext, params: RunParams, rfm: DataFrame) -> dt.date | None:
+    """This run's gold/rfm into gold/rfm_history and its moves since the previous run in the history
+    into gold/rfm_migration (each replacing the run date's partition, so a re-run changes nothing);
+    --full (rewind) drops the runs after the run date, and runs older than rfm.history_days go.
+    Returns the previous run date (None: none)."""
+    spark, wh, run_date = ctx.spark, ctx.warehouse, ctx.run_date
+    this_run = f"run_date = '{run_date.isoformat()}'"
+    for table in (tables.RFM_HISTORY, tables.RFM_MIGRATION):
+        wh.create(spark, table)
+        if params.rewind:
+            wh.delta(spark, table).delete(F.col("run_date") > F.lit(run_date))
+    history = wh.read(spark, tables.RFM_HISTORY)
+    previous = history.filter(F.col("run_date") < F.lit(run_date)).agg(F.max("run_date")).first()[0]
+    before = history.filter(F.col("run_date") == F.lit(previous)) if previous else history.limit(0)
+    wh.replace_where(retention.rfm_migration(before, rfm, previous, run_date), tables.RFM_MIGRATION, this_run)
+    wh.replace_where(rfm.select(*HISTORY_COLUMNS), tables.RFM_HISTORY, this_run)
+    days = ctx.config.rfm.history_days
+    if days is not None:
+        oldest = run_date - dt.timedelta(days=days)
+        for table in (tables.RFM_HISTORY, tables.RFM_MIGRATION):
+            wh.delta(spark, table).delete(F.col("run_date") < F.lit(oldest))
+    return previous

@@ -276,20 +276,37 @@ class SegmentDefinition:
 
 # interface §5 "last month": its first day, as of the run date
 LAST_MONTH_START = RelativeDate("month", -1)
+# The seed recipe's "no purchase in the past month", as written: none in the 30 days ending on the run
+# date D (D included), i.e. the last order was before D - 29 days. A rolling window, unlike "since
+# the start of last month" (LAST_MONTH_START), which moves by whole calendar months.
+PAST_30_DAYS_START = RelativeDate("day", -29)
+# The recipe's other two rules: a customer with a history worth keeping.
+_LOYAL_SPENDER = [
+    {"field": "traits.total_orders", "op": GTE, "value": 10},
+    {"field": "traits.lifetime_value", "op": GTE, "value": 1000},
+]
 
 
 def default_definitions() -> list[SegmentDefinition]:
-    """The seed recipe's churn-risk audience, two RFM audiences and a household audience."""
+    """The seed recipe's churn-risk audience (its rolling past month, and the calendar-month variant),
+    two RFM audiences and a household audience."""
     return [
         SegmentDefinition(
             name="churn_risk",
-            description="no order since the start of last month, at least 10 orders, spent at least 1,000",
+            description="no order in the 30 days ending on the run date, at least 10 orders, spent at least 1,000",
             condition={"all": [
-                {"field": "traits.last_order_date", "op": LT, "value": LAST_MONTH_START.to_config()},
-                {"field": "traits.total_orders", "op": GTE, "value": 10},
-                {"field": "traits.lifetime_value", "op": GTE, "value": 1000},
+                {"field": "traits.last_order_date", "op": LT, "value": PAST_30_DAYS_START.to_config()},
+                *_LOYAL_SPENDER,
             ]},
             export=SegmentExport(enabled=True, group="Retention 2026", segment="Churn risk", delimiter="|"),
+        ),
+        SegmentDefinition(
+            name="churn_risk_since_last_month",
+            description="no order since the first day of last month, at least 10 orders, spent at least 1,000",
+            condition={"all": [
+                {"field": "traits.last_order_date", "op": LT, "value": LAST_MONTH_START.to_config()},
+                *_LOYAL_SPENDER,
+            ]},
         ),
         SegmentDefinition(
             name="rfm_champions",

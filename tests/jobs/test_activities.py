@@ -1,6 +1,8 @@
 """silver/activity_stream: naming, feature mapping, attribution, groups, occurrences, incremental merges."""
 from __future__ import annotations
 
+import datetime as dt
+
 
 import pytest
 
@@ -96,6 +98,43 @@ def test_feature_mapping_of_the_three_order_activities(spark):
     # every property is kept in feature_json, mapped or not
     got_json = activities.to_activity_events(bronze_events(spark, events[1:2]), SETTINGS).first()["feature_json"]
     assert yaml.safe_load(got_json) == REJECTION
+
+
+SEGMENT_ECOMMERCE = """
+activities:
+  event_activities: {Order Completed: order_placed}
+  mappings:
+    order_placed: {features: {feature1: order_id, feature9: total}, revenue_property: revenue}
+"""
+
+
+def test_segment_ecommerce_order_completed_is_the_order_event(spark, tmp_path):
+    """Data following Segment's e-commerce spec: `Order Completed` with order_id, total and revenue
+    (and a products list) becomes order_placed by configuration, and gold/rfm's metrics read it."""
+    from jobs.activities.daily import build_daily
+    from jobs.rfm.stage import rfm_metrics
+
+    conf = tmp_path / "c.yml"
+    conf.write_text(SEGMENT_ECOMMERCE)
+    settings = load_config(conf).activities
+    products = [{"product_id": "507f1f77", "sku": "45790-32", "price": 19.0, "quantity": 1}]
+    events = [
+        track("a", "Order Completed", "2026-01-02 10:00", user="u1",
+              properties={"order_id": "50314b8e", "total": 27.5, "revenue": 25.0, "products": products}),
+        track("b", "orderCompleted", "2026-01-05 10:00", user="u1", properties={"order_id": "60314b8e", "total": "30"}),
+        track("c", "Order Refunded", "2026-01-06 10:00", user="u1", properties={"order_id": "50314b8e"}),
+    ]
+    got = activities.to_activity_events(bronze_events(spark, events), settings)
+    expected = spark.createDataFrame(
+        [("a", "order_placed", "50314b8e", "27.5", 25.0), ("b", "order_placed", "60314b8e", "30", None),
+         ("c", "order_refunded", None, None, None)],
+        "message_id string, activity string, feature1 string, feature9 string, revenue_impact double")
+    assert_df_equality(got.select("message_id", "activity", "feature1", "feature9", "revenue_impact"), expected,
+                       ignore_row_order=True, ignore_nullable=True)
+    # as of 2026-01-10: last order 5 days before, 2 orders, 27.5 + 30 spent
+    attributed = got.withColumn("entity_id", F.col("user_id"))
+    assert [tuple(r) for r in rfm_metrics(build_daily(attributed), dt.date(2026, 1, 10)).collect()] == [
+        ("u1", 5, 2, 57.5)]
 
 
 def test_identifier_the_activity_belongs_to(spark):
@@ -377,6 +416,8 @@ def test_many_new_activities_rebuild_instead_of_merging(spark, make_ctx):
          "'activities.mappings.order_placed.revenue_propety' (did you mean 'activities.mappings.order_placed.revenue_property'?)"),
         ({"mappings": {"Order Placed": {}}}, "'activities.mappings.Order Placed'"),
         ({"page_activity": "Viewed Page"}, "'activities.page_activity'"),
+        ({"event_activities": {"Order Completed": "Order Placed"}}, "'activities.event_activities.Order Completed'"),
+        ({"event_activities": {"--": "order_placed"}}, "'activities.event_activities.--' is not an event name"),
         ({"rebuild_above_new_share": 1.5}, "'activities.rebuild_above_new_share' must be between 0 and 1"),
     ],
 )

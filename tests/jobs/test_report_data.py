@@ -44,6 +44,22 @@ def test_chart_data_and_earlier_reports(spark, make_ctx):
         [("c1", "Champions"), ("c2", "Lost"), ("c3", "Lost")], "customer_id string, rfm_segment string"), tables.RFM)
     assert data.chart_data(spark, wh, ["2026-02-03"]) == {
         "cluster_sizes": {"1": 1, "2": 1}, "rfm_segments": {"Lost": 2, "Champions": 1}}
+    d2, d3 = dt.date(2026, 2, 2), dt.date(2026, 2, 3)
+    wh.overwrite(spark.createDataFrame([
+        (d2, None, "(not scored)", "Lost", 3),
+        (d3, d2, "Lost", "Lost", 2), (d3, d2, "Lost", "Champions", 1), (d3, d2, "(not scored)", "Lost", 1),
+    ], "run_date date, from_run_date date, from_segment string, to_segment string, customers long"),
+        tables.RFM_MIGRATION)
+    # cohorts of the last 12 months up to February 2026: from March 2025 (February 2025 is left out)
+    wh.overwrite(spark.createDataFrame([
+        (dt.date(2025, 2, 1), 0, 9, 9), (dt.date(2025, 3, 1), 1, 2, 1), (dt.date(2025, 3, 1), 0, 2, 2),
+        (dt.date(2026, 2, 1), 0, 1, 1),
+    ], "cohort_month date, months_since int, cohort_customers long, active_customers long"), tables.COHORT_RETENTION)
+    charts = data.chart_data(spark, wh, ["2026-02-02", "2026-02-03"])
+    assert charts["rfm_migration"] == {"from_run_date": "2026-02-02",
+                                       "moves": {"(not scored)": {"Lost": 1}, "Lost": {"Champions": 1, "Lost": 2}}}
+    assert charts["cohort_retention"] == {"2025-03": {"customers": 2, "active": [2, 1]},
+                                          "2026-02": {"customers": 1, "active": [1]}}
     # earlier runs: the last HISTORY_RUNS - 1 before the run date, oldest first; later ones and
     # folders that are not run dates are left out
     days = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(33)]  # up to 2026-02-02

@@ -35,6 +35,9 @@ REPORT = {
         "cluster_sizes": {"1": 100, "2": 200, "6-10": 4},
         "rfm_segments": {"Champions": 50, "Lost": 30, "At Risk <&>": 7},
         "segment_changes": {"2026-06-29": {"add": 80}, "2026-06-30": {"add": 12, "remove": 9}},
+        "rfm_migration": {"from_run_date": "2026-06-29", "moves": {
+            "(not scored)": {"Lost": 5}, "Champions": {"Champions": 40, "Lost": 2}, "Lost": {"Champions": 8}}},
+        "cohort_retention": {"2026-05": {"customers": 10, "active": [10, 3]}, "2026-06": {"customers": 4, "active": [4]}},
     },
 }
 
@@ -122,3 +125,38 @@ def test_a_series_must_have_a_value_per_category():
 def test_axis_ticks_are_round_numbers(value, expected):
     top, step = nice_top(value)
     assert (round(top, 9), round(step, 9)) == expected
+
+
+def heat_cells(page: str, table_id: str) -> dict[tuple[str, ...], tuple[str, str]]:
+    """(data attributes but value) -> (data-value, text shown) of every cell of a heat table."""
+    table = re.search(rf"<table class='heat' id='{table_id}'>(.*?)</table>", page, flags=re.S).group(1)
+    cells = {}
+    for attributes, text in re.findall(r"<td class='n' ([^>]*)>([^<]*)</td>", table):
+        found = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', attributes))
+        value = found.pop("value")
+        cells[tuple(found.values())] = (value, text)
+    return cells
+
+
+def test_migration_matrix_and_cohort_retention():
+    page = render_report(REPORT, [EARLIER])
+    # segments by customers they hold on either side: Champions 90, Lost 15, "(not scored)" last
+    assert heat_cells(page, "rfm-migration") == {
+        ("Champions", "Champions"): ("40", "40"), ("Champions", "Lost"): ("2", "2"),
+        ("Champions", "(not scored)"): ("0", "0"), ("Lost", "Champions"): ("8", "8"), ("Lost", "Lost"): ("0", "0"),
+        ("Lost", "(not scored)"): ("0", "0"), ("(not scored)", "Champions"): ("0", "0"),
+        ("(not scored)", "Lost"): ("5", "5"), ("(not scored)", "(not scored)"): ("0", "0"),
+    }
+    header = re.search(r"id='rfm-migration'><tr>(.*?)</tr>", page).group(1)
+    assert re.findall(r"<th>([^<]*)</th>", header)[1:] == ["Champions", "Lost", "(not scored)"]
+    assert heat_cells(page, "cohort-retention") == {
+        ("2026-05", "0"): ("10", "100 %"), ("2026-05", "1"): ("3", "30 %"), ("2026-06", "0"): ("4", "100 %")}
+    assert "Customers from their segment on 2026-06-29 (rows)" in page
+
+
+def test_migration_and_cohorts_without_data_say_so():
+    first_run = {**REPORT, "charts": {"rfm_migration": {"from_run_date": None, "moves": {"(not scored)": {"Lost": 5}}}}}
+    page = render_report(first_run, [])
+    assert "No earlier run in gold/rfm_history to compare with." in page
+    assert "No customer has placed an order." in page
+    assert "id='rfm-migration'" not in page and "id='cohort-retention'" not in page

@@ -128,8 +128,10 @@ def test_stage_writes_gold_rfm(spark, make_ctx, activity_stream):
     )
     first = ctx.warehouse.read(spark, tables.RFM)
     assert_df_equality(first, expected, ignore_row_order=True, ignore_nullable=True)
-    assert result.metrics == {"customers": 4}
-    assert result.notes == ["segments: Lost 2, Potential Loyalists 2"]
+    assert result.metrics == {"customers": 4, "repeat_customers": 1}
+    assert result.notes == ["segments: Lost 2, Potential Loyalists 2",
+                            "repurchase rate 25.0 % (1 of 4 customers ordered more than once)",
+                            "migration: no earlier run in gold/rfm_history"]
 
 
 def test_missing_day_rows_name_the_table_and_the_command(make_ctx):

@@ -1,6 +1,7 @@
 """Segments: the condition language, membership stints, daily changes, Resonate exports, preview."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from pathlib import Path
@@ -221,6 +222,24 @@ def test_every_op_combination_level_and_group_attribute(inputs):
     assert (levels["household_champions"], levels["work_emails"], levels["eq"]) == ("group", "identifier:email", "customer")
 
 
+@pytest.mark.parametrize(("run_date", "rolling"), [
+    # c1's last order is 2026-01-20 10:00: inside the 30 days ending on 2026-02-18 (from 2026-01-20),
+    # outside those ending on 2026-02-19 (from 2026-01-21); since last month (2026-01-01) it has ordered
+    (dt.date(2026, 2, 18), {"c3"}),
+    (dt.date(2026, 2, 19), {"c1", "c3"}),
+])
+def test_churn_risk_in_the_past_30_days_and_since_last_month(inputs, run_date, rolling):
+    """The seed recipe's "no purchase in the past month" as written (a rolling 30 days ending on the run
+    date) and its calendar-month variant, the two default churn audiences (c3: no order since
+    2025-11-02; c2 has too few orders)."""
+    settings = SegmentSettings(definitions=[DEFAULTS["churn_risk"], DEFAULTS["churn_risk_since_last_month"]])
+    compiled = conditions.compile_segments(settings, conditions.FieldCatalog.of(inputs, "t.yml"), run_date)
+    got = {"churn_risk": set(), "churn_risk_since_last_month": set()}
+    for row in evaluate.current_members(inputs, compiled).collect():
+        got[row["segment"]].add(row["member_id"])
+    assert got == {"churn_risk": rolling, "churn_risk_since_last_month": {"c3"}}
+
+
 def _catalog(with_rfm: bool = True, with_groups: bool = False) -> conditions.FieldCatalog:
     schemas = {
         "customer": StructType.fromDDL(CUSTOMERS_DDL),
@@ -263,7 +282,12 @@ def test_unknown_fields_and_mistyped_values_name_the_segment_and_key(spark, cond
 # ----------------------------------------------------------------------------------------------
 
 D1, D2, D3 = dt.date(2026, 1, 15), dt.date(2026, 2, 10), dt.date(2026, 3, 5)
-CHURN = default_definitions()[0]        # the seed audience, exported as "Retention 2026=Churn risk", '|'
+DEFAULTS = {d.name: d for d in default_definitions()}
+# The seed audience with its calendar-month rule (churn_risk_since_last_month), under the name and the
+# export of the default churn_risk ("Retention 2026=Churn risk", '|'): the dates below are chosen
+# around month starts.
+CHURN = dataclasses.replace(DEFAULTS["churn_risk_since_last_month"], name="churn_risk",
+                            export=DEFAULTS["churn_risk"].export)
 VIP_EMAILS = segment("vip_emails", rule("lifetime_value", "gte", 3000), level="identifier:email",
                      group="VIP", segment="Emails", delimiter=",")
 STAGE_SETTINGS = SegmentSettings(definitions=[CHURN, VIP_EMAILS])

@@ -761,6 +761,51 @@ def rfm_table(rows: Iterable[Activity], run_date: dt.date) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
+# Retention (docs/rfm.md, "Retention"): migration between two runs, repurchase rate, order cohorts
+# --------------------------------------------------------------------------------------------
+
+NOT_SCORED = "(not scored)"
+
+
+def rfm_migration(previous: Mapping, current: Mapping) -> dict:
+    """(from_segment, to_segment) -> customers; `previous` / `current`: customer -> segment. A customer
+    in one run only comes from, or goes to, "(not scored)"."""
+    moves = Counter()
+    for c in set(previous) | set(current):
+        moves[(previous.get(c, NOT_SCORED), current.get(c, NOT_SCORED))] += 1
+    return dict(moves)
+
+
+def repurchase_rate(table: Mapping) -> Fraction | None:
+    """Customers with more than one distinct order / customers with an order (rfm_table rows)."""
+    if not table:
+        return None
+    return Fraction(sum(1 for r in table.values() if r.frequency > 1), len(table))
+
+
+def cohort_retention(rows: Iterable[Activity], run_date: dt.date) -> dict:
+    """(cohort month, months since) -> (cohort customers, active customers), for every month from the
+    cohort's to the run date's: the cohort is the (UTC) month of a customer's first order_placed on or
+    before the run date, active = placed an order in that month."""
+    months = defaultdict(set)
+    for r in as_of(rows, run_date):
+        if r.activity == "order_placed" and r.entity is not None:
+            months[r.entity].add((r.ts.year, r.ts.month))
+    cohorts = defaultdict(list)
+    for customer, active in months.items():
+        cohorts[min(active)].append(active)
+    last = run_date.year * 12 + run_date.month - 1
+    out = {}
+    for (year, month), members in cohorts.items():
+        start = year * 12 + month - 1
+        for since in range(last - start + 1):
+            index = start + since
+            out[(dt.date(year, month, 1), since)] = (
+                len(members), sum(1 for m in members if (index // 12, index % 12 + 1) in m))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # The saved lens questions (lens/queries/*.yml on lens/customer_360.yml)
 # --------------------------------------------------------------------------------------------
 
@@ -938,6 +983,9 @@ class Reference:
 
     def lens_rfm(self) -> dict:
         return lens_rfm(self.activities, self.run_date)
+
+    def cohort_retention(self) -> dict:
+        return cohort_retention(self.activities, self.run_date)
 
     def order_outcomes(self, by: str | None = None, state_of=None) -> dict:
         return lens_order_outcomes(self.activities, self.run_date, by, state_of)

@@ -465,3 +465,29 @@ def test_rejections_above_average_window():
     # add 8 more in the year but not in February: 1 < 13/12 -> nobody
     rows += [rejected(dt.date(2025, 4, 1 + i), f"P{i}") for i in range(8)]
     assert R.lens_rejections_above_average(rows, D) == {}
+
+
+def test_cohort_retention_migration_and_repurchase_rate():
+    """The hand case of tests/jobs/test_rfm_retention.py, worked out again here: as of 2026-03-10,
+    c1 orders in January (twice) and March, c2 on 31 January 23:00 and 1 February 00:30 (UTC), c3 in
+    February and on the run date; c4 only after it, c5 only has a rejection."""
+    def order(customer, ts, kind="order_placed"):
+        when = dt.datetime.fromisoformat(ts).replace(tzinfo=UTC)
+        number = ts.replace("-", "").replace(" ", "T")  # an order id without '-': one order per line
+        return R.Activity(f"{customer}-{ts}", frozenset({U(customer)}), kind, when, {"order_id": number}, None)
+
+    rows = [order("c1", "2026-01-05 09:00"), order("c1", "2026-01-20 09:00"), order("c1", "2026-03-02 09:00"),
+            order("c2", "2026-01-31 23:00"), order("c2", "2026-02-01 00:30"), order("c3", "2026-02-14 12:00"),
+            order("c3", "2026-03-10 23:59"), order("c4", "2026-03-11 00:00"),
+            order("c5", "2026-02-03 10:00", "order_rejected")]
+    jan, feb = dt.date(2026, 1, 1), dt.date(2026, 2, 1)
+    assert R.cohort_retention(rows, dt.date(2026, 3, 10)) == {
+        (jan, 0): (2, 2), (jan, 1): (2, 1), (jan, 2): (2, 1), (feb, 0): (1, 1), (feb, 1): (1, 1)}
+    assert R.rfm_migration({"a": "Champions", "b": "Lost", "c": "At Risk"},
+                           {"a": "Champions", "b": "Champions", "e": "New Customers"}) == {
+        ("Champions", "Champions"): 1, ("Lost", "Champions"): 1, ("At Risk", "(not scored)"): 1,
+        ("(not scored)", "New Customers"): 1}
+    table = R.rfm_table(rows, dt.date(2026, 3, 10))
+    # c1 3 orders, c2 2, c3 2 (each line its own order id): all three are repeat customers
+    assert R.repurchase_rate(table) == Fraction(3, 3)
+    assert R.repurchase_rate({}) is None
