@@ -1,7 +1,7 @@
 """Resonate-style differential exports (interface §6, docs/segments.md): exports/<segment>/<D>.<psv|csv>.
 
 For every exported segment, the HEMSHA2 ids (SHA-256 of the normalized email) of its consenting
-members with a usable email; each run logs the adds and removes that take the receiver from what
+members' usable emails (every email of a customer); each run logs the adds and removes that take the receiver from what
 earlier exports sent (gold/segment_exports) to that set, and writes them as one delimited file
 through the Hadoop file system API (the only single-partition write in c360).
 """
@@ -31,26 +31,29 @@ def consent_given(consent: Column, values: list[str]) -> Column:
 
 
 def export_candidates(members: DataFrame, inputs: Inputs, consent_values: list[str]) -> DataFrame:
-    """(segment, email, consented) per member of an exported segment: a customer's own email, or
-    the identifier itself at identifier:email level (with its customer's consent)."""
-    customers = inputs.customers.select("customer_id", F.col("email").alias("_customer_email"), "consent")
-    by_customer = members.filter(F.col("level") == CUSTOMER_LEVEL).withColumn("customer_id", F.col("member_id"))
-    by_email = members.filter(F.col("level") != CUSTOMER_LEVEL)
+    """(segment, member_id, email, consented): one row per member of an exported segment and email
+    of theirs. At customer level every email of the customer, the one silver/customers keeps and
+    every one stitched into them (gold/identity_map), so the receiver matches the person by any
+    address they use (the match rate); a member with none has one row with a null email. At
+    identifier:email level the identifier itself, with its customer's consent."""
+    customers = inputs.customers.select("customer_id", "consent")
+    emails = inputs.customers.select("customer_id", "email")
+    by_email = members.filter(F.col("level") != CUSTOMER_LEVEL).withColumn("email", F.col("member_id"))
     if inputs.identity_map is not None:
-        owners = inputs.identity_map.filter(F.col("identifier_type") == EMAIL).select(
-            F.col("identifier_value").alias("member_id"), "customer_id")
-        by_email = by_email.join(owners, on="member_id", how="left")
+        owned = inputs.identity_map.filter(F.col("identifier_type") == EMAIL).select(
+            "customer_id", F.col("identifier_value").alias("email"))
+        emails = emails.unionByName(owned)
+        by_email = by_email.join(owned.withColumnRenamed("email", "member_id"), on="member_id", how="left")
     else:
         by_email = by_email.withColumn("customer_id", F.lit(None).cast(StringType()))
+    by_customer = (members.filter(F.col("level") == CUSTOMER_LEVEL).withColumn("customer_id", F.col("member_id"))
+                   .join(emails, on="customer_id", how="left"))
     return (
         by_customer.unionByName(by_email)
         .join(customers, on="customer_id", how="left")
-        .select(
-            "segment",
-            normalize_email(F.when(F.col("level") == CUSTOMER_LEVEL, F.col("_customer_email"))
-                            .otherwise(F.col("member_id"))).alias("email"),
-            consent_given(F.col("consent"), consent_values).alias("consented"),
-        )
+        .select("segment", "member_id", normalize_email(F.col("email")).alias("email"),
+                consent_given(F.col("consent"), consent_values).alias("consented"))
+        .distinct()
     )
 
 
@@ -66,13 +69,17 @@ def previously_exported(log: DataFrame, run_date: dt.date) -> DataFrame:
 
 
 def export_changes(eligible: DataFrame, exported_before: DataFrame, labels: DataFrame, run_date: dt.date) -> DataFrame:
-    """Adds and removes that take the receiver from what it holds to `eligible` (segment, id).
+    """Adds and removes that take the receiver from what it holds to `eligible` (segment, id), for
+    the segments of `labels` (segment, label, static); a static segment's ids are never removed.
 
     Only the current label's history counts: a renamed group or segment starts with the full list.
     """
-    now = eligible.join(labels, on="segment", how="inner")
+    now = eligible.join(labels.drop("static"), on="segment", how="inner")
     before = exported_before.join(labels, on=["segment", "label"], how="left_semi")
-    return set_changes(now, before, ["segment", "label", "id_type", "id"], run_date)
+    changes = set_changes(now, before, ["segment", "label", "id_type", "id"], run_date)
+    static = labels.filter("static").select("segment")
+    return changes.join(static.withColumn("_static", F.lit(True)), on="segment", how="left").filter(
+        F.col("_static").isNull() | (F.col("change") == ADD)).drop("_static")
 
 
 def export_rows(log_of_segment: DataFrame) -> DataFrame:
@@ -118,14 +125,17 @@ def run_exports(spark: SparkSession, wh: tables.Warehouse, inputs: Inputs, setti
     Returns the file per segment and (segment, metric, n) rows counting members skipped for want
     of consent or of a usable email.
     """
-    exported = [d for d in settings.definitions if d.export.enabled]
+    # the segments that send a file today (export.cadence); the others keep their log as it is, so
+    # their next file carries every change since the last one sent
+    exported = [d for d in settings.definitions if d.export.enabled and d.export.due(run_date)]
     members = wh.read(spark, tables.SEGMENT_MEMBERSHIP).filter(
         F.col("exited_on").isNull() & F.col("segment").isin(*[d.name for d in exported]))
     candidates = export_candidates(members, inputs, settings.consent_values).withColumn(
         "usable", F.coalesce(F.col("email").rlike(USABLE_EMAIL), F.lit(False)))
     eligible = candidates.filter(F.col("consented") & F.col("usable")).select(
         "segment", F.lit(HEMSHA2).alias("id_type"), sha256_email(F.col("email")).alias("id")).distinct()
-    labels = spark.createDataFrame([(d.name, d.export.label) for d in exported], "segment string, label string")
+    labels = spark.createDataFrame([(d.name, d.export.label, d.export.static) for d in exported],
+                                   "segment string, label string, static boolean")
     changes = export_changes(eligible, previously_exported(wh.read(spark, tables.SEGMENT_EXPORTS), run_date),
                              labels, run_date)
     replace_from(wh, changes, tables.SEGMENT_EXPORTS, run_date)
@@ -135,7 +145,10 @@ def run_exports(spark: SparkSession, wh: tables.Warehouse, inputs: Inputs, setti
         files[definition.name] = export_path(wh, definition.name, definition.export, run_date)
         write_single_file(export_rows(todays.filter(F.col("segment") == definition.name)), files[definition.name],
                           definition.export.delimiter)
-    skipped = candidates.groupBy("segment").agg(
+    # per member: without consent, or consenting with no usable email among theirs
+    per_member = candidates.groupBy("segment", "member_id").agg(
+        F.bool_or("consented").alias("consented"), F.bool_or("usable").alias("usable"))
+    skipped = per_member.groupBy("segment").agg(
         F.count_if(~F.col("consented")).alias("skipped_no_consent"),
         F.count_if(F.col("consented") & ~F.col("usable")).alias("skipped_no_email"),
     ).unpivot("segment", ["skipped_no_consent", "skipped_no_email"], "metric", "n")

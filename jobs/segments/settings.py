@@ -30,7 +30,7 @@ import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 from jobs.activities.settings import IDENTIFIER_TYPES
 from jobs.segments.operators import (
@@ -188,6 +188,11 @@ def identifier_type_of(level: str) -> str | None:
 # ----------------------------------------------------------------------------------------------
 
 
+DAILY, WEEKLY, MONTHLY = "daily", "weekly", "monthly"
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")  # date.weekday() order
+MAX_MONTH_DAY = 28
+
+
 @dataclass(frozen=True)
 class SegmentExport:
     """Resonate-style differential export (interface §6): `<Group>=<Segment>` in Add / Remove."""
@@ -196,6 +201,22 @@ class SegmentExport:
     group: str = ""
     segment: str = ""
     delimiter: str = "|"
+    # When a file is sent: every run (daily), on one weekday (weekly), or on one day of the month
+    # (monthly, 1-28 so every month has it). Between export days membership is still kept every
+    # run; the next file carries every add and remove since the last one sent.
+    cadence: Literal["daily", "weekly", "monthly"] = DAILY
+    weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] | None = None
+    month_day: int | None = None
+    # A Resonate static segment: ids are only ever added (a one-time upload per id), never removed.
+    static: bool = False
+
+    def due(self, run_date: dt.date) -> bool:
+        """Whether a run on `run_date` sends a file."""
+        if self.cadence == WEEKLY:
+            return WEEKDAYS[run_date.weekday()] == self.weekday
+        if self.cadence == MONTHLY:
+            return run_date.day == self.month_day
+        return True
 
     @property
     def label(self) -> str:
@@ -208,6 +229,13 @@ class SegmentExport:
     def validate(self, key: str) -> None:
         if self.delimiter not in EXPORT_DELIMITERS:
             raise ValueError(f"'{key}.delimiter' must be '|' or ','; got {self.delimiter!r}")
+        if (self.cadence == WEEKLY) != (self.weekday is not None):
+            raise ValueError(f"'{key}.weekday' names the day of a weekly export (cadence: weekly) and only then")
+        if (self.cadence == MONTHLY) != (self.month_day is not None):
+            raise ValueError(f"'{key}.month_day' names the day of a monthly export (cadence: monthly) and only then")
+        if self.month_day is not None and not 1 <= self.month_day <= MAX_MONTH_DAY:
+            raise ValueError(f"'{key}.month_day' must be 1 to {MAX_MONTH_DAY} (a day every month has); "
+                             f"got {self.month_day}")
         if not self.enabled:
             return
         for name in ("group", "segment"):

@@ -36,7 +36,14 @@ from jobs.core.errors import ConfigError, InputError
 from jobs.segments.conditions import FieldCatalog, Inputs, compile_segment, compile_segments, parsed_condition
 from jobs.segments.evaluate import MEMBER, current_members, evaluation_frame, membership_changes
 from jobs.segments.export import run_exports
-from jobs.segments.settings import GROUP_LEVEL, SegmentDefinition, SegmentSettings, identifier_type_of, rules_of
+from jobs.segments.settings import (
+    CUSTOMER_LEVEL,
+    GROUP_LEVEL,
+    SegmentDefinition,
+    SegmentSettings,
+    identifier_type_of,
+    rules_of,
+)
 from jobs.segments.state import (
     EXPORT_LOG_SCHEMA,
     STATE_TABLES,
@@ -55,6 +62,7 @@ def load_inputs(spark: SparkSession, wh: tables.Warehouse, settings: SegmentSett
     levels = {d.level for _, d in indexed}
     needs_groups = GROUP_LEVEL in levels or any(r.source == "group" for r in rules)
     needs_identity = any(identifier_type_of(level) for level in levels)
+    exports_customers = any(d.export.enabled and d.level == CUSTOMER_LEVEL for _, d in indexed)
 
     def optional(table: str) -> DataFrame | None:
         # traits and RFM are read when they exist; a rule naming a missing one says which stage to run
@@ -69,7 +77,9 @@ def load_inputs(spark: SparkSession, wh: tables.Warehouse, settings: SegmentSett
         rfm=optional(tables.RFM),
         groups=needed(needs_groups, tables.GROUPS),
         group_members=needed(needs_groups, tables.GROUP_MEMBERS),
-        identity_map=needed(needs_identity, tables.IDENTITY_MAP),
+        # an exported customer segment sends every email stitched into the customer (the match rate)
+        identity_map=(needed(needs_identity, tables.IDENTITY_MAP) if needs_identity or not exports_customers
+                      else optional(tables.IDENTITY_MAP)),
     )
 
 

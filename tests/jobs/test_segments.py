@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -372,22 +373,26 @@ def test_stints_changes_exports_rerun_and_order(spark, make_ctx, capsys):
 
     result = segments.run(ctx1, RUN)
     assert (result.metrics["members"], result.metrics["skipped_no_consent"], result.metrics["skipped_no_email"]) == (4 + 3, 1, 1)
-    # first export: the full list of consenting members with an email (c3 declined, c4 has none)
+    # first export: the full list of the emails of consenting members (c3 declined, c4 has none), every
+    # email of a customer: bob@work.example.com is stitched into c2 beside silver/customers' one
     churn_dir = wh.local_dir / "exports" / "churn_risk"
-    assert (churn_dir / "2026-01-15.psv").read_text() == export_file(["ann@example.com", "bob@example.com"], [], CHURN_LABEL)
+    assert (churn_dir / "2026-01-15.psv").read_text() == export_file(
+        ["ann@example.com", "bob@example.com", "bob@work.example.com"], [], CHURN_LABEL)
     assert (wh.local_dir / "exports" / "vip_emails" / "2026-01-15.csv").read_text() == export_file(
         ["bob@example.com", "bob@work.example.com", "eve@example.com"], [], "VIP=Emails", sep=",")
 
     _write_traits(spark, wh, D2)
     segments.run(make_ctx(D2, segments=STAGE_SETTINGS), RUN)
-    assert (churn_dir / "2026-02-10.psv").read_text() == export_file(["eve@example.com"], ["bob@example.com"], CHURN_LABEL)
+    assert (churn_dir / "2026-02-10.psv").read_text() == export_file(
+        ["eve@example.com"], ["bob@example.com", "bob@work.example.com"], CHURN_LABEL)
 
     _write_traits(spark, wh, D3)
     _write_customers(spark, wh, consent_c3="Yes")      # c3 consents now: exported although she stays
     ctx3 = make_ctx(D3, segments=STAGE_SETTINGS)
     segments.run(ctx3, RUN)
     third = (churn_dir / "2026-03-05.psv").read_text()
-    assert third == export_file(["bob@example.com", "cy@example.com"], ["ann@example.com"], CHURN_LABEL)
+    assert third == export_file(["bob@example.com", "bob@work.example.com", "cy@example.com"], ["ann@example.com"],
+                                CHURN_LABEL)
 
     after_d3 = [("c1", D1, D3), ("c2", D1, D2), ("c2", D3, None), ("c3", D1, None), ("c4", D1, None), ("c5", D2, None)]
     _churn_membership(spark, wh, after_d3)
@@ -410,8 +415,70 @@ def test_stints_changes_exports_rerun_and_order(spark, make_ctx, capsys):
     runs = {(r["segment"], r["run_date"]): r for r in wh.read(spark, tables.SEGMENT_RUNS).collect()}   # 6 rows
     assert len(runs) == 6
     d3 = runs[("churn_risk", D3)]
-    assert (d3["members"], d3["adds"], d3["removes"], d3["export_adds"], d3["export_removes"]) == (4, 1, 1, 2, 1)
+    assert (d3["members"], d3["adds"], d3["removes"], d3["export_adds"], d3["export_removes"]) == (4, 1, 1, 3, 1)
     assert (d3["skipped_no_consent"], d3["skipped_no_email"], d3["export_file"]) == (0, 1, str(churn_dir / "2026-03-05.psv"))
+
+
+MONDAY, TUESDAY, NEXT_MONDAY = dt.date(2026, 3, 2), dt.date(2026, 3, 3), dt.date(2026, 3, 9)
+# lifetime_value per customer and run date: "big spenders" have at least 3,000
+SPEND = {MONDAY: {"c2": 3000.0, "c5": 5000.0}, TUESDAY: {"c1": 3500.0, "c2": 3000.0, "c5": 100.0}}
+SPEND[NEXT_MONDAY] = SPEND[TUESDAY]
+
+
+def test_weekly_and_static_exports(spark, make_ctx):
+    """A weekly export sends on its weekday only, with every change since its last file; a static
+    segment only ever adds. Membership is kept every run either way."""
+    weekly = segment("spenders_weekly", rule("lifetime_value", "gte", 3000), group="Spend", segment="Weekly",
+                     cadence="weekly", weekday="monday")
+    static = segment("spenders_static", rule("lifetime_value", "gte", 3000), group="Spend", segment="Ever",
+                     static=True)
+    settings = SegmentSettings(definitions=[weekly, static])
+    wh = make_ctx(MONDAY).warehouse
+    _write_customers(spark, wh, consent_c3="no")
+    _write_identity_map(spark, wh)
+    files = {}
+    for day in (MONDAY, TUESDAY, NEXT_MONDAY):
+        wh.overwrite(spark.createDataFrame([(c, 1, v, None, None) for c, v in SPEND[day].items()], TRAITS_DDL),
+                     tables.TRAITS)
+        result = segments.run(make_ctx(day, segments=settings), RUN)
+        files[day] = sorted(p.relative_to(wh.local_dir / "exports").as_posix()
+                            for p in (wh.local_dir / "exports").rglob(f"{day}.psv"))
+        assert result.metrics["members"] == 2 * sum(v >= 3000 for v in SPEND[day].values())  # both segments
+    assert files == {MONDAY: ["spenders_static/2026-03-02.psv", "spenders_weekly/2026-03-02.psv"],
+                     TUESDAY: ["spenders_static/2026-03-03.psv"],
+                     NEXT_MONDAY: ["spenders_static/2026-03-09.psv", "spenders_weekly/2026-03-09.psv"]}
+    out = wh.local_dir / "exports"
+    bob = ["bob@example.com", "bob@work.example.com"]
+    assert (out / "spenders_weekly" / "2026-03-02.psv").read_text() == export_file([*bob, "eve@example.com"], [],
+                                                                                    "Spend=Weekly")
+    # c5 left and c1 joined on Tuesday: the next Monday's file carries both
+    assert (out / "spenders_weekly" / "2026-03-09.psv").read_text() == export_file(
+        ["ann@example.com"], ["eve@example.com"], "Spend=Weekly")
+    assert (out / "spenders_static" / "2026-03-03.psv").read_text() == export_file(["ann@example.com"], [], "Spend=Ever")
+    assert (out / "spenders_static" / "2026-03-09.psv").read_text() == export_file([], [], "Spend=Ever")
+    runs = {(r["segment"], r["run_date"]): (r["members"], r["export_file"], r["export_adds"])
+            for r in wh.read(spark, tables.SEGMENT_RUNS).collect()}
+    assert runs[("spenders_weekly", TUESDAY)] == (2, None, None)
+    assert runs[("spenders_static", TUESDAY)] == (2, str(out / "spenders_static" / "2026-03-03.psv"), 1)
+
+
+@pytest.mark.parametrize(("export", "message"), [
+    ({"cadence": "weekly"}, "'x.weekday' names the day of a weekly export"),
+    ({"weekday": "monday"}, "'x.weekday' names the day of a weekly export"),
+    ({"cadence": "monthly"}, "'x.month_day' names the day of a monthly export"),
+    ({"cadence": "monthly", "month_day": 31}, "'x.month_day' must be 1 to 28"),
+])
+def test_export_cadence_mistakes(export, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        SegmentExport(enabled=True, group="G", segment="S", **export).validate("x")
+
+
+def test_export_days():
+    weekly = SegmentExport(cadence="weekly", weekday="friday")
+    monthly = SegmentExport(cadence="monthly", month_day=1)
+    assert [d.day for d in (dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(14)) if weekly.due(d)] == [6, 13]
+    assert [monthly.due(d) for d in (dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 4, 1))] == [True, False, True]
+    assert SegmentExport().due(dt.date(2026, 3, 2))
 
 
 def test_preview_needs_a_known_segment_and_its_inputs(make_ctx):
