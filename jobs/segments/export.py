@@ -7,7 +7,9 @@ through the Hadoop file system API (the only single-partition write in c360).
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -22,6 +24,8 @@ from jobs.segments.state import ADD, REMOVE, replace_from
 
 HEMSHA2 = "HEMSHA2"
 EXPORT_COLUMNS = ("ID Type", "ID", "Add", "Remove")
+# exports/<D>.manifest.csv: one line per file sent on D, for the receiver to check an upload whole.
+MANIFEST_COLUMNS = ("file", "group", "segment", "rows", "adds", "removes")
 # A usable email for export: something@domain.tld after normalization (trim, lower case).
 USABLE_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -116,6 +120,25 @@ def write_single_file(df: DataFrame, path: str, delimiter: str) -> None:
 
 def export_path(wh: tables.Warehouse, name: str, export: SegmentExport, run_date: dt.date) -> str:
     return wh.path(f"{tables.EXPORTS}/{name}/{run_date.isoformat()}.{export.extension}")
+
+
+def manifest_path(wh: tables.Warehouse, run_date: dt.date) -> str:
+    return wh.path(f"{tables.EXPORTS}/{run_date.isoformat()}.manifest.csv")
+
+
+def manifest_text(settings: SegmentSettings, runs: list[dict], root: str) -> str:
+    """The manifest of a run's export files (its gold/segment_runs rows, state.record_run): each
+    file's path under `root` (exports/), its group and segment, and its data rows = adds + removes.
+    A '|'-delimited export's names may hold commas, so the csv module quotes where needed."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    exports = {d.name: d.export for d in settings.definitions}
+    for r in sorted((r for r in runs if r["export_file"]), key=lambda r: r["segment"]):
+        export = exports[r["segment"]]
+        writer.writerow([r["export_file"].removeprefix(root).lstrip("/"), export.group, export.segment,
+                         r["export_adds"] + r["export_removes"], r["export_adds"], r["export_removes"]])
+    return out.getvalue()
 
 
 def run_exports(spark: SparkSession, wh: tables.Warehouse, inputs: Inputs, settings: SegmentSettings,

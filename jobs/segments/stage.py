@@ -30,12 +30,12 @@ import datetime as dt
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.core import tables
+from jobs.core import storage, tables
 from jobs.core.context import JobContext, RunParams, StageResult
 from jobs.core.errors import ConfigError, InputError
 from jobs.segments.conditions import FieldCatalog, Inputs, compile_segment, compile_segments, parsed_condition
 from jobs.segments.evaluate import MEMBER, current_members, evaluation_frame, membership_changes
-from jobs.segments.export import run_exports
+from jobs.segments.export import manifest_path, manifest_text, run_exports
 from jobs.segments.settings import (
     CUSTOMER_LEVEL,
     GROUP_LEVEL,
@@ -112,6 +112,8 @@ def materialize(ctx: JobContext, full: bool) -> StageResult:
         replace_from(wh, spark.createDataFrame([], EXPORT_LOG_SCHEMA), tables.SEGMENT_EXPORTS, run_date)
         files, skipped = {}, None
     rows = record_run(spark, wh, settings, run_date, files, skipped)
+    if files:
+        storage.write_text(spark, manifest_path(wh, run_date), manifest_text(settings, rows, wh.path(tables.EXPORTS)))
     return summarize(rows)
 
 

@@ -456,6 +456,15 @@ def test_weekly_and_static_exports(spark, make_ctx):
         ["ann@example.com"], ["eve@example.com"], "Spend=Weekly")
     assert (out / "spenders_static" / "2026-03-03.psv").read_text() == export_file(["ann@example.com"], [], "Spend=Ever")
     assert (out / "spenders_static" / "2026-03-09.psv").read_text() == export_file([], [], "Spend=Ever")
+    # each day's manifest lists the files sent that day with their rows
+    assert (out / "2026-03-02.manifest.csv").read_text() == (
+        "file,group,segment,rows,adds,removes\n"
+        "spenders_static/2026-03-02.psv,Spend,Ever,3,3,0\nspenders_weekly/2026-03-02.psv,Spend,Weekly,3,3,0\n")
+    assert (out / "2026-03-03.manifest.csv").read_text() == (
+        "file,group,segment,rows,adds,removes\nspenders_static/2026-03-03.psv,Spend,Ever,1,1,0\n")
+    assert (out / "2026-03-09.manifest.csv").read_text() == (
+        "file,group,segment,rows,adds,removes\n"
+        "spenders_static/2026-03-09.psv,Spend,Ever,0,0,0\nspenders_weekly/2026-03-09.psv,Spend,Weekly,2,1,1\n")
     runs = {(r["segment"], r["run_date"]): (r["members"], r["export_file"], r["export_adds"])
             for r in wh.read(spark, tables.SEGMENT_RUNS).collect()}
     assert runs[("spenders_weekly", TUESDAY)] == (2, None, None)
