@@ -27,7 +27,6 @@ from jobs.metrics import ORDER_PLACED
 # a customer id a merge made), or gone from this one (merged into another customer).
 NOT_SCORED = "(not scored)"
 MIGRATION_COLUMNS = SPECS[tables.RFM_MIGRATION].columns
-COHORT_COLUMNS = SPECS[tables.COHORT_RETENTION].columns
 # A repeat customer placed more than one distinct order (gold/rfm.frequency).
 REPEAT_FREQUENCY = 2
 

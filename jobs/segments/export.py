@@ -1,31 +1,36 @@
 """Resonate-style differential exports (interface §6, docs/segments.md): exports/<segment>/<D>.<psv|csv>.
 
 For every exported segment, the HEMSHA2 ids (SHA-256 of the normalized email) of its consenting
-members' usable emails (every email of a customer); each run logs the adds and removes that take the receiver from what
-earlier exports sent (gold/segment_exports) to that set, and writes them as one delimited file
-through the Hadoop file system API (the only single-partition write in c360).
+members' usable emails (every email of a customer); each run logs the adds and removes that take the
+receiver from what earlier exports sent (gold/segment_exports) to that set, and writes them as one
+delimited file through the Hadoop file system API (the only single-partition write in c360).
 """
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import io
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
 from jobs.core import tables
+from jobs.core.errors import ConfigError
 from jobs.identity.identifiers import EMAIL, normalize_email, sha256_email
-from jobs.segments.conditions import Inputs
+from jobs.segments.conditions import CUSTOMER_SOURCES, Inputs
 from jobs.segments.evaluate import set_changes
-from jobs.segments.settings import CUSTOMER_LEVEL, SegmentExport, SegmentSettings
+from jobs.segments.settings import CUSTOMER_LEVEL, SegmentDefinition, SegmentExport, SegmentSettings
 from jobs.segments.state import ADD, REMOVE, replace_from
 
 HEMSHA2 = "HEMSHA2"
 EXPORT_COLUMNS = ("ID Type", "ID", "Add", "Remove")
 # exports/<D>.manifest.csv: one line per file sent on D, for the receiver to check an upload whole.
 MANIFEST_COLUMNS = ("file", "group", "segment", "rows", "adds", "removes")
+# A segment group's value becomes part of a label written unquoted: values holding a delimiter, a
+# quote or a line break are not exported.
+UNEXPORTABLE_VALUE = r'[|,"\r\n]'
 # A usable email for export: something@domain.tld after normalization (trim, lower case).
 USABLE_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -72,28 +77,72 @@ def previously_exported(log: DataFrame, run_date: dt.date) -> DataFrame:
     )
 
 
-def export_changes(eligible: DataFrame, exported_before: DataFrame, labels: DataFrame, run_date: dt.date) -> DataFrame:
-    """Adds and removes that take the receiver from what it holds to `eligible` (segment, id), for
-    the segments of `labels` (segment, label, static); a static segment's ids are never removed.
+def segment_values(inputs: Inputs, exported: list[SegmentDefinition]) -> DataFrame | None:
+    """(segment, member_id, value) of every segment group (export.segment_from) among `exported`:
+    each customer's value of the field, as text. None when there is no segment group."""
+    parts = []
+    for d in exported:
+        if not d.export.segment_from:
+            continue
+        source, column = d.export.segment_from.split(".", 1)
+        table = inputs.customer_source(source)
+        if table is None or column not in table.columns:
+            raise ConfigError(f"segment '{d.name}': export.segment_from {d.export.segment_from!r} is not a column "
+                              f"of {CUSTOMER_SOURCES[source]}" + ("" if table is not None else " (it does not exist)"))
+        parts.append(table.select(F.lit(d.name).alias("segment"), F.col("customer_id").alias("member_id"),
+                                  F.trim(F.col(column).cast("string")).alias("value")))
+    return reduce(DataFrame.unionByName, parts) if parts else None
 
-    Only the current label's history counts: a renamed group or segment starts with the full list.
+
+def with_labels(eligible: DataFrame, labels: DataFrame, values: DataFrame | None) -> DataFrame:
+    """(segment, label, id_type, id): each eligible (segment, member_id, id_type, id) with its label:
+    the segment's, or for a segment group <group>=<the member's value>. A member whose value is
+    null or empty, or holds a character an export file cannot carry unquoted, is left out."""
+    rows = eligible.join(labels.select("segment", "label", "by_value"), on="segment", how="inner")
+    if values is None:
+        return rows.select("segment", "label", "id_type", "id").distinct()
+    valued = F.concat(F.col("label"), F.lit("="), F.col("value"))
+    return (
+        rows.join(values, on=["segment", "member_id"], how="left")
+        .withColumn("label", F.when(~F.col("by_value"), F.col("label"))
+                    .when((F.col("value") != "") & ~F.col("value").rlike(UNEXPORTABLE_VALUE), valued))
+        .filter(F.col("label").isNotNull())
+        .select("segment", "label", "id_type", "id").distinct()
+    )
+
+
+def export_changes(eligible: DataFrame, exported_before: DataFrame, labels: DataFrame, run_date: dt.date) -> DataFrame:
+    """Adds and removes that take the receiver from what it holds to `eligible` (segment, label,
+    id_type, id), for the segments of `labels` (segment, label, static, by_value); a static
+    segment's ids are never removed.
+
+    Only the current label's history counts (for a segment group, every <group>=<value> label): a
+    renamed group or segment starts with the full list.
     """
-    now = eligible.join(labels.drop("static"), on="segment", how="inner")
-    before = exported_before.join(labels, on=["segment", "label"], how="left_semi")
-    changes = set_changes(now, before, ["segment", "label", "id_type", "id"], run_date)
-    static = labels.filter("static").select("segment")
-    return changes.join(static.withColumn("_static", F.lit(True)), on="segment", how="left").filter(
-        F.col("_static").isNull() | (F.col("change") == ADD)).drop("_static")
+    current = labels.select("segment", F.col("label").alias("_current"), "by_value")
+    before = (
+        exported_before.join(current, on="segment", how="inner")
+        .filter((F.col("label") == F.col("_current"))
+                | (F.col("by_value") & F.col("label").startswith(F.concat(F.col("_current"), F.lit("=")))))
+        .select("segment", "label", "id_type", "id")
+    )
+    changes = set_changes(eligible, before, ["segment", "label", "id_type", "id"], run_date)
+    return (changes.join(labels.select("segment", "static"), on="segment", how="inner")
+            .filter(~F.col("static") | (F.col("change") == ADD)).drop("static"))
 
 
 def export_rows(log_of_segment: DataFrame) -> DataFrame:
-    """The file's rows, adds then removes, each by id (a deterministic order, byte-exact re-runs)."""
-    label_if = lambda change: F.when(F.col("change") == change, F.col("label"))  # noqa: E731
+    """The file's rows, one per id: its Add and its Remove label (a member of a segment group who
+    moved has both, `Tier=Gold|Tier=Silver`). Rows with an Add first, then removes only, each by id
+    (a deterministic order, byte-exact re-runs)."""
+    side = lambda change, name: (log_of_segment.filter(F.col("change") == change)  # noqa: E731
+                                 .select("id_type", "id", F.col("label").alias(name)))
+    add, remove = EXPORT_COLUMNS[2], EXPORT_COLUMNS[3]
     return (
-        log_of_segment.coalesce(1)
-        .sortWithinPartitions("change", "id")
-        .select(F.col("id_type").alias(EXPORT_COLUMNS[0]), F.col("id").alias(EXPORT_COLUMNS[1]),
-                label_if(ADD).alias(EXPORT_COLUMNS[2]), label_if(REMOVE).alias(EXPORT_COLUMNS[3]))
+        side(ADD, add).join(side(REMOVE, remove), on=["id_type", "id"], how="full_outer")
+        .coalesce(1)
+        .sortWithinPartitions(F.col(add).isNull(), "id", add, remove)
+        .select(F.col("id_type").alias(EXPORT_COLUMNS[0]), F.col("id").alias(EXPORT_COLUMNS[1]), add, remove)
     )
 
 
@@ -126,18 +175,20 @@ def manifest_path(wh: tables.Warehouse, run_date: dt.date) -> str:
     return wh.path(f"{tables.EXPORTS}/{run_date.isoformat()}.manifest.csv")
 
 
-def manifest_text(settings: SegmentSettings, runs: list[dict], root: str) -> str:
+def manifest_text(settings: SegmentSettings, runs: list[dict], root: str, file_rows: dict[str, int]) -> str:
     """The manifest of a run's export files (its gold/segment_runs rows, state.record_run): each
-    file's path under `root` (exports/), its group and segment, and its data rows = adds + removes.
-    A '|'-delimited export's names may hold commas, so the csv module quotes where needed."""
+    file's path under `root` (exports/), its group and segment (`<field>` for a segment group), its
+    data rows (`file_rows`), adds and removes. A '|'-delimited export's names may hold commas, so
+    the csv module quotes where needed."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(MANIFEST_COLUMNS)
     exports = {d.name: d.export for d in settings.definitions}
     for r in sorted((r for r in runs if r["export_file"]), key=lambda r: r["segment"]):
         export = exports[r["segment"]]
-        writer.writerow([r["export_file"].removeprefix(root).lstrip("/"), export.group, export.segment,
-                         r["export_adds"] + r["export_removes"], r["export_adds"], r["export_removes"]])
+        writer.writerow([r["export_file"].removeprefix(root).lstrip("/"), export.group,
+                         f"<{export.segment_from}>" if export.segment_from else export.segment,
+                         file_rows.get(r["segment"], 0), r["export_adds"], r["export_removes"]])
     return out.getvalue()
 
 
@@ -145,8 +196,8 @@ def run_exports(spark: SparkSession, wh: tables.Warehouse, inputs: Inputs, setti
                 run_date: dt.date) -> tuple[dict[str, str], DataFrame]:
     """Log today's adds/removes per exported segment and write its file.
 
-    Returns the file per segment and (segment, metric, n) rows counting members skipped for want
-    of consent or of a usable email.
+    Returns the file per segment, its data rows per segment, and (segment, metric, n) rows counting
+    members skipped for want of consent or of a usable email.
     """
     # the segments that send a file today (export.cadence); the others keep their log as it is, so
     # their next file carries every change since the last one sent
@@ -155,14 +206,20 @@ def run_exports(spark: SparkSession, wh: tables.Warehouse, inputs: Inputs, setti
         F.col("exited_on").isNull() & F.col("segment").isin(*[d.name for d in exported]))
     candidates = export_candidates(members, inputs, settings.consent_values).withColumn(
         "usable", F.coalesce(F.col("email").rlike(USABLE_EMAIL), F.lit(False)))
-    eligible = candidates.filter(F.col("consented") & F.col("usable")).select(
-        "segment", F.lit(HEMSHA2).alias("id_type"), sha256_email(F.col("email")).alias("id")).distinct()
-    labels = spark.createDataFrame([(d.name, d.export.label, d.export.static) for d in exported],
-                                   "segment string, label string, static boolean")
+    labels = spark.createDataFrame(
+        [(d.name, d.export.label, d.export.static, d.export.segment_from is not None) for d in exported],
+        "segment string, label string, static boolean, by_value boolean")
+    eligible = with_labels(
+        candidates.filter(F.col("consented") & F.col("usable")).select(
+            "segment", "member_id", F.lit(HEMSHA2).alias("id_type"), sha256_email(F.col("email")).alias("id")),
+        labels, segment_values(inputs, exported))
     changes = export_changes(eligible, previously_exported(wh.read(spark, tables.SEGMENT_EXPORTS), run_date),
                              labels, run_date)
     replace_from(wh, changes, tables.SEGMENT_EXPORTS, run_date)
     todays = wh.read(spark, tables.SEGMENT_EXPORTS).filter(F.col("run_date") == F.lit(run_date))
+    # rows per file: its ids (one row per id, a move's add and remove together); a row per segment
+    file_rows = {r["segment"]: r["rows"] for r in todays.groupBy("segment").agg(
+        F.count_distinct("id_type", "id").alias("rows")).collect()}
     files = {}
     for definition in exported:
         files[definition.name] = export_path(wh, definition.name, definition.export, run_date)
@@ -175,4 +232,4 @@ def run_exports(spark: SparkSession, wh: tables.Warehouse, inputs: Inputs, setti
         F.count_if(~F.col("consented")).alias("skipped_no_consent"),
         F.count_if(F.col("consented") & ~F.col("usable")).alias("skipped_no_email"),
     ).unpivot("segment", ["skipped_no_consent", "skipped_no_email"], "metric", "n")
-    return files, skipped
+    return files, file_rows, skipped

@@ -188,6 +188,8 @@ def identifier_type_of(level: str) -> str | None:
 # ----------------------------------------------------------------------------------------------
 
 
+# export.segment_from: a field of the customer level (jobs.segments.conditions.CUSTOMER_SOURCES)
+SEGMENT_FROM = re.compile(r"^(customer|traits|rfm)\.[A-Za-z_][A-Za-z0-9_]*$")
 DAILY, WEEKLY, MONTHLY = "daily", "weekly", "monthly"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")  # date.weekday() order
 MAX_MONTH_DAY = 28
@@ -209,6 +211,10 @@ class SegmentExport:
     month_day: int | None = None
     # A Resonate static segment: ids are only ever added (a one-time upload per id), never removed.
     static: bool = False
+    # A segment group: each member's segment is its value of this customer field (`rfm.rfm_segment`,
+    # `traits.<name>`, `customer.<column>`) instead of the fixed `segment`: one file for the whole
+    # group, and a member whose value changes is one row, <group>=<new> added and <group>=<old> removed.
+    segment_from: str | None = None
 
     def due(self, run_date: dt.date) -> bool:
         """Whether a run on `run_date` sends a file."""
@@ -220,7 +226,8 @@ class SegmentExport:
 
     @property
     def label(self) -> str:
-        return f"{self.group}={self.segment}"
+        """`<group>=<segment>`; for a segment group (segment_from), the `<group>` its labels start with."""
+        return self.group if self.segment_from else f"{self.group}={self.segment}"
 
     @property
     def extension(self) -> str:
@@ -238,7 +245,13 @@ class SegmentExport:
                              f"got {self.month_day}")
         if not self.enabled:
             return
-        for name in ("group", "segment"):
+        if self.segment_from is not None:
+            if not SEGMENT_FROM.match(self.segment_from):
+                raise ValueError(f"'{key}.segment_from' must be a customer field: customer.<column>, traits.<name> "
+                                 f"or rfm.<column>; got {self.segment_from!r}")
+            if self.segment:
+                raise ValueError(f"'{key}': give either segment (one segment) or segment_from (a segment per value)")
+        for name in ("group",) if self.segment_from else ("group", "segment"):
             text = getattr(self, name)
             if not text.strip():
                 raise ValueError(f"'{key}.{name}' is required when the export is enabled")
@@ -288,6 +301,8 @@ class SegmentDefinition:
         identifier_type = identifier_type_of(self.level)
         if self.level not in (CUSTOMER_LEVEL, GROUP_LEVEL) and identifier_type not in IDENTIFIER_TYPES:
             raise ValueError(f"{where}'{key}.level' must be {LEVELS_HELP}; got {self.level!r}")
+        if self.export.segment_from and self.level != CUSTOMER_LEVEL:
+            raise ValueError(f"{where}'{key}.export.segment_from' needs level customer (the value is a customer's)")
         if self.export.enabled and self.level not in EXPORTABLE_LEVELS:
             raise ValueError(
                 f"{where}'{key}.export': only {' and '.join(EXPORTABLE_LEVELS)} segments can be exported "

@@ -106,14 +106,15 @@ def materialize(ctx: JobContext, full: bool) -> StageResult:
     todays_changes = wh.read(spark, tables.SEGMENT_CHANGES).filter(F.col("run_date") == F.lit(run_date))
     apply_changes(spark, wh, todays_changes, run_date)
     if any(s.definition.export.enabled for s in segments):
-        files, skipped = run_exports(spark, wh, inputs, settings, run_date)
+        files, file_rows, skipped = run_exports(spark, wh, inputs, settings, run_date)
     else:
         # still clear the export log from this date on (a rewound run may have exported)
         replace_from(wh, spark.createDataFrame([], EXPORT_LOG_SCHEMA), tables.SEGMENT_EXPORTS, run_date)
-        files, skipped = {}, None
+        files, file_rows, skipped = {}, {}, None
     rows = record_run(spark, wh, settings, run_date, files, skipped)
     if files:
-        storage.write_text(spark, manifest_path(wh, run_date), manifest_text(settings, rows, wh.path(tables.EXPORTS)))
+        storage.write_text(spark, manifest_path(wh, run_date),
+                           manifest_text(settings, rows, wh.path(tables.EXPORTS), file_rows))
     return summarize(rows)
 
 

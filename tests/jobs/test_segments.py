@@ -471,6 +471,50 @@ def test_weekly_and_static_exports(spark, make_ctx):
     assert runs[("spenders_static", TUESDAY)] == (2, str(out / "spenders_static" / "2026-03-03.psv"), 1)
 
 
+def test_segment_group_one_file_for_every_value(spark, make_ctx):
+    """Resonate's segment group: RFM=<rfm_segment>, one file for the group; a customer moving from
+    Champions to At Risk is one row (added to the new value, removed from the old)."""
+    every_rfm = SegmentDefinition("rfm_all", rule("rfm.rfm_segment", "set"),
+                                  export=SegmentExport(enabled=True, group="RFM", segment_from="rfm.rfm_segment"))
+    settings = SegmentSettings(definitions=[every_rfm])
+    day1, day2 = dt.date(2026, 4, 1), dt.date(2026, 4, 2)
+    wh = make_ctx(day1).warehouse
+    _write_customers(spark, wh, consent_c3="no")   # c3 is a member but not exported
+    _write_identity_map(spark, wh)
+    scores = {day1: [("c1", "Champions"), ("c2", "At Risk"), ("c3", "Champions"), ("c5", "Lost")],
+              day2: [("c1", "At Risk"), ("c2", "At Risk"), ("c3", "Champions")]}
+    for day in (day1, day2):
+        wh.overwrite(spark.createDataFrame(scores[day], RFM_DDL), tables.RFM)
+        segments.run(make_ctx(day, segments=settings), RUN)
+    out = wh.local_dir / "exports"
+
+    def file(rows: list[tuple[str, str, str]]) -> str:
+        # rows with an Add first, then removes only, each by id
+        lines = sorted(((hemsha2(e), add, remove) for e, add, remove in rows), key=lambda r: (not r[1], r[0]))
+        return "ID Type|ID|Add|Remove\n" + "".join(f"HEMSHA2|{h}|{a}|{r}\n" for h, a, r in lines)
+
+    assert (out / "rfm_all" / "2026-04-01.psv").read_text() == file([
+        ("ann@example.com", "RFM=Champions", ""), ("bob@example.com", "RFM=At Risk", ""),
+        ("bob@work.example.com", "RFM=At Risk", ""), ("eve@example.com", "RFM=Lost", "")])
+    assert (out / "rfm_all" / "2026-04-02.psv").read_text() == file([
+        ("ann@example.com", "RFM=At Risk", "RFM=Champions"), ("eve@example.com", "", "RFM=Lost")])
+    assert (out / "2026-04-02.manifest.csv").read_text() == (
+        "file,group,segment,rows,adds,removes\nrfm_all/2026-04-02.psv,RFM,<rfm.rfm_segment>,2,1,2\n")
+
+
+@pytest.mark.parametrize(("export", "level", "message"), [
+    ({"segment": "S", "segment_from": "rfm.rfm_segment"}, "customer", "give either segment"),
+    ({"segment_from": "rfm"}, "customer", "'x.export.segment_from' must be a customer field"),
+    ({"segment_from": "rfm.rfm_segment"}, "group", "'x.export.segment_from' needs level customer"),
+])
+def test_segment_group_mistakes(export, level, message):
+    definition = SegmentDefinition("s", rule("state", "set"), level=level,
+                                   export=SegmentExport(enabled=True, group="G", **export))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        definition.export.validate("x.export")   # as the config loader does, section by section
+        definition.validate("x")
+
+
 @pytest.mark.parametrize(("export", "message"), [
     ({"cadence": "weekly"}, "'x.weekday' names the day of a weekly export"),
     ({"weekday": "monday"}, "'x.weekday' names the day of a weekly export"),
