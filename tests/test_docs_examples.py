@@ -57,12 +57,17 @@ def after_make_run(tmp_path_factory):
     return repo, env, dt.date.fromisoformat(today)
 
 
+def worked_example(after_make_run, page: str, commands: int):
+    """Run the page's example commands in order: (repo, today, their outputs)."""
+    repo, env, today = after_make_run
+    found = doc_commands(page)
+    assert len(found) == commands, found
+    return repo, today, [run(c, repo, env) for c in found]
+
+
 @pytest.mark.slow
 def test_rfm_worked_example(after_make_run, spark):
-    repo, env, today = after_make_run
-    commands = doc_commands("rfm.md")
-    assert len(commands) == 4, commands
-    outputs = [run(c, repo, env) for c in commands]
+    repo, today, outputs = worked_example(after_make_run, "rfm.md", 4)
     rows = spark.read.format("delta").load(str(repo / "warehouse" / "gold" / "rfm_history")).collect()
     tomorrow = today + dt.timedelta(days=1)
     assert sorted({r["run_date"] for r in rows}) == [today, tomorrow]
@@ -78,3 +83,20 @@ def test_rfm_worked_example(after_make_run, spark):
     # the migration from today to tomorrow moves every customer scored on either day
     moved = sum(int(row[-1].replace(",", "")) for row in table_rows(outputs[3]))
     assert moved == len({r["customer_id"] for r in rows})
+
+
+@pytest.mark.slow
+def test_segments_worked_example(after_make_run, spark):
+    repo, today, outputs = worked_example(after_make_run, "segments.md", 3)
+    membership = spark.read.format("delta").load(str(repo / "warehouse" / "gold" / "segment_membership"))
+    for name, text in zip(("churn_risk", "churn_risk_since_last_month"), outputs):
+        members = membership.filter(f"segment = '{name}' AND exited_on IS NULL").count()
+        assert f"segment {name} (customer) as of {today}: {members:,} members" in text, text
+    lines = outputs[2].splitlines()
+    assert lines[0] == "file,group,segment,rows,adds,removes"
+    sent = {line.split(",")[0] for line in lines[1:]}
+    assert sent == {f"churn_risk/{today}.psv", f"rfm_champions/{today}.csv"}
+    for line in lines[1:]:
+        name, rows, adds, removes = line.split(",")[0], *map(int, line.split(",")[3:])
+        data = (repo / "warehouse" / "exports" / name).read_text().splitlines()[1:]
+        assert rows == len(data) == adds + removes
