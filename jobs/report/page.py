@@ -140,12 +140,12 @@ def migration_figure(charts: dict) -> str:
     order = sorted(totals, key=lambda name: (name == NOT_SCORED, -totals[name], name))
     top = max(n for targets in moves.values() for n in targets.values())
     head = "<tr><th>previous ↓ · this run →</th>" + "".join(f"<th>{escape(name)}</th>" for name in order) + "</tr>"
-    body = "".join(
-        f"<tr><th>{escape(source)}</th>" + "".join(
-            _heat_cell(f"{moves.get(source, {}).get(target, 0):,}", moves.get(source, {}).get(target, 0) / top,
-                       {"from": source, "to": target, "value": moves.get(source, {}).get(target, 0)})
-            for target in order) + "</tr>"
-        for source in order)
+    def cell(source: str, target: str) -> str:
+        n = moves.get(source, {}).get(target, 0)
+        return _heat_cell(f"{n:,}", n / top, {"from": source, "to": target, "value": n})
+
+    body = "".join(f"<tr><th>{escape(source)}</th>" + "".join(cell(source, target) for target in order) + "</tr>"
+                   for source in order)
     return _figure("RFM migration", f"Customers from their segment on {matrix['from_run_date']} (rows) to their "
                    "segment in this run (columns), gold/rfm_migration; (not scored): no order yet, or merged.",
                    f"<table class='heat' id='rfm-migration'>{head}{body}</table>", "")
