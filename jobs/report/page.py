@@ -140,6 +140,7 @@ def migration_figure(charts: dict) -> str:
     order = sorted(totals, key=lambda name: (name == NOT_SCORED, -totals[name], name))
     top = max(n for targets in moves.values() for n in targets.values())
     head = "<tr><th>previous ↓ · this run →</th>" + "".join(f"<th>{escape(name)}</th>" for name in order) + "</tr>"
+
     def cell(source: str, target: str) -> str:
         n = moves.get(source, {}).get(target, 0)
         return _heat_cell(f"{n:,}", n / top, {"from": source, "to": target, "value": n})

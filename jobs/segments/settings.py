@@ -191,6 +191,7 @@ def identifier_type_of(level: str) -> str | None:
 # export.segment_from: a field of the customer level (jobs.segments.conditions.CUSTOMER_SOURCES)
 SEGMENT_FROM = re.compile(r"^(customer|traits|rfm)\.[A-Za-z_][A-Za-z0-9_]*$")
 DAILY, WEEKLY, MONTHLY = "daily", "weekly", "monthly"
+CADENCES = (DAILY, WEEKLY, MONTHLY)
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")  # date.weekday() order
 MAX_MONTH_DAY = 28
 
@@ -206,8 +207,8 @@ class SegmentExport:
     # When a file is sent: every run (daily), on one weekday (weekly), or on one day of the month
     # (monthly, 1-28 so every month has it). Between export days membership is still kept every
     # run; the next file carries every add and remove since the last one sent.
-    cadence: Literal["daily", "weekly", "monthly"] = DAILY
-    weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] | None = None
+    cadence: Literal[CADENCES] = DAILY       # Literal of a tuple: one allowed value per element
+    weekday: Literal[WEEKDAYS] | None = None
     month_day: int | None = None
     # A Resonate static segment: ids are only ever added (a one-time upload per id), never removed.
     static: bool = False
