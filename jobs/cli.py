@@ -84,7 +84,13 @@ def _params(args: argparse.Namespace) -> RunParams:
     history and, for segments, accepts a run date before the last applied one (rewinding history)."""
     full = bool(getattr(args, "full", False))
     raw = getattr(args, "input", None)
-    return RunParams(input_dir=raw or None, rebuild=full, rewind=full)
+    return RunParams(input_dir=raw or None, rebuild=full, rewind=full, resend=tuple(getattr(args, "resend", None) or ()))
+
+
+def _resend_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resend", action="append", default=None, metavar="SEGMENT",
+                        help="send this exported segment's file as the complete list of its ids today, which the "
+                             "receiver processes like a new segment (a full refresh; repeatable)")
 
 
 def _run_stage(name: str):
@@ -101,6 +107,7 @@ def _segments_options(parser: argparse.ArgumentParser) -> None:
                         help="preview: members to print (default: segments.preview_rows)")
     parser.add_argument("--full", action="store_true",
                         help="accept a run date earlier than the last applied one: rewind segment history to it")
+    _resend_option(parser)
 
 
 def _segments(ctx, args):
@@ -126,6 +133,7 @@ def _materialize(ctx, args):
 def _nightly_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, help="raw input folder (events/, customers/)")
     parser.add_argument("--full", action="store_true", help="rebuild derived tables instead of incremental")
+    _resend_option(parser)
 
 
 def _nightly(ctx, args):

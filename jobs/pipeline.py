@@ -56,7 +56,8 @@ STAGES: tuple[Stage, ...] = (
           nightly=False),
     Stage("rfm", "jobs.rfm.stage",
           "gold/rfm: recency, frequency, monetary per customer, 1-5 quintile scores and a named segment"),
-    Stage("traits", "jobs.traits.stage", "gold/traits: the configured computed traits (traits.computed) for every customer"),
+    Stage("traits", "jobs.traits.stage", "gold/traits: the configured computed traits (traits.computed) for every "
+          "customer, and gold/group_traits (traits.group) for every group"),
     Stage("segments", "jobs.segments.stage",
           "materialize segments: membership stints, daily changes, Resonate exports "
           "(`segments preview NAME`: count and sample, writes nothing)"),

@@ -20,6 +20,10 @@ the unit 0 ends at D (later days have not happened yet). Every spelling in use r
                               {unit: month, start: 0, end: 0} / {unit: day, start: 0, end: 0} /
                               {unit: day, start: -1, end: -1}   (likewise week, quarter, year)
 
+FixedPeriod (`{first_day: 2026-01-01, last_day: 2026-03-31}`): the days first_day .. last_day, both
+included, whatever the run date (cut at D while D is inside it; empty before it begins): a window
+that does not move, for audiences such as "ordered in 2026 Q1".
+
 RelativeDate (canonical spelling `{unit: U, offset: K}`): the first day of the unit K units from D's:
 
     {days_before_run_date: N} the day N days before D               = {unit: day, offset: -N}
@@ -40,11 +44,13 @@ ONE_DAY = dt.timedelta(days=1)
 WINDOW_KEYS = ("unit", "start", "end")
 DAYS = "days"
 CALENDAR_MONTHS = "calendar_months"
+FIXED_PERIOD_KEYS = ("first_day", "last_day")
 RELATIVE_DATE_KEYS = ("unit", "offset")
 DAYS_BEFORE_RUN_DATE = "days_before_run_date"
 MONTH_START = "month_start"
 UNITS_HELP = "|".join(UNITS)
-WINDOW_SPELLINGS = f"{{unit: {UNITS_HELP}, start: S, end: E}}, {{{DAYS}: N}}, {{{CALENDAR_MONTHS}: N}}"
+WINDOW_SPELLINGS = (f"{{unit: {UNITS_HELP}, start: S, end: E}}, {{{DAYS}: N}}, {{{CALENDAR_MONTHS}: N}}, "
+                    "{first_day: YYYY-MM-DD, last_day: YYYY-MM-DD}")
 RELATIVE_DATE_SPELLINGS = f"{{unit: {UNITS_HELP}, offset: K}}, {{{DAYS_BEFORE_RUN_DATE}: N}}, {{{MONTH_START}: K}}"
 
 # The lens's relative date ranges (Cube's): `this|last <unit>`, `last N <units>`, `today`, `yesterday`.
@@ -192,6 +198,62 @@ class Window:
 
 
 @dataclass(frozen=True)
+class FixedPeriod:
+    """The days `first_day` .. `last_day` (both included), the same on every run date: as of D, the
+    part of them on or before D (none while D is before `first_day`)."""
+
+    first_day: dt.date
+    last_day: dt.date
+
+    def __post_init__(self) -> None:
+        if self.first_day > self.last_day:
+            raise ValueError(f"a fixed period's first_day ({self.first_day}) must not be after its last_day ({self.last_day})")
+
+    def bounds(self, run_date: dt.date) -> tuple[dt.date, dt.date]:
+        """[first, last] days as of `run_date`, both included (first > last: no day yet)."""
+        return self.first_day, min(self.last_day, run_date)
+
+    def half_open(self, run_date: dt.date) -> tuple[dt.date, dt.date]:
+        first, last = self.bounds(run_date)
+        return first, last + ONE_DAY
+
+    @property
+    def calendar_months(self) -> int | None:
+        """How many whole calendar months the period covers (it starts on a month's first day and ends
+        on a month's last day), else None. Fixed, like the period: Q1 is three months in February too."""
+        if self.first_day.day != 1 or self.last_day != month_end(self.last_day):
+            return None
+        return (self.last_day.year - self.first_day.year) * 12 + self.last_day.month - self.first_day.month + 1
+
+    def to_config(self) -> dict[str, Any]:
+        return {"first_day": self.first_day.isoformat(), "last_day": self.last_day.isoformat()}
+
+
+def _calendar_day(value: Any, key: str) -> dt.date:
+    """A YAML date (read as one) or an ISO date string."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"'{key}' must be a date (YYYY-MM-DD), got {value!r}")
+
+
+def _fixed_period(given: Mapping[str, Any], key: str) -> FixedPeriod:
+    missing = [k for k in FIXED_PERIOD_KEYS if k not in given]
+    if missing:
+        raise ValueError(f"'{key}.{missing[0]}' is required with {' and '.join(k for k in FIXED_PERIOD_KEYS if k in given)} "
+                         "(a fixed period names its first and last day)")
+    first, last = (_calendar_day(given[k], f"{key}.{k}") for k in FIXED_PERIOD_KEYS)
+    try:
+        return FixedPeriod(first, last)
+    except ValueError as exc:
+        raise ValueError(f"'{key}': {exc}") from None
+
+
+@dataclass(frozen=True)
 class RelativeDate:
     """The first day of the unit `offset` units from the run date's unit (for days: D + offset days)."""
 
@@ -214,7 +276,7 @@ def _spelled(raw: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): v for k, v in raw.items() if v is not None}
 
 
-def parse_window(raw: Mapping[str, Any] | str, key: str = "window") -> Window:
+def parse_window(raw: Mapping[str, Any] | str, key: str = "window") -> Window | FixedPeriod:
     """A window from any of its spellings (module docstring); ValueError names `key` and the sub-key."""
     if isinstance(raw, str):
         try:
@@ -228,9 +290,13 @@ def parse_window(raw: Mapping[str, Any] | str, key: str = "window") -> Window:
     if not isinstance(raw, Mapping):
         raise ValueError(f"'{key}' must be one of {WINDOW_SPELLINGS}; got {raw!r}")
     given = _spelled(raw)
-    unknown = [k for k in given if k not in (*WINDOW_KEYS, DAYS, CALENDAR_MONTHS)]
+    unknown = [k for k in given if k not in (*WINDOW_KEYS, DAYS, CALENDAR_MONTHS, *FIXED_PERIOD_KEYS)]
     if unknown:
         raise ValueError(f"unknown key '{key}.{unknown[0]}' (a window is one of {WINDOW_SPELLINGS})")
+    if any(k in given for k in FIXED_PERIOD_KEYS):
+        if len(given) != sum(k in given for k in FIXED_PERIOD_KEYS):
+            raise ValueError(f"'{key}' needs exactly one of {WINDOW_SPELLINGS}")
+        return _fixed_period(given, key)
     spellings = [s for s in ("unit", DAYS, CALENDAR_MONTHS) if s in given]
     offsets = [k for k in ("start", "end") if k in given]
     if len(spellings) != 1 or (offsets and spellings != ["unit"]):

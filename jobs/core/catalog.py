@@ -334,6 +334,7 @@ SPECS: dict[str, TableSpec] = {spec.name: spec for spec in (
     ),
     # customer_id and one column per configured trait (traits.computed)
     TableSpec(t.TRAITS, None, keys=("customer_id",), made_by="traits"),
+    TableSpec(t.GROUP_TRAITS, None, keys=("group_id",), made_by="traits"),
     # -------------------------------------------------------------------------------- segments
     TableSpec(
         t.SEGMENT_MEMBERSHIP,

@@ -23,6 +23,7 @@ class RunParams:
     input_dir: str | Path | None = None  # raw input folder with events/ and customers/ (ingest): path or URI
     rebuild: bool = False           # recompute derived tables from all history instead of incrementally
     rewind: bool = False            # accept a run date before the last applied one (segments)
+    resend: tuple[str, ...] = ()    # exported segments whose file this run is the complete list (segments)
 
 
 @dataclass

@@ -34,6 +34,7 @@ RFM_HISTORY = "gold/rfm_history"
 RFM_MIGRATION = "gold/rfm_migration"
 COHORT_RETENTION = "gold/cohort_retention"
 TRAITS = "gold/traits"
+GROUP_TRAITS = "gold/group_traits"
 SEGMENT_MEMBERSHIP = "gold/segment_membership"
 SEGMENT_CHANGES = "gold/segment_changes"
 # Segments stage state (jobs.segments): one row per run × segment (marks a run date applied), and

@@ -21,7 +21,7 @@ from jobs.core.errors import ConfigError
 from jobs.identity.identifiers import EMAIL, normalize_email, sha256_email
 from jobs.segments.conditions import CUSTOMER_SOURCES, Inputs
 from jobs.segments.evaluate import set_changes
-from jobs.segments.settings import CUSTOMER_LEVEL, SegmentDefinition, SegmentExport, SegmentSettings
+from jobs.segments.settings import CUSTOMER_LEVEL, GROUP_LEVEL, SegmentDefinition, SegmentExport, SegmentSettings
 from jobs.segments.state import ADD, REMOVE, replace_from
 
 HEMSHA2 = "HEMSHA2"
@@ -43,11 +43,12 @@ def export_candidates(members: DataFrame, inputs: Inputs, consent_values: list[s
     """(segment, member_id, email, consented): one row per member of an exported segment and email
     of theirs. At customer level every email of the customer, the one silver/customers keeps and
     every one stitched into them (gold/identity_map), so the receiver matches the person by any
-    address they use (the match rate); a member with none has one row with a null email. At
-    identifier:email level the identifier itself, with its customer's consent."""
+    address they use (the match rate); a member with none has one row with a null email. At group
+    level every email of every member of the group (gold/group_members), each with its customer's
+    consent. At identifier:email level the identifier itself, with its customer's consent."""
     customers = inputs.customers.select("customer_id", "consent")
     emails = inputs.customers.select("customer_id", "email")
-    by_email = members.filter(F.col("level") != CUSTOMER_LEVEL).withColumn("email", F.col("member_id"))
+    by_email = members.filter(~F.col("level").isin(CUSTOMER_LEVEL, GROUP_LEVEL)).withColumn("email", F.col("member_id"))
     if inputs.identity_map is not None:
         owned = inputs.identity_map.filter(F.col("identifier_type") == EMAIL).select(
             "customer_id", F.col("identifier_value").alias("email"))
@@ -55,8 +56,12 @@ def export_candidates(members: DataFrame, inputs: Inputs, consent_values: list[s
         by_email = by_email.join(owned.withColumnRenamed("email", "member_id"), on="member_id", how="left")
     else:
         by_email = by_email.withColumn("customer_id", F.lit(None).cast(StringType()))
-    by_customer = (members.filter(F.col("level") == CUSTOMER_LEVEL).withColumn("customer_id", F.col("member_id"))
-                   .join(emails, on="customer_id", how="left"))
+    by_customer = members.filter(F.col("level") == CUSTOMER_LEVEL).withColumn("customer_id", F.col("member_id"))
+    if inputs.group_members is not None:
+        group_people = inputs.group_members.select(F.col("group_id").alias("member_id"), "customer_id")
+        by_customer = by_customer.unionByName(
+            members.filter(F.col("level") == GROUP_LEVEL).join(group_people, on="member_id", how="inner"))
+    by_customer = by_customer.join(emails, on="customer_id", how="left")
     return (
         by_customer.unionByName(by_email)
         .join(customers, on="customer_id", how="left")
@@ -112,23 +117,39 @@ def with_labels(eligible: DataFrame, labels: DataFrame, values: DataFrame | None
 
 
 def export_changes(eligible: DataFrame, exported_before: DataFrame, labels: DataFrame, run_date: dt.date) -> DataFrame:
-    """Adds and removes that take the receiver from what it holds to `eligible` (segment, label,
-    id_type, id), for the segments of `labels` (segment, label, static, by_value); a static
-    segment's ids are never removed.
+    """The log rows (run_date, segment, label, id_type, id, change) that take the receiver from what
+    it holds to `eligible` (segment, label, id_type, id), for the segments of `labels` (segment,
+    label, static, by_value, full_list): adds and removes; a static segment's ids are never removed.
+    A full-list segment's file is every id the receiver holds after it, so its ids held before and
+    kept are logged as added again (the file lists them; its removes stay in the log, for what the
+    receiver holds, and out of the file: the list replaces the segment).
 
     Only the current label's history counts (for a segment group, every <group>=<value> label): a
     renamed group or segment starts with the full list.
     """
+    keys = ["segment", "label", "id_type", "id"]
     current = labels.select("segment", F.col("label").alias("_current"), "by_value")
     before = (
         exported_before.join(current, on="segment", how="inner")
         .filter((F.col("label") == F.col("_current"))
                 | (F.col("by_value") & F.col("label").startswith(F.concat(F.col("_current"), F.lit("=")))))
-        .select("segment", "label", "id_type", "id")
+        .select(*keys)
     )
-    changes = set_changes(eligible, before, ["segment", "label", "id_type", "id"], run_date)
-    return (changes.join(labels.select("segment", "static"), on="segment", how="inner")
-            .filter(~F.col("static") | (F.col("change") == ADD)).drop("static"))
+    changes = (set_changes(eligible, before, keys, run_date)
+               .join(labels.select("segment", "static"), on="segment", how="inner")
+               .filter(~F.col("static") | (F.col("change") == ADD)).drop("static"))
+    kept_by_full_lists = (
+        before.join(labels.filter(F.col("full_list")).select("segment"), on="segment", how="left_semi")
+        .join(changes, on=keys, how="left_anti")
+        .select(F.lit(run_date).alias("run_date"), *keys, F.lit(ADD).alias("change"))
+    )
+    return changes.unionByName(kept_by_full_lists)
+
+
+def file_log(todays: DataFrame, full_lists: list[str]) -> DataFrame:
+    """The log rows of `todays` (one run's gold/segment_exports rows) that its files carry: every
+    row, but only the adds of a full-list segment."""
+    return todays.filter(~F.col("segment").isin(*full_lists) | (F.col("change") == ADD)) if full_lists else todays
 
 
 def export_rows(log_of_segment: DataFrame) -> DataFrame:
@@ -167,48 +188,67 @@ def write_single_file(df: DataFrame, path: str, delimiter: str) -> None:
     fs.delete(staging, True)
 
 
-def export_path(wh: tables.Warehouse, name: str, export: SegmentExport, run_date: dt.date) -> str:
-    return wh.path(f"{tables.EXPORTS}/{name}/{run_date.isoformat()}.{export.extension}")
+def export_path(wh: tables.Warehouse, name: str, export: SegmentExport, run_date: dt.date, sequence: int) -> str:
+    return wh.path(f"{tables.EXPORTS}/{export.file_path(name, run_date, sequence)}")
+
+
+def files_sent_before(spark: SparkSession, wh: tables.Warehouse, run_date: dt.date) -> dict[str, int]:
+    """How many files each segment sent before `run_date` (gold/segment_runs: a row per segment
+    and run, with its export_file when one was sent); a handful of rows."""
+    runs = wh.read(spark, tables.SEGMENT_RUNS).filter((F.col("run_date") < F.lit(run_date)) & F.col("export_file").isNotNull())
+    return {r["segment"]: r["count"] for r in runs.groupBy("segment").count().collect()}
 
 
 def manifest_path(wh: tables.Warehouse, run_date: dt.date) -> str:
     return wh.path(f"{tables.EXPORTS}/{run_date.isoformat()}.manifest.csv")
 
 
-def manifest_text(settings: SegmentSettings, runs: list[dict], root: str, file_rows: dict[str, int]) -> str:
-    """The manifest of a run's export files (its gold/segment_runs rows, state.record_run): each
-    file's path under `root` (exports/), its group and segment (`<field>` for a segment group), its
-    data rows (`file_rows`), adds and removes. A '|'-delimited export's names may hold commas, so
+def manifest_text(settings: SegmentSettings, files: dict[str, str], root: str,
+                  file_counts: dict[str, tuple[int, int, int]]) -> str:
+    """The manifest of a run's export `files` (segment -> path): each file's path under `root`
+    (exports/), its group and segment (`<field>` for a segment group), and what it carries
+    (`file_counts`: data rows, adds, removes). A '|'-delimited export's names may hold commas, so
     the csv module quotes where needed."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(MANIFEST_COLUMNS)
     exports = {d.name: d.export for d in settings.definitions}
-    for r in sorted((r for r in runs if r["export_file"]), key=lambda r: r["segment"]):
-        export = exports[r["segment"]]
-        writer.writerow([r["export_file"].removeprefix(root).lstrip("/"), export.group,
+    for name, path in sorted(files.items()):
+        export = exports[name]
+        writer.writerow([path.removeprefix(root).lstrip("/"), export.group,
                          f"<{export.segment_from}>" if export.segment_from else export.segment,
-                         file_rows.get(r["segment"], 0), r["export_adds"], r["export_removes"]])
+                         *file_counts.get(name, (0, 0, 0))])
     return out.getvalue()
 
 
-def run_exports(spark: SparkSession, wh: tables.Warehouse, inputs: Inputs, settings: SegmentSettings,
-                run_date: dt.date) -> tuple[dict[str, str], DataFrame]:
-    """Log today's adds/removes per exported segment and write its file.
+def full_list_names(settings: SegmentSettings, run_date: dt.date, resend: tuple[str, ...] = ()) -> list[str]:
+    """The exported segments whose file `run_date` sends as the complete list: export.full_list on
+    an export day, and every segment `resend` names (on any day)."""
+    return [d.name for d in settings.definitions if d.export.enabled
+            and (d.name in resend or (d.export.full_list and d.export.due(run_date)))]
 
-    Returns the file per segment, its data rows per segment, and (segment, metric, n) rows counting
-    members skipped for want of consent or of a usable email.
+
+def run_exports(spark: SparkSession, wh: tables.Warehouse, inputs: Inputs, settings: SegmentSettings,
+                run_date: dt.date, resend: tuple[str, ...] = ()) -> tuple[dict[str, str], dict, DataFrame]:
+    """Log today's adds/removes per exported segment and write its file; `resend` names segments
+    whose file is the complete list today (full_list_names).
+
+    Returns the file per segment, what each file carries (data rows, adds, removes) per segment, and
+    (segment, metric, n) rows counting members skipped for want of consent or of a usable email.
     """
-    # the segments that send a file today (export.cadence); the others keep their log as it is, so
-    # their next file carries every change since the last one sent
-    exported = [d for d in settings.definitions if d.export.enabled and d.export.due(run_date)]
+    # the segments that send a file today (export.cadence, or a resend); the others keep their log
+    # as it is, so their next file carries every change since the last one sent
+    exported = [d for d in settings.definitions
+                if d.export.enabled and (d.export.due(run_date) or d.name in resend)]
+    full_lists = full_list_names(settings, run_date, resend)
     members = wh.read(spark, tables.SEGMENT_MEMBERSHIP).filter(
         F.col("exited_on").isNull() & F.col("segment").isin(*[d.name for d in exported]))
     candidates = export_candidates(members, inputs, settings.consent_values).withColumn(
         "usable", F.coalesce(F.col("email").rlike(USABLE_EMAIL), F.lit(False)))
     labels = spark.createDataFrame(
-        [(d.name, d.export.label, d.export.static, d.export.segment_from is not None) for d in exported],
-        "segment string, label string, static boolean, by_value boolean")
+        [(d.name, d.export.label, d.export.static, d.export.segment_from is not None, d.name in full_lists)
+         for d in exported],
+        "segment string, label string, static boolean, by_value boolean, full_list boolean")
     eligible = with_labels(
         candidates.filter(F.col("consented") & F.col("usable")).select(
             "segment", "member_id", F.lit(HEMSHA2).alias("id_type"), sha256_email(F.col("email")).alias("id")),
@@ -216,20 +256,25 @@ def run_exports(spark: SparkSession, wh: tables.Warehouse, inputs: Inputs, setti
     changes = export_changes(eligible, previously_exported(wh.read(spark, tables.SEGMENT_EXPORTS), run_date),
                              labels, run_date)
     replace_from(wh, changes, tables.SEGMENT_EXPORTS, run_date)
-    todays = wh.read(spark, tables.SEGMENT_EXPORTS).filter(F.col("run_date") == F.lit(run_date))
-    # rows per file: its ids (one row per id, a move's add and remove together); a row per segment
-    file_rows = {r["segment"]: r["rows"] for r in todays.groupBy("segment").agg(
-        F.count_distinct("id_type", "id").alias("rows")).collect()}
-    files = {}
+    in_files = file_log(wh.read(spark, tables.SEGMENT_EXPORTS).filter(F.col("run_date") == F.lit(run_date)),
+                        full_lists)
+    # what each file carries: its rows (one per id, a move's add and remove together), adds, removes;
+    # a row per segment
+    file_counts = {r["segment"]: (r["rows"], r["adds"], r["removes"]) for r in in_files.groupBy("segment").agg(
+        F.count_distinct("id_type", "id").alias("rows"), F.count_if(F.col("change") == ADD).alias("adds"),
+        F.count_if(F.col("change") == REMOVE).alias("removes")).collect()}
+    files, sent_before = {}, files_sent_before(spark, wh, run_date)
     for definition in exported:
-        files[definition.name] = export_path(wh, definition.name, definition.export, run_date)
-        write_single_file(export_rows(todays.filter(F.col("segment") == definition.name)), files[definition.name],
+        sequence = sent_before.get(definition.name, 0) + 1
+        files[definition.name] = export_path(wh, definition.name, definition.export, run_date, sequence)
+        write_single_file(export_rows(in_files.filter(F.col("segment") == definition.name)), files[definition.name],
                           definition.export.delimiter)
-    # per member: without consent, or consenting with no usable email among theirs
+    # per member: without consent, or consenting with no usable email among theirs (a household:
+    # none of its people consented, or none who did has a usable email)
     per_member = candidates.groupBy("segment", "member_id").agg(
-        F.bool_or("consented").alias("consented"), F.bool_or("usable").alias("usable"))
+        F.bool_or("consented").alias("consented"), F.bool_or(F.col("consented") & F.col("usable")).alias("usable"))
     skipped = per_member.groupBy("segment").agg(
         F.count_if(~F.col("consented")).alias("skipped_no_consent"),
         F.count_if(F.col("consented") & ~F.col("usable")).alias("skipped_no_email"),
     ).unpivot("segment", ["skipped_no_consent", "skipped_no_email"], "metric", "n")
-    return files, file_rows, skipped
+    return files, file_counts, skipped

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+import string
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
@@ -63,8 +64,15 @@ SEGMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 EXPORT_DELIMITERS = ("|", ",")
 # Resonate limits group names to 280 characters; `=` separates group from segment in the file.
 MAX_EXPORT_GROUP_LENGTH = 280
-EXPORTABLE_LEVELS = (CUSTOMER_LEVEL, f"{IDENTIFIER_LEVEL_PREFIX}email")
+# A group segment exports its members' emails (a household's people).
+EXPORTABLE_LEVELS = (CUSTOMER_LEVEL, GROUP_LEVEL, f"{IDENTIFIER_LEVEL_PREFIX}email")
 DEFAULT_CONSENT_VALUES = ("yes", "true", "y", "1")
+# export.file_name: a file's path under exports/, its extension added. Fields: the segment's name,
+# the export group (characters other than FILE_NAME_SAFE become '_'), the run date as YYYY-MM-DD or
+# YYYYMMDD, and the sequence number of the segment's file (1 for its first file sent).
+FILE_NAME_FIELDS = ("segment", "group", "date", "yyyymmdd", "sequence")
+DEFAULT_FILE_NAME = "{segment}/{date}"
+FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -212,10 +220,43 @@ class SegmentExport:
     month_day: int | None = None
     # A Resonate static segment: ids are only ever added (a one-time upload per id), never removed.
     static: bool = False
+    # Every file is the complete list of ids at that point (Add only), which Resonate processes like a
+    # new segment, instead of the adds and removes since the last file. `--resend NAME` does this for
+    # one run (a full refresh on demand).
+    full_list: bool = False
     # A segment group: each member's segment is its value of this customer field (`rfm.rfm_segment`,
     # `traits.<name>`, `customer.<column>`) instead of the fixed `segment`: one file for the whole
     # group, and a member whose value changes is one row, <group>=<new> added and <group>=<old> removed.
     segment_from: str | None = None
+    # The file's path under exports/ without its extension (FILE_NAME_FIELDS), e.g.
+    # "{group}_{yyyymmdd}_{sequence:04d}" for an onboarding upload's flat folder.
+    file_name: str = DEFAULT_FILE_NAME
+
+    def file_path(self, segment: str, run_date: dt.date, sequence: int) -> str:
+        """The file's path under exports/ for the segment's `sequence`-th file, sent on `run_date`."""
+        name = self.file_name.format(segment=segment, group=FILE_NAME_UNSAFE.sub("_", self.group).strip("_"),
+                                     date=run_date.isoformat(), yyyymmdd=run_date.strftime("%Y%m%d"),
+                                     sequence=sequence)
+        return f"{name}.{self.extension}"
+
+    def _validate_file_name(self, key: str) -> None:
+        try:
+            # plain field names only: no {group.attribute} or {group[0]}
+            unknown = next((f for _, f, _, _ in string.Formatter().parse(self.file_name)
+                            if f is not None and f not in FILE_NAME_FIELDS), None)
+            if unknown is not None:
+                raise ValueError(f"'{key}.file_name' names an unknown field {{{unknown}}} "
+                                 f"(fields: {', '.join(FILE_NAME_FIELDS)}); got {self.file_name!r}")
+            path = self.file_path("segment", dt.date(2026, 1, 31), 1)
+        except ValueError as exc:
+            if str(exc).startswith("'"):
+                raise
+            raise ValueError(f"'{key}.file_name' is not a file name template ({exc}); got {self.file_name!r}") from None
+        parts = path.split("/")
+        # under exports/, and no part Hadoop's listing would hide (_x, .x)
+        if any(not part or part == ".." or part[0] in "._" for part in parts) or path.startswith("/"):
+            raise ValueError(f"'{key}.file_name' must be a relative path whose parts are not empty and do not "
+                             f"start with '.' or '_'; got {self.file_name!r}")
 
     def due(self, run_date: dt.date) -> bool:
         """Whether a run on `run_date` sends a file."""
@@ -265,6 +306,7 @@ class SegmentExport:
             raise ValueError(f"'{key}.group' must not contain '=' (it separates group from segment)")
         if len(self.group) > MAX_EXPORT_GROUP_LENGTH:
             raise ValueError(f"'{key}.group' is {len(self.group)} characters; Resonate allows {MAX_EXPORT_GROUP_LENGTH}")
+        self._validate_file_name(key)
 
 
 @dataclass(frozen=True, eq=False)
@@ -306,7 +348,7 @@ class SegmentDefinition:
             raise ValueError(f"{where}'{key}.export.segment_from' needs level customer (the value is a customer's)")
         if self.export.enabled and self.level not in EXPORTABLE_LEVELS:
             raise ValueError(
-                f"{where}'{key}.export': only {' and '.join(EXPORTABLE_LEVELS)} segments can be exported "
+                f"{where}'{key}.export': only {', '.join(EXPORTABLE_LEVELS)} segments can be exported "
                 "(HEMSHA2 ids are people's emails)"
             )
         try:
@@ -389,6 +431,17 @@ class SegmentSettings:
             raise ValueError(f"'{key}.consent_values' must list at least one non-empty value")
         if self.preview_rows < 1:
             raise ValueError(f"'{key}.preview_rows' must be at least 1")
+        # two exports writing one path would overwrite each other's file on every run
+        paths: dict[str, int] = {}
+        for i, d in enumerate(self.definitions):
+            if not d.export.enabled:
+                continue
+            path = d.export.file_path(d.name, dt.date(2026, 1, 31), 1)
+            if path in paths:
+                raise ValueError(f"'{key}.definitions[{i}].export.file_name': segment {d.name!r} would write the "
+                                 f"file of segment {self.definitions[paths[path]].name!r} ({path}); name the files "
+                                 "apart with {segment} or {group}")
+            paths[path] = i
 
     def find(self, name: str) -> tuple[int, SegmentDefinition] | None:
         return next(((i, d) for i, d in enumerate(self.definitions) if d.name == name), None)

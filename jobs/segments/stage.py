@@ -35,7 +35,7 @@ from jobs.core.context import JobContext, RunParams, StageResult
 from jobs.core.errors import ConfigError, InputError
 from jobs.segments.conditions import FieldCatalog, Inputs, compile_segment, compile_segments, parsed_condition
 from jobs.segments.evaluate import MEMBER, current_members, evaluation_frame, membership_changes
-from jobs.segments.export import manifest_path, manifest_text, run_exports
+from jobs.segments.export import full_list_names, manifest_path, manifest_text, run_exports
 from jobs.segments.settings import (
     CUSTOMER_LEVEL,
     GROUP_LEVEL,
@@ -62,7 +62,8 @@ def load_inputs(spark: SparkSession, wh: tables.Warehouse, settings: SegmentSett
     levels = {d.level for _, d in indexed}
     needs_groups = GROUP_LEVEL in levels or any(r.source == "group" for r in rules)
     needs_identity = any(identifier_type_of(level) for level in levels)
-    exports_customers = any(d.export.enabled and d.level == CUSTOMER_LEVEL for _, d in indexed)
+    # a group segment exports its members' emails
+    exports_customers = any(d.export.enabled and d.level in (CUSTOMER_LEVEL, GROUP_LEVEL) for _, d in indexed)
 
     def optional(table: str) -> DataFrame | None:
         # traits and RFM are read when they exist; a rule naming a missing one says which stage to run
@@ -71,11 +72,16 @@ def load_inputs(spark: SparkSession, wh: tables.Warehouse, settings: SegmentSett
     def needed(condition: bool, table: str) -> DataFrame | None:
         return wh.read(spark, table) if condition else None
 
+    groups = needed(needs_groups, tables.GROUPS)
+    group_traits = optional(tables.GROUP_TRAITS) if groups is not None else None
+    if group_traits is not None:
+        # the group traits (traits.group, gold/group_traits) are group fields beside gold/groups' columns
+        groups = groups.join(group_traits, on="group_id", how="left")
     return Inputs(
         customers=wh.read(spark, tables.SILVER_CUSTOMERS),
         traits=optional(tables.TRAITS),
         rfm=optional(tables.RFM),
-        groups=needed(needs_groups, tables.GROUPS),
+        groups=groups,
         group_members=needed(needs_groups, tables.GROUP_MEMBERS),
         # an exported customer segment sends every email stitched into the customer (the match rate)
         identity_map=(needed(needs_identity, tables.IDENTITY_MAP) if needs_identity or not exports_customers
@@ -83,8 +89,13 @@ def load_inputs(spark: SparkSession, wh: tables.Warehouse, settings: SegmentSett
     )
 
 
-def materialize(ctx: JobContext, full: bool) -> StageResult:
+def materialize(ctx: JobContext, full: bool, resend: tuple[str, ...] = ()) -> StageResult:
     spark, wh, settings, run_date = ctx.spark, ctx.warehouse, ctx.config.segments, ctx.run_date
+    exported = [d.name for d in settings.definitions if d.export.enabled]
+    unknown = [name for name in resend if name not in exported]
+    if unknown:
+        raise ConfigError(f"--resend {unknown[0]}: not an exported segment of {ctx.config.source} "
+                          f"(exported: {', '.join(exported) or 'none'})")
     if not settings.definitions:
         return StageResult(metrics={"segments": 0}, notes=["no segments.definitions configured"])
     for table in STATE_TABLES:
@@ -106,19 +117,19 @@ def materialize(ctx: JobContext, full: bool) -> StageResult:
     todays_changes = wh.read(spark, tables.SEGMENT_CHANGES).filter(F.col("run_date") == F.lit(run_date))
     apply_changes(spark, wh, todays_changes, run_date)
     if any(s.definition.export.enabled for s in segments):
-        files, file_rows, skipped = run_exports(spark, wh, inputs, settings, run_date)
+        files, file_counts, skipped = run_exports(spark, wh, inputs, settings, run_date, resend)
     else:
         # still clear the export log from this date on (a rewound run may have exported)
         replace_from(wh, spark.createDataFrame([], EXPORT_LOG_SCHEMA), tables.SEGMENT_EXPORTS, run_date)
-        files, file_rows, skipped = {}, {}, None
+        files, file_counts, skipped = {}, {}, None
     rows = record_run(spark, wh, settings, run_date, files, skipped)
     if files:
         storage.write_text(spark, manifest_path(wh, run_date),
-                           manifest_text(settings, rows, wh.path(tables.EXPORTS), file_rows))
-    return summarize(rows)
+                           manifest_text(settings, files, wh.path(tables.EXPORTS), file_counts))
+    return summarize(rows, full_list_names(settings, run_date, resend))
 
 
-def summarize(rows: list[dict]) -> StageResult:
+def summarize(rows: list[dict], full_lists: list[str] = ()) -> StageResult:
     total = lambda key: sum(r[key] or 0 for r in rows)  # noqa: E731
     metrics = {"segments": len(rows), "members": total("members"), "adds": total("adds"), "removes": total("removes"),
                "export_files": sum(1 for r in rows if r["export_file"]), "export_adds": total("export_adds"),
@@ -128,7 +139,9 @@ def summarize(rows: list[dict]) -> StageResult:
     for r in rows:
         line = f"{r['segment']} ({r['level']}): {r['members']:,} members, +{r['adds']:,} -{r['removes']:,}"
         if r["export_file"]:
-            line += (f"; export {r['export_file']}: +{r['export_adds']:,} -{r['export_removes']:,} "
+            sent = (f"the complete list, {r['export_adds']:,} ids ({r['export_removes']:,} no longer in it)"
+                    if r["segment"] in full_lists else f"+{r['export_adds']:,} -{r['export_removes']:,}")
+            line += (f"; export {r['export_file']}: {sent} "
                      f"(skipped: {r['skipped_no_consent']:,} without consent, {r['skipped_no_email']:,} without a usable email)")
         notes.append(line)
     return StageResult(metrics=metrics, notes=notes)
@@ -170,4 +183,4 @@ def format_preview(definition: SegmentDefinition, run_date: dt.date, count: int,
 
 
 def run(ctx: JobContext, params: RunParams) -> StageResult | None:
-    return materialize(ctx, full=params.rewind)
+    return materialize(ctx, full=params.rewind, resend=params.resend)

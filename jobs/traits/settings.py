@@ -6,16 +6,23 @@ e.g. `traits.computed[2].of`, and the trait.
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import astuple, dataclass, field, fields
 from typing import Literal
 
 from jobs.activities.settings import FEATURE_SLOTS, SNAKE_CASE
 from jobs.metric_names import DERIVED_VALUE_NAMES as DERIVED_VALUES, ORDER_INVOICED, ORDER_NO, ORDER_PLACED, ORDER_REJECTED
-from lens.calendar import Window, parse_window
+from lens.calendar import FixedPeriod, Window, parse_window
 
 TraitKind = Literal[
-    "last", "first", "count", "count_distinct", "sum", "avg", "min", "max", "days_since_last", "percentage"
+    "last", "first", "count", "count_distinct", "sum", "avg", "min", "max", "days_since_last", "percentage",
+    "members",
 ]
+# Group traits only (traits.group): how many members have a matching activity.
+MEMBERS_KIND = "members"
+# gold/groups' columns: a group trait is read beside them (`group.<name>` in segments), so it may not
+# take one of their names (jobs.core.catalog, tests/jobs/test_traits.py checks the list).
+GROUP_COLUMNS = ("group_id", "email", "phone", "first_name", "last_name", "name", "custom_traits", "updated_at")
 NUMERIC_KINDS = ("sum", "avg", "min", "max")
 # kinds whose `of` is required / optional; the others take no `of`
 KINDS_NEEDING_OF = (*NUMERIC_KINDS, "count_distinct")
@@ -35,6 +42,7 @@ class TraitWindow:
     Canonical: `{unit, start, end}`, the units start..end relative to D's unit (0 = the unit that
     contains D, cut at D; -1 = the one before). Also accepted, as before: `{days: N}` (the N days ending
     on D, D included) and `{calendar_months: N}` (the N whole calendar months before D's month).
+    A window that does not move with D: `{first_day, last_day}` (lens.calendar.FixedPeriod).
     Windows compare by what they mean: TraitWindow(days=30) == TraitWindow(unit="day", start=-29, end=0).
     """
 
@@ -43,13 +51,15 @@ class TraitWindow:
     end: int | None = None
     days: int | None = None
     calendar_months: int | None = None
+    first_day: dt.date | None = None
+    last_day: dt.date | None = None
 
     def spelling(self) -> dict[str, int | str]:
         """The keys written (non-null)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
     @property
-    def canonical(self) -> Window:
+    def canonical(self) -> Window | FixedPeriod:
         return parse_window(self.spelling())
 
     def validate(self, key: str) -> None:
@@ -112,7 +122,8 @@ class TraitDefinition:
             if self.window is None or self.window.canonical.calendar_months is None:
                 raise ValueError(
                     f"'{key}.monthly_average' needs window.calendar_months {what} "
-                    "(or a window of whole months, quarters or years before the run date's)"
+                    "(or a window of whole months, quarters or years before the run date's, or a fixed "
+                    "period from a month's first day to a month's last day)"
                 )
 
     def _validate_percentage(self, key: str, what: str) -> None:
@@ -124,6 +135,10 @@ class TraitDefinition:
                 raise ValueError(f"'{key}.{name}' does not apply to kind percentage {what}: set it on the numerator and denominator traits")
 
     def _validate_of(self, key: str, what: str) -> None:
+        if self.kind == MEMBERS_KIND:
+            if self.of is not None:
+                raise ValueError(f"'{key}.of' does not apply to kind {self.kind} {what}")
+            return
         if self.kind in NUMERIC_KINDS:
             allowed = NUMERIC_SOURCES
         elif self.kind in KINDS_NEEDING_OF or self.kind in KINDS_WITH_OPTIONAL_OF:
@@ -163,28 +178,52 @@ def default_traits() -> list[TraitDefinition]:
     ]
 
 
+def default_group_traits() -> list[TraitDefinition]:
+    """A household's (an account's) measures: its last order, its orders and spend (each event once per
+    group, however many members it reached) and how many members ordered in the last 30 days."""
+    return [
+        TraitDefinition("household_last_order_date", "last", activity=ORDER_PLACED),
+        TraitDefinition("household_orders", "count_distinct", activity=ORDER_PLACED, of=ORDER_NO),
+        TraitDefinition("household_lifetime_value", "sum", activity=ORDER_PLACED, of="revenue_impact"),
+        TraitDefinition("members_ordered_last_30_days", MEMBERS_KIND, activity=ORDER_PLACED, window=TraitWindow(days=30)),
+    ]
+
+
+def _validate_list(traits: list[TraitDefinition], key: str) -> None:
+    index = {}
+    for i, trait in enumerate(traits):
+        if trait.name in index:
+            raise ValueError(f"'{key}[{i}].name': trait {trait.name!r} is already defined at {key}[{index[trait.name]}]")
+        index[trait.name] = i
+    for i, trait in enumerate(traits):
+        for name in ("numerator", "denominator"):
+            ref = getattr(trait, name)
+            if ref is None:
+                continue
+            if ref not in index:
+                raise ValueError(f"'{key}[{i}].{name}' (trait {trait.name!r}) names no trait: {ref!r}")
+            if traits[index[ref]].kind == "percentage":
+                raise ValueError(
+                    f"'{key}[{i}].{name}' (trait {trait.name!r}) must name a trait that is not a percentage, got {ref!r}"
+                )
+
+
 @dataclass(frozen=True)
 class TraitSettings:
-    """`computed` replaces the defaults as a whole: list every trait you want in gold/traits."""
+    """`computed` replaces the defaults as a whole: list every trait you want in gold/traits; `group`
+    likewise for gold/group_traits (one row per group of gold/groups)."""
 
     computed: list[TraitDefinition] = field(default_factory=default_traits)
+    group: list[TraitDefinition] = field(default_factory=default_group_traits)
 
     def validate(self, key: str) -> None:
-        index = {}
+        _validate_list(self.computed, f"{key}.computed")
+        _validate_list(self.group, f"{key}.group")
         for i, trait in enumerate(self.computed):
-            if trait.name in index:
-                raise ValueError(
-                    f"'{key}.computed[{i}].name': trait {trait.name!r} is already defined at {key}.computed[{index[trait.name]}]"
-                )
-            index[trait.name] = i
-        for i, trait in enumerate(self.computed):
-            for name in ("numerator", "denominator"):
-                ref = getattr(trait, name)
-                if ref is None:
-                    continue
-                if ref not in index:
-                    raise ValueError(f"'{key}.computed[{i}].{name}' (trait {trait.name!r}) names no trait: {ref!r}")
-                if self.computed[index[ref]].kind == "percentage":
-                    raise ValueError(
-                        f"'{key}.computed[{i}].{name}' (trait {trait.name!r}) must name a trait that is not a percentage, got {ref!r}"
-                    )
+            if trait.kind == MEMBERS_KIND:
+                raise ValueError(f"'{key}.computed[{i}].kind': {MEMBERS_KIND} counts a group's members; it is a "
+                                 f"group trait (traits.group) (trait {trait.name!r})")
+        for i, trait in enumerate(self.group):
+            if trait.name in GROUP_COLUMNS:
+                raise ValueError(f"'{key}.group[{i}].name': {trait.name!r} is a column of gold/groups; "
+                                 "a group trait is read beside them (group.<name>) and needs another name")

@@ -13,12 +13,18 @@ comes out of one aggregation over them; the others (a value at the last activity
 distinct counts of other values) out of one aggregation over the stream, read only when needed.
 A customer without matching activity gets 0 for count, count_distinct, sum and monthly averages,
 and null for the others (percentage: null when the denominator is 0).
+
+gold/group_traits (`traits.group`, docs/levels.md): the same kinds for each group of gold/groups over
+the group's activities, its own events (those with its groupId) and every activity of its members,
+each event once per group however many members it reached (one row per message_id: the member
+first by id, so an order's lines all count for one order number); plus `members`, how many members
+have a matching activity (a group event counts for each member, as in their own traits).
 """
 from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.core import tables
@@ -34,12 +40,12 @@ from jobs.metrics import (
     exact_sum,
     numeric,
 )
-from jobs.traits.settings import NUMERIC_KINDS, TraitDefinition, TraitSettings, TraitWindow
+from jobs.traits.settings import MEMBERS_KIND, NUMERIC_KINDS, TraitDefinition, TraitSettings, TraitWindow
 
 
 PERCENT = 100.0
 # kinds whose value for a customer without matching activity is 0 rather than null
-ZERO_WHEN_NONE = ("count", "count_distinct", "sum")
+ZERO_WHEN_NONE = ("count", "count_distinct", "sum", MEMBERS_KIND)
 
 
 def window_bounds(window: TraitWindow, run_date: dt.date) -> tuple[dt.date, dt.date]:
@@ -155,15 +161,66 @@ def compute_traits(
     return counted.select("customer_id", *[finish(t) if t.kind == "percentage" else t.name for t in settings.computed])
 
 
+def group_activities(activity_stream: DataFrame, group_members: DataFrame, run_date: dt.date) -> DataFrame:
+    """(group_id, the stream's other columns, _member): each group's activity rows as of the run date,
+    its own events and its members' (`_member`: the member whose row it is, null for a sender who is
+    not one); an event reaching several members is still several rows here. One pass over the
+    stream: each row goes to its own group and to every group of its customer."""
+    stream = as_of(activity_stream, run_date)
+    others = [c for c in stream.columns if c != "group_id"]
+    no_groups = F.array().cast("array<string>")
+    member_of = group_members.groupBy(F.col("customer_id").alias("entity_id")).agg(
+        F.collect_set("group_id").alias("_member_of"))
+    rows = (stream.join(member_of, on="entity_id", how="left")
+            .filter(F.col("group_id").isNotNull() | F.col("_member_of").isNotNull())
+            .withColumn("_member_of", F.coalesce("_member_of", no_groups)))
+    own = F.when(F.col("group_id").isNotNull(), F.array("group_id")).otherwise(no_groups)
+    return (
+        rows.select(*others, "_member_of", F.explode(F.array_distinct(F.concat(own, F.col("_member_of")))).alias("group_id"))
+        .select("group_id", *others,
+                F.when(F.array_contains("_member_of", F.col("group_id")), F.col("entity_id")).alias("_member"))
+    )
+
+
+def compute_group_traits(activity_stream: DataFrame, groups: DataFrame, group_members: DataFrame,
+                         traits: list[TraitDefinition], run_date: dt.date) -> DataFrame:
+    """group_id + one column per group trait, for every group of `groups` (module docstring)."""
+    rows = group_activities(activity_stream, group_members, run_date).withColumn("_date", F.to_date("activity_ts"))
+    aggregated = [t for t in traits if t.kind != "percentage"]
+    out = groups.select("group_id").distinct()
+    per_event = [t for t in aggregated if t.kind != MEMBERS_KIND]
+    if per_event:
+        # one row per event and group: the member first by id (then the row id), so every line of an
+        # order names the same member in its order number
+        first = Window.partitionBy("group_id", "message_id").orderBy(F.col("entity_id").asc_nulls_last(), "activity_uuid")
+        events = rows.withColumn("_pick", F.row_number().over(first)).filter(F.col("_pick") == 1)
+        out = out.join(events.groupBy("group_id").agg(*[aggregate(t, run_date).alias(t.name) for t in per_event]),
+                       on="group_id", how="left")
+    counted = [t for t in aggregated if t.kind == MEMBERS_KIND]
+    if counted:
+        members = rows.filter(F.col("_member").isNotNull()).groupBy("group_id").agg(
+            *[F.count_distinct(F.when(_matches(t, run_date), F.col("_member"))).alias(t.name) for t in counted])
+        out = out.join(members, on="group_id", how="left")
+    finished = out.select("group_id", *[finish(t) for t in aggregated])
+    return finished.select("group_id", *[finish(t) if t.kind == "percentage" else t.name for t in traits])
+
+
 def run(ctx: JobContext, params: RunParams) -> StageResult:
-    spark, wh = ctx.spark, ctx.warehouse
+    spark, wh, settings = ctx.spark, ctx.warehouse, ctx.config.traits
     stream = wh.read(spark, tables.ACTIVITY_STREAM)  # scanned only for traits the day rows cannot answer
     daily = wh.read(spark, tables.ACTIVITY_DAILY)
     customers = wh.read(spark, tables.SILVER_CUSTOMERS)
     version = wh.version(spark, tables.TRAITS)
-    wh.overwrite(compute_traits(stream, customers, ctx.config.traits, ctx.run_date, daily), tables.TRAITS)
+    wh.overwrite(compute_traits(stream, customers, settings, ctx.run_date, daily), tables.TRAITS)
     rows = wh.operation_metrics_since(spark, tables.TRAITS, version).get("numOutputRows", 0)
-    return StageResult(
-        metrics={"customers": rows, "traits": len(ctx.config.traits.computed)},
-        notes=[f"traits: {', '.join(t.name for t in ctx.config.traits.computed)}"],
-    )
+    metrics = {"customers": rows, "traits": len(settings.computed)}
+    notes = [f"traits: {', '.join(t.name for t in settings.computed)}"]
+    if settings.group:
+        groups = wh.read(spark, tables.GROUPS, missing="empty")
+        members = wh.read(spark, tables.GROUP_MEMBERS, missing="empty")
+        version = wh.version(spark, tables.GROUP_TRAITS)
+        wh.overwrite(compute_group_traits(stream, groups, members, settings.group, ctx.run_date), tables.GROUP_TRAITS)
+        metrics.update(groups=wh.operation_metrics_since(spark, tables.GROUP_TRAITS, version).get("numOutputRows", 0),
+                       group_traits=len(settings.group))
+        notes.append(f"group traits: {', '.join(t.name for t in settings.group)}")
+    return StageResult(metrics=metrics, notes=notes)

@@ -14,8 +14,12 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from jobs.activities.daily import rebuild_daily
+from jobs.cli import _params, build_parser
 from jobs.segments import conditions, evaluate
 from jobs.segments import stage as segments
+from jobs.traits import stage as traits_stage
+from jobs.traits.settings import TraitDefinition, TraitSettings, TraitWindow
 
 from jobs.core import tables
 from jobs.core.config import load_config
@@ -29,6 +33,7 @@ from jobs.segments.settings import (
 )
 from lens.calendar import parse_relative_date
 from tests.jobs.event_builders import group_members, utc
+from tests.jobs.stream_builders import activity, stream
 
 CUSTOMERS_DDL = "customer_id string, customer_name string, email string, state string, consent string, group_ids array<string>"
 TRAITS_DDL = "customer_id string, total_orders long, lifetime_value double, last_order_date timestamp, vip boolean"
@@ -87,8 +92,8 @@ def _load_segments(tmp_path: Path, body: str):
          r"'segments\.definitions\[0\]\.export\.group' must not contain '='"),
         ("    - {name: s1, condition: {field: a, op: eq, value: 1}, export: {enabled: true, group: G, segment: S, delimiter: ';'}}\n",
          r"'segments\.definitions\[0\]\.export\.delimiter' must be '\|' or ','"),
-        ("    - {name: s1, level: group, condition: {field: a, op: eq, value: 1}, export: {enabled: true, group: G, segment: S}}\n",
-         r"segment 's1': 'segments\.definitions\[0\]\.export': only customer and identifier:email segments can be exported"),
+        ("    - {name: s1, level: 'identifier:phone', condition: {field: a, op: eq, value: 1}, export: {enabled: true, group: G, segment: S}}\n",
+         r"segment 's1': 'segments\.definitions\[0\]\.export': only customer, group, identifier:email segments can be exported"),
         ("    - {name: s1, condition: {field: a, op: eq, value: 1}}\n    - {name: s1, condition: {field: a, op: eq, value: 2}}\n",
          r"'segments\.definitions' defines the segment 's1' twice"),
         ("    - {name: S 1, condition: {field: a, op: eq, value: 1}}\n",
@@ -502,6 +507,122 @@ def test_segment_group_one_file_for_every_value(spark, make_ctx):
         "file,group,segment,rows,adds,removes\nrfm_all/2026-04-02.psv,RFM,<rfm.rfm_segment>,2,1,2\n")
 
 
+def test_full_lists_and_a_resend_on_demand(spark, make_ctx):
+    """Resonate's "re-send a complete list of IDs to be processed like a new segment": a full_list
+    export sends every id each time (Add only); `--resend NAME` does it once for a differential one,
+    and the next file is differential again, from what the complete list left the receiver with."""
+    full = segment("spenders_full", rule("lifetime_value", "gte", 3000), group="Spend", segment="Full",
+                   full_list=True)
+    changes = segment("spenders", rule("lifetime_value", "gte", 3000), group="Spend", segment="Now")
+    settings = SegmentSettings(definitions=[full, changes])
+    wednesday = dt.date(2026, 3, 10)
+    spend = {**SPEND, wednesday: {"c1": 3500.0, "c2": 3000.0, "c5": 4000.0}}
+    wh = make_ctx(MONDAY).warehouse
+    _write_customers(spark, wh, consent_c3="no")
+    _write_identity_map(spark, wh)
+    notes = {}
+    for day, resend in ((MONDAY, ()), (TUESDAY, ()), (NEXT_MONDAY, ("spenders",)), (wednesday, ())):
+        wh.overwrite(spark.createDataFrame([(c, 1, v, None, None) for c, v in spend[day].items()], TRAITS_DDL),
+                     tables.TRAITS)
+        notes[day] = segments.run(make_ctx(day, segments=settings), RunParams(resend=resend)).notes
+    out = wh.local_dir / "exports"
+    ann, bob, eve = ["ann@example.com"], ["bob@example.com", "bob@work.example.com"], ["eve@example.com"]
+    # Monday: both first files are the full list (c2, c5)
+    for name, label in (("spenders_full", "Spend=Full"), ("spenders", "Spend=Now")):
+        assert (out / name / "2026-03-02.psv").read_text() == export_file([*bob, *eve], [], label)
+    # Tuesday: c1 in, c5 out; the full list names the members, the differential file the changes
+    assert (out / "spenders_full" / "2026-03-03.psv").read_text() == export_file([*ann, *bob], [], "Spend=Full")
+    assert (out / "spenders" / "2026-03-03.psv").read_text() == export_file(ann, eve, "Spend=Now")
+    # next Monday, nothing changed: the full list again, and the resent one is the complete list too
+    assert (out / "spenders_full" / "2026-03-09.psv").read_text() == export_file([*ann, *bob], [], "Spend=Full")
+    assert (out / "spenders" / "2026-03-09.psv").read_text() == export_file([*ann, *bob], [], "Spend=Now")
+    # Wednesday, c5 back: the differential file adds only c5 (the resend left the receiver with c1, c2)
+    assert (out / "spenders" / "2026-03-10.psv").read_text() == export_file(eve, [], "Spend=Now")
+    assert (out / "spenders_full" / "2026-03-10.psv").read_text() == export_file([*ann, *bob, *eve], [], "Spend=Full")
+    # the manifest counts what each file carries; gold/segment_runs what the receiver's list lost too
+    assert (out / "2026-03-03.manifest.csv").read_text() == (
+        "file,group,segment,rows,adds,removes\n"
+        "spenders/2026-03-03.psv,Spend,Now,2,1,1\nspenders_full/2026-03-03.psv,Spend,Full,3,3,0\n")
+    runs = {(r["segment"], r["run_date"]): (r["export_adds"], r["export_removes"])
+            for r in wh.read(spark, tables.SEGMENT_RUNS).collect()}
+    assert runs[("spenders_full", TUESDAY)] == (3, 1)
+    assert runs[("spenders", NEXT_MONDAY)] == (3, 0)
+    assert any("export " in n and "the complete list, 3 ids (1 no longer in it)" in n for n in notes[TUESDAY])
+    assert any(n.startswith("spenders (customer)") and ": +1 -1 " in n for n in notes[TUESDAY])
+
+
+def test_a_household_segment_on_group_traits_exports_its_members(spark, make_ctx):
+    """A group-level segment reads the group traits (gold/group_traits) as group fields, and its
+    export sends every email of every member of each qualifying household."""
+    households = segment("big_households", rule("group.household_lifetime_value", "gte", 100), level="group",
+                         group="Households", segment="Big spenders")
+    wh = make_ctx(MONDAY).warehouse
+    _write_customers(spark, wh, consent_c3="no")
+    _write_identity_map(spark, wh)
+    wh.overwrite(spark.createDataFrame([(g, None, None, None, None, g, {}, None) for g in ("h1", "h2", "h3")],
+                                       SPECS[tables.GROUPS].schema), tables.GROUPS)
+    wh.overwrite(group_members(spark, {"h1": ["c1", "c2"], "h2": ["c3", "c4"], "h3": ["c5"]}), tables.GROUP_MEMBERS)
+    wh.overwrite(spark.createDataFrame([("h1", 150.0), ("h2", 500.0), ("h3", 50.0)],
+                                       "group_id string, household_lifetime_value double"), tables.GROUP_TRAITS)
+    result = segments.run(make_ctx(MONDAY, segments=SegmentSettings(definitions=[households])), RUN)
+    got, expected = _table(spark, wh, tables.SEGMENT_MEMBERSHIP, MEMBERSHIP_DDL,
+                           [("big_households", "group", "h1", MONDAY, None), ("big_households", "group", "h2", MONDAY, None)])
+    assert_df_equality(got, expected, ignore_row_order=True)
+    # h1: Ann and both of Bob's emails; h2: c3 declined and c4 has no email, so h2 sends nothing
+    assert (wh.local_dir / "exports" / "big_households" / "2026-03-02.psv").read_text() == export_file(
+        ["ann@example.com", "bob@example.com", "bob@work.example.com"], [], "Households=Big spenders")
+    assert (result.metrics["members"], result.metrics["skipped_no_consent"], result.metrics["skipped_no_email"]) == (2, 0, 1)
+
+
+def test_resend_names_an_exported_segment(make_ctx):
+    settings = SegmentSettings(definitions=[segment("quiet", rule("lifetime_value", "gte", 1)),
+                                            segment("sent", rule("lifetime_value", "gte", 1), group="G", segment="S")])
+    with pytest.raises(ConfigError, match=r"--resend quiet: not an exported segment of .* \(exported: sent\)"):
+        segments.run(make_ctx(MONDAY, segments=settings), RunParams(resend=("quiet",)))
+
+
+@pytest.mark.parametrize("command", ["segments", "nightly --input in"])
+def test_resend_on_the_command_line(command):
+    args = build_parser().parse_args([*command.split(), "--resend", "a", "--resend", "b"])
+    assert _params(args).resend == ("a", "b")
+
+
+def test_a_fixed_period_segment_keeps_its_members_after_the_period(spark, make_ctx):
+    """Resonate's fixed-period segment "Purchasers 2026=Q1": a trait over a fixed calendar window
+    (traits.window {first_day, last_day}) does not move with the run date, so the audience of Q1's
+    buyers is the same in May as on March 31, and an April buyer never joins it."""
+
+    q1 = TraitWindow(first_day=dt.date(2026, 1, 1), last_day=dt.date(2026, 3, 31))
+    trait_settings = TraitSettings([TraitDefinition("orders_2026_q1", "count_distinct", activity="order_placed",
+                                                    of="order_no", window=q1)], group=[])
+    purchasers = segment("purchasers_2026_q1", rule("traits.orders_2026_q1", "gte", 1),
+                         group="Purchasers 2026", segment="Q1")
+    settings = SegmentSettings(definitions=[purchasers])
+    end_of_q1, may = dt.date(2026, 3, 31), dt.date(2026, 5, 15)
+    wh = make_ctx(end_of_q1).warehouse
+    _write_customers(spark, wh, consent_c3="no")
+    _write_identity_map(spark, wh)
+    # c1 bought in February, c5 on Q1's last evening, c2 in April (after the period)
+    wh.overwrite(stream(spark, [
+        activity("u1", "c1", "order_placed", "2026-02-10 10:00", order="A-1", value="10"),
+        activity("u2", "c5", "order_placed", "2026-03-31 23:30", order="B-1", value="20"),
+        activity("u3", "c2", "order_placed", "2026-04-02 09:00", order="C-1", value="30"),
+    ]), tables.ACTIVITY_STREAM)
+    rebuild_daily(spark, wh)
+    members = {}
+    for day in (end_of_q1, may):
+        ctx = make_ctx(day, traits=trait_settings, segments=settings)
+        traits_stage.run(ctx, RUN)
+        segments.run(ctx, RUN)
+        members[day] = sorted(r["member_id"] for r in wh.read(spark, tables.SEGMENT_MEMBERSHIP)
+                              .filter(F.col("exited_on").isNull()).collect())
+    assert members == {end_of_q1: ["c1", "c5"], may: ["c1", "c5"]}
+    out = wh.local_dir / "exports" / "purchasers_2026_q1"
+    assert (out / "2026-03-31.psv").read_text() == export_file(["ann@example.com", "eve@example.com"], [],
+                                                               "Purchasers 2026=Q1")
+    assert (out / "2026-05-15.psv").read_text() == export_file([], [], "Purchasers 2026=Q1")
+
+
 @pytest.mark.parametrize(("export", "level", "message"), [
     ({"segment": "S", "segment_from": "rfm.rfm_segment"}, "customer", "give either segment"),
     ({"segment_from": "rfm"}, "customer", "'x.export.segment_from' must be a customer field"),
@@ -524,6 +645,52 @@ def test_segment_group_mistakes(export, level, message):
 def test_export_cadence_mistakes(export, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         SegmentExport(enabled=True, group="G", segment="S", **export).validate("x")
+
+
+@pytest.mark.parametrize(("file_name", "message"), [
+    ("{grp}_{date}", "'x.file_name' names an unknown field {grp} (fields: segment, group, date, yyyymmdd, sequence)"),
+    ("{group.upper}", "'x.file_name' names an unknown field {group.upper}"),
+    ("{sequence:q}", "'x.file_name' is not a file name template (Unknown format code 'q'"),
+    ("{date", "'x.file_name' is not a file name template"),
+    ("../{date}", "'x.file_name' must be a relative path"),
+    ("/srv/{date}", "'x.file_name' must be a relative path"),
+    ("_hidden/{date}", "'x.file_name' must be a relative path whose parts are not empty and do not start with '.' or '_'"),
+])
+def test_export_file_name_mistakes(file_name, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        SegmentExport(enabled=True, group="G", segment="S", file_name=file_name).validate("x")
+
+
+def test_two_exports_cannot_share_a_file(tmp_path):
+    body = ("    - {name: a, condition: {field: state, op: set}, export: {enabled: true, group: G, segment: A, "
+            "file_name: '{group}_{yyyymmdd}'}}\n"
+            "    - {name: b, condition: {field: state, op: set}, export: {enabled: true, group: G, segment: B, "
+            "file_name: '{group}_{yyyymmdd}'}}\n")
+    with pytest.raises(ConfigError, match=re.escape("'segments.definitions[1].export.file_name': segment 'b' would "
+                                                    "write the file of segment 'a' (G_20260131.psv)")):
+        _load_segments(tmp_path, body)
+
+
+def test_files_named_by_group_date_and_sequence(spark, make_ctx):
+    """An onboarding upload's flat folder: <group>_<YYYYMMDD>_<sequence>.psv, the sequence counting
+    the files the segment sent (a weekly export: Tuesday sends none), the same name on a re-run."""
+    weekly = segment("spenders_weekly", rule("lifetime_value", "gte", 3000), group="Big Spend", segment="Weekly",
+                     cadence="weekly", weekday="monday", file_name="{group}_{yyyymmdd}_{sequence:03d}")
+    settings = SegmentSettings(definitions=[weekly])
+    wh = make_ctx(MONDAY).warehouse
+    _write_customers(spark, wh, consent_c3="no")
+    _write_identity_map(spark, wh)
+    for day in (MONDAY, TUESDAY, NEXT_MONDAY, NEXT_MONDAY):
+        wh.overwrite(spark.createDataFrame([(c, 1, v, None, None) for c, v in SPEND[day].items()], TRAITS_DDL),
+                     tables.TRAITS)
+        segments.run(make_ctx(day, segments=settings), RUN)
+    out = wh.local_dir / "exports"
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == [
+        "2026-03-02.manifest.csv", "2026-03-09.manifest.csv", "Big_Spend_20260302_001.psv", "Big_Spend_20260309_002.psv"]
+    assert (out / "Big_Spend_20260309_002.psv").read_text() == export_file(["ann@example.com"], ["eve@example.com"],
+                                                                           "Big Spend=Weekly")
+    assert (out / "2026-03-09.manifest.csv").read_text() == (
+        "file,group,segment,rows,adds,removes\nBig_Spend_20260309_002.psv,Big Spend,Weekly,2,1,1\n")
 
 
 def test_export_days():

@@ -8,6 +8,7 @@ import pytest
 
 from jobs.core.context import RunParams
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
 from jobs.core import tables
 
@@ -15,7 +16,8 @@ from jobs.activities.daily import build_daily, rebuild_daily
 from jobs.traits import stage as traits
 from jobs.core.config import load_config
 from jobs.core.errors import ConfigError, InputError
-from jobs.traits.settings import TraitDefinition, TraitSettings, TraitWindow
+from jobs.core.catalog import SPECS
+from jobs.traits.settings import GROUP_COLUMNS, TraitDefinition, TraitSettings, TraitWindow
 from tests.jobs.event_builders import utc
 from tests.jobs.stream_builders import activity, stream
 
@@ -127,6 +129,12 @@ def test_a_trait_list_in_yaml_becomes_typed_definitions(tmp_path):
          r"end: E\}, \{days: N\}, \{calendar_months: N\}"),
         ("{name: x, kind: count, window: {}}", r"'traits\.computed\[0\]\.window' needs exactly one of"),
         ("{name: x, kind: count, window: {days: 0}}", r"'traits\.computed\[0\]\.window\.days' must be at least 1, got 0"),
+        ("{name: x, kind: count, window: {first_day: 2026-01-01}}",
+         r"'traits\.computed\[0\]\.window\.last_day' is required with first_day"),
+        ("{name: x, kind: count, window: {first_day: 2026-04-01, last_day: 2026-03-31}}",
+         r"'traits\.computed\[0\]\.window': a fixed period's first_day \(2026-04-01\) must not be after"),
+        ("{name: x, kind: count, window: {first_day: 2026-01-15, last_day: 2026-03-31}, monthly_average: true}",
+         r"'traits\.computed\[0\]\.monthly_average' needs window\.calendar_months .* or a fixed period from a month's first day"),
         ("{name: x, kind: count, window: {days: 30}, monthly_average: true}",
          r"'traits\.computed\[0\]\.monthly_average' needs window\.calendar_months \(trait 'x'\)"),
         ("{name: x, kind: max, of: feature9, window: {calendar_months: 3}, monthly_average: true}",
@@ -206,6 +214,110 @@ def test_every_kind_window_and_filter(spark, activity_stream, customers, read_fr
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
+FIXED_PERIODS = TraitSettings([
+    TraitDefinition("orders_2025_q2", "count_distinct", activity="order_placed", of="order_no",
+                    window=TraitWindow(first_day=dt.date(2025, 4, 1), last_day=dt.date(2025, 6, 30))),
+    TraitDefinition("orders_march_2026", "count_distinct", activity="order_placed", of="order_no",
+                    window=TraitWindow(first_day=dt.date(2026, 3, 1), last_day=dt.date(2026, 3, 31))),
+    TraitDefinition("spend_march_2026", "sum", activity="order_placed", of="revenue_impact",
+                    window=TraitWindow(first_day=dt.date(2026, 3, 1), last_day=dt.date(2026, 3, 31))),
+    TraitDefinition("monthly_rejections_2025_q2", "count_distinct", activity="order_rejected", of="order_no",
+                    window=TraitWindow(first_day=dt.date(2025, 4, 1), last_day=dt.date(2025, 6, 30)),
+                    monthly_average=True),
+])
+
+
+@pytest.mark.parametrize("read_from", ["stream", "day rows where they can answer"])
+@pytest.mark.parametrize(
+    "run_date, rows",
+    [
+        # before March 2026: only 2025 Q2 has happened (c1's O2, and its rejected line O2-2: 1 / 3 a month)
+        ("2026-02-28", [("c1", 1, 0, 0.0, 1 / 3), ("c2", 0, 0, 0.0, 0.0), ("c3", 0, 0, 0.0, 0.0),
+                        ("c4", 0, 0, 0.0, 0.0)]),
+        # inside March: cut at D (c1's O4 on D; the household order G1 on the 10th)
+        ("2026-03-15", [("c1", 1, 1, 20.0, 1 / 3), ("c2", 0, 1, 60.0, 0.0), ("c3", 0, 1, 60.0, 0.0),
+                        ("c4", 0, 0, 0.0, 0.0)]),
+        # after March: its every order (c1's O5 of the 16th too); 2025 Q2 has not moved
+        ("2026-04-30", [("c1", 1, 2, 1019.0, 1 / 3), ("c2", 0, 1, 60.0, 0.0), ("c3", 0, 1, 60.0, 0.0),
+                        ("c4", 0, 0, 0.0, 0.0)]),
+    ],
+)
+def test_fixed_period_traits_count_the_same_days_on_every_run_date(spark, activity_stream, customers, run_date,
+                                                                   rows, read_from):
+    expected = spark.createDataFrame(rows, "customer_id string, orders_2025_q2 long, orders_march_2026 long, "
+                                           "spend_march_2026 double, monthly_rejections_2025_q2 double")
+    daily = build_daily(activity_stream) if read_from != "stream" else None
+    got = traits.compute_traits(activity_stream, customers, FIXED_PERIODS, dt.date.fromisoformat(run_date), daily)
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_a_fixed_period_in_yaml(tmp_path):
+    cfg = _config(tmp_path, "{name: orders_2026_q1, kind: count_distinct, activity: order_placed, of: order_no, "
+                            "window: {first_day: 2026-01-01, last_day: 2026-03-31}}")
+    assert cfg.traits.computed == [
+        TraitDefinition("orders_2026_q1", "count_distinct", activity="order_placed", of="order_no",
+                        window=TraitWindow(first_day=dt.date(2026, 1, 1), last_day=dt.date(2026, 3, 31)))
+    ]
+
+
+HOUSEHOLD_ROWS = [
+    # m1, m2: g1's household order G1, two lines, a row for each member (c2, c3)
+    ("m1", activity("u20", "c2", "order_placed", "2026-03-10 12:00", order="G1-1", value="60", group="g1")),
+    ("m1", activity("u30", "c3", "order_placed", "2026-03-10 12:00", order="G1-1", value="60", group="g1")),
+    ("m2", activity("u21", "c2", "order_placed", "2026-03-10 12:00", order="G1-2", value="40", group="g1")),
+    ("m2", activity("u31", "c3", "order_placed", "2026-03-10 12:00", order="G1-2", value="40", group="g1")),
+    # m3: c2's own order; m4: c3 viewed a product; m5: c1's order last June (g2's member)
+    ("m3", activity("u22", "c2", "order_placed", "2026-03-01 09:00", order="O7-1", value="25")),
+    ("m4", activity("u32", "c3", "product_viewed", "2026-03-14 08:00", product="P7")),
+    ("m5", activity("u10", "c1", "order_placed", "2025-06-01 10:00", order="O1-1", value="100")),
+    # m6: an order of g1 sent by c9, who is not a member (the sender's row only); m7: after the run date
+    ("m6", activity("u90", "c9", "order_placed", "2026-02-01 10:00", order="X-1", value="5", group="g1")),
+    ("m7", activity("u23", "c2", "order_placed", "2026-03-20 10:00", order="O8-1", value="999")),
+]
+
+
+def test_group_traits_count_each_event_once_per_group(spark):
+    rows = [row for _, row in HOUSEHOLD_ROWS]
+    message_of = F.create_map(*[F.lit(v) for m, row in HOUSEHOLD_ROWS for v in (row[0], m)])
+    activities = stream(spark, rows).withColumn("message_id", message_of[F.col("activity_uuid")])
+    groups = spark.createDataFrame([("g1",), ("g2",), ("g3",)], "group_id string")
+    members = spark.createDataFrame([("g1", "c2"), ("g1", "c3"), ("g2", "c1")], "group_id string, customer_id string")
+    # g1: last order the household order; orders c2-G1 (both lines, named by the first member), c2-O7
+    #     and the sender's c9-X; spend 60 + 40 + 25 + 5 (the household order once, not per member);
+    #     in the 30 days c2 and c3 ordered (c9 is no member). g2: c1's June order. g3: nothing.
+    expected = spark.createDataFrame(
+        [("g1", utc("2026-03-10 12:00"), 3, 130.0, 2), ("g2", utc("2025-06-01 10:00"), 1, 100.0, 0),
+         ("g3", None, 0, 0.0, 0)],
+        "group_id string, household_last_order_date timestamp, household_orders long, "
+        "household_lifetime_value double, members_ordered_last_30_days long")
+    got = traits.compute_group_traits(activities, groups, members, TraitSettings().group, RUN_DATE)
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+@pytest.mark.parametrize("computed, message", [
+    ("{name: x, kind: members}", r"'traits\.computed\[0\]\.kind': members counts a group's members; it is a group trait"),
+])
+def test_members_is_a_group_trait(tmp_path, computed, message):
+    with pytest.raises(ConfigError, match=message):
+        _config(tmp_path, computed)
+
+
+def test_group_trait_config(tmp_path):
+    path = tmp_path / "traits.yml"
+    path.write_text("traits:\n  group:\n    - {name: active_members, kind: members, window: {days: 7}}\n")
+    assert load_config(path).traits.group == [TraitDefinition("active_members", "members", window=TraitWindow(days=7))]
+    path.write_text("traits:\n  group:\n    - {name: name, kind: count}\n")
+    with pytest.raises(ConfigError, match=r"'traits\.group\[0\]\.name': 'name' is a column of gold/groups"):
+        load_config(path)
+    path.write_text("traits:\n  group:\n    - {name: m, kind: members, of: order_no}\n")
+    with pytest.raises(ConfigError, match=r"'traits\.group\[0\]\.of' does not apply to kind members"):
+        load_config(path)
+
+
+def test_the_group_columns_a_group_trait_may_not_take_are_gold_groups(spark):
+    assert GROUP_COLUMNS == SPECS[tables.GROUPS].columns
+
+
 # ----------------------------------------------------------------------------------------------
 # the stage, with the default traits
 # ----------------------------------------------------------------------------------------------
@@ -224,7 +336,8 @@ def test_stage_writes_the_default_traits_for_every_customer(spark, make_ctx, act
     #     months O1 (on its first instant), O2, O3 -> 3 / 12; invoiced O2, O4 (50 %).
     # c2, c3: the household order 5 days ago. c4: no activity.
     ctx = make_ctx(RUN_DATE)
-    ctx.warehouse.overwrite(activity_stream, tables.ACTIVITY_STREAM)
+    # every row its own event (the stream's message_id, which the group traits read; no groups here)
+    ctx.warehouse.overwrite(activity_stream.withColumn("message_id", F.col("activity_uuid")), tables.ACTIVITY_STREAM)
     rebuild_daily(spark, ctx.warehouse)
     ctx.warehouse.overwrite(customers, tables.SILVER_CUSTOMERS)
     result = traits.run(ctx, RunParams())
@@ -236,7 +349,10 @@ def test_stage_writes_the_default_traits_for_every_customer(spark, make_ctx, act
         DEFAULT_DDL,
     )
     assert_df_equality(ctx.warehouse.read(spark, tables.TRAITS), expected, ignore_row_order=True, ignore_nullable=True)
-    assert result.metrics == {"customers": 4, "traits": 11}
+    assert result.metrics == {"customers": 4, "traits": 11, "groups": 0, "group_traits": 4}
+    assert ctx.warehouse.read(spark, tables.GROUP_TRAITS).columns == [
+        "group_id", "household_last_order_date", "household_orders", "household_lifetime_value",
+        "members_ordered_last_30_days"]
 
 
 def test_missing_activity_stream_names_the_table_and_the_command(make_ctx):

@@ -11,6 +11,7 @@ import importlib
 import pytest
 
 from lens.calendar import (
+    FixedPeriod,
     RelativeDate,
     Window,
     add_months,
@@ -257,6 +258,55 @@ def test_whole_calendar_months_of_a_window(window, months):
     ],
 )
 def test_bad_windows_name_the_key(raw, message):
+    with pytest.raises(ValueError, match=message):
+        parse_window(raw, "window")
+
+
+# ----------------------------------------------------------------------------------------------
+# fixed periods: the same days on every run date
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "run_date, first, last",
+    [
+        # 2026 Q1 before it begins (first after last: no day), inside it (cut at D), on its last day, after it
+        ("2025-12-31", "2026-01-01", "2025-12-31"),
+        ("2026-01-01", "2026-01-01", "2026-01-01"),
+        ("2026-02-10", "2026-01-01", "2026-02-10"),
+        ("2026-03-31", "2026-01-01", "2026-03-31"),
+        ("2027-07-04", "2026-01-01", "2026-03-31"),
+    ],
+)
+def test_a_fixed_period_does_not_move_with_the_run_date(run_date, first, last):
+    q1 = parse_window({"first_day": d("2026-01-01"), "last_day": "2026-03-31"})
+    assert q1 == FixedPeriod(d("2026-01-01"), d("2026-03-31"))
+    assert q1.bounds(d(run_date)) == (d(first), d(last))
+    assert q1.half_open(d(run_date)) == (d(first), d(last) + dt.timedelta(days=1))
+
+
+@pytest.mark.parametrize(
+    "first, last, months",
+    [("2026-01-01", "2026-03-31", 3), ("2025-11-01", "2026-02-28", 4), ("2024-02-01", "2024-02-29", 1),
+     ("2024-02-01", "2024-02-28", None), ("2026-01-02", "2026-03-31", None), ("2026-03-15", "2026-03-15", None)],
+)
+def test_whole_calendar_months_of_a_fixed_period(first, last, months):
+    assert FixedPeriod(d(first), d(last)).calendar_months == months
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"first_day": "2026-01-01"}, r"'window\.last_day' is required with first_day"),
+        ({"last_day": "2026-01-01"}, r"'window\.first_day' is required with last_day"),
+        ({"first_day": "2026-04-01", "last_day": "2026-03-31"},
+         r"'window': a fixed period's first_day \(2026-04-01\) must not be after its last_day \(2026-03-31\)"),
+        ({"first_day": "1 January", "last_day": "2026-03-31"}, r"'window\.first_day' must be a date \(YYYY-MM-DD\), got '1 January'"),
+        ({"first_day": "2026-01-01", "last_day": 20260331}, r"'window\.last_day' must be a date \(YYYY-MM-DD\), got 20260331"),
+        ({"first_day": "2026-01-01", "last_day": "2026-03-31", "days": 3}, r"'window' needs exactly one of .*\{first_day: YYYY-MM-DD, last_day: YYYY-MM-DD\}"),
+    ],
+)
+def test_bad_fixed_periods_name_the_key(raw, message):
     with pytest.raises(ValueError, match=message):
         parse_window(raw, "window")
 
