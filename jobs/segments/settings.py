@@ -68,11 +68,13 @@ MAX_EXPORT_GROUP_LENGTH = 280
 EXPORTABLE_LEVELS = (CUSTOMER_LEVEL, GROUP_LEVEL, f"{IDENTIFIER_LEVEL_PREFIX}email")
 DEFAULT_CONSENT_VALUES = ("yes", "true", "y", "1")
 # export.file_name: a file's path under exports/, its extension added. Fields: the segment's name,
-# the export group (characters other than FILE_NAME_SAFE become '_'), the run date as YYYY-MM-DD or
-# YYYYMMDD, and the sequence number of the segment's file (1 for its first file sent).
+# the export group (each run of FILE_NAME_UNSAFE characters becomes one '_'), the run date as
+# YYYY-MM-DD or YYYYMMDD, and the sequence number of the segment's file (1 for its first file sent).
 FILE_NAME_FIELDS = ("segment", "group", "date", "yyyymmdd", "sequence")
 DEFAULT_FILE_NAME = "{segment}/{date}"
 FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# The run date and sequence a file name template is tried with at config load.
+SAMPLE_RUN_DATE, SAMPLE_SEQUENCE = dt.date(2026, 1, 31), 1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -244,14 +246,12 @@ class SegmentExport:
             # plain field names only: no {group.attribute} or {group[0]}
             unknown = next((f for _, f, _, _ in string.Formatter().parse(self.file_name)
                             if f is not None and f not in FILE_NAME_FIELDS), None)
-            if unknown is not None:
-                raise ValueError(f"'{key}.file_name' names an unknown field {{{unknown}}} "
-                                 f"(fields: {', '.join(FILE_NAME_FIELDS)}); got {self.file_name!r}")
-            path = self.file_path("segment", dt.date(2026, 1, 31), 1)
+            path = None if unknown is not None else self.file_path("segment", SAMPLE_RUN_DATE, SAMPLE_SEQUENCE)
         except ValueError as exc:
-            if str(exc).startswith("'"):
-                raise
             raise ValueError(f"'{key}.file_name' is not a file name template ({exc}); got {self.file_name!r}") from None
+        if path is None:
+            raise ValueError(f"'{key}.file_name' names an unknown field {{{unknown}}} "
+                             f"(fields: {', '.join(FILE_NAME_FIELDS)}); got {self.file_name!r}")
         parts = path.split("/")
         # under exports/, and no part Hadoop's listing would hide (_x, .x)
         if any(not part or part == ".." or part[0] in "._" for part in parts) or path.startswith("/"):
@@ -436,7 +436,7 @@ class SegmentSettings:
         for i, d in enumerate(self.definitions):
             if not d.export.enabled:
                 continue
-            path = d.export.file_path(d.name, dt.date(2026, 1, 31), 1)
+            path = d.export.file_path(d.name, SAMPLE_RUN_DATE, SAMPLE_SEQUENCE)
             if path in paths:
                 raise ValueError(f"'{key}.definitions[{i}].export.file_name': segment {d.name!r} would write the "
                                  f"file of segment {self.definitions[paths[path]].name!r} ({path}); name the files "

@@ -26,6 +26,7 @@ current members, membership changes); state (the state tables, their MERGEs and 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -129,7 +130,7 @@ def materialize(ctx: JobContext, full: bool, resend: tuple[str, ...] = ()) -> St
     return summarize(rows, full_list_names(settings, run_date, resend))
 
 
-def summarize(rows: list[dict], full_lists: list[str] = ()) -> StageResult:
+def summarize(rows: list[dict], full_lists: Collection[str] = ()) -> StageResult:
     total = lambda key: sum(r[key] or 0 for r in rows)  # noqa: E731
     metrics = {"segments": len(rows), "members": total("members"), "adds": total("adds"), "removes": total("removes"),
                "export_files": sum(1 for r in rows if r["export_file"]), "export_adds": total("export_adds"),
