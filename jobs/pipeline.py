@@ -17,7 +17,7 @@ from typing import Callable
 
 from jobs.core import storage, tables
 from jobs.core.context import JobContext, RunParams, StageResult
-from jobs.core.errors import C360Error, StageFailed
+from jobs.core.errors import C360Error, ConfigError, StageFailed
 from jobs.report import REPORT_HTML, REPORT_JSON, runs_path
 
 # The command line sends Python's logging to the run's log file (jobs.cli), beside Spark's lines.
@@ -65,6 +65,8 @@ STAGES: tuple[Stage, ...] = (
           "materialize the configured lens queries (lens.materialize) to gold/lens_<name>"),
 )
 NIGHTLY: tuple[Stage, ...] = tuple(s for s in STAGES if s.nightly)
+# The stage `--resend` is for (it and the stages after it run again on a finished night).
+SEGMENTS_STAGE = "segments"
 
 # Tables whose row counts the nightly's summary reports, in catalogue order.
 SUMMARY_TABLES = (
@@ -97,9 +99,16 @@ def run_nightly(ctx: JobContext, params: RunParams,
     report: dict = {"run_date": str(ctx.run_date), "config": ctx.config.source,
                     "warehouse": ctx.warehouse.root, "stages": {}}
     started = time.monotonic()
+    mistake = ctx.config.segments.resend_mistake(params.resend)
+    if mistake:  # before any stage runs
+        raise ConfigError(f"{ctx.config.source}: {mistake}")
     night = _night(ctx, params)
     done = {} if params.rebuild or night is None else completions.finished(
         ctx.spark, ctx.warehouse, ctx.run_date, night)
+    if params.resend:
+        # a resend is the segments stage's work: it and the stages after it run even when finished
+        later = [s.name for s in NIGHTLY][[s.name for s in NIGHTLY].index(SEGMENTS_STAGE):]
+        done = {name: result for name, result in done.items() if name not in later}
     resuming = True
     for i, step in enumerate(NIGHTLY, 1):
         if resuming and step.name in done:

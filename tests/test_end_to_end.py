@@ -92,6 +92,19 @@ def test_nightly_on_generated_data(make_ctx, spark, generated):
     assert {name: {k: v for k, v in stage.items() if k != "finished_at"} for name, stage in skipped["stages"].items()
             } == report["stages"], "the recorded results are the first run's"
 
+    # `--resend` on the finished night runs segments and the stages after it again, the others stay
+    # skipped; the first file was the complete list already, so the resent one is the same file.
+    exports = ctx.warehouse.local_dir / "exports"
+    first_file = (exports / "rfm_champions" / f"{RUN_DATE}.csv").read_text()
+    pipeline.run_nightly(ctx, RunParams(input_dir=Path(raw), resend=("rfm_champions",)))
+    resent = json.loads((ctx.warehouse.local_dir / "_runs" / RUN_DATE / "report.json").read_text())
+    later = [name for name in report["stages"]][[name for name in report["stages"]].index("segments"):]
+    assert {name: bool(stage.get("skipped")) for name, stage in resent["stages"].items()} == {
+        name: name not in later for name in report["stages"]}
+    assert (exports / "rfm_champions" / f"{RUN_DATE}.csv").read_text() == first_file
+    assert first_file.count("\n") > 1 and all(line.endswith(",") for line in first_file.splitlines()[1:])
+    assert any("rfm_champions (customer)" in n and "the complete list" in n for n in resent["stages"]["segments"]["notes"])
+
     # Without its records each stage runs again, and changes nothing (what resuming relies on).
     shutil.rmtree(ctx.warehouse.local_dir / completions.COMPLETIONS_TABLE)
     pipeline.run_nightly(ctx, RunParams(input_dir=Path(raw), rebuild=False, rewind=False))

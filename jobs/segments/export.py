@@ -122,7 +122,7 @@ def export_changes(eligible: DataFrame, exported_before: DataFrame, labels: Data
     label, static, by_value, full_list): adds and removes; a static segment's ids are never removed.
     A full-list segment's file is every id the receiver holds after it, so its ids held before and
     kept are logged as added again (the file lists them; its removes stay in the log, for what the
-    receiver holds, and out of the file: the list replaces the segment).
+    receiver holds, and out of the file, which replaces the labels it names: file_log).
 
     Only the current label's history counts (for a segment group, every <group>=<value> label): a
     renamed group or segment starts with the full list.
@@ -148,8 +148,17 @@ def export_changes(eligible: DataFrame, exported_before: DataFrame, labels: Data
 
 def file_log(todays: DataFrame, full_lists: list[str]) -> DataFrame:
     """The log rows of `todays` (one run's gold/segment_exports rows) that its files carry: every
-    row, but only the adds of a full-list segment."""
-    return todays.filter(~F.col("segment").isin(*full_lists) | (F.col("change") == ADD)) if full_lists else todays
+    row, but of a full-list segment only its adds, and the removes of labels its list no longer names
+    (the receiver replaces the segments a file names: a label with no id left, a segment group's
+    value nobody has any more, or an emptied segment, is cleared by its removes)."""
+    if not full_lists:
+        return todays
+    full = F.col("segment").isin(*full_lists)
+    listed = (todays.filter(full & (F.col("change") == ADD)).select("segment", "label").distinct()
+              .withColumn("_listed", F.lit(True)))
+    return (todays.join(listed, on=["segment", "label"], how="left")
+            .filter(~full | (F.col("change") == ADD) | F.col("_listed").isNull())
+            .drop("_listed"))
 
 
 def export_rows(log_of_segment: DataFrame) -> DataFrame:

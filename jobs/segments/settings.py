@@ -252,6 +252,11 @@ class SegmentExport:
         if path is None:
             raise ValueError(f"'{key}.file_name' names an unknown field {{{unknown}}} "
                              f"(fields: {', '.join(FILE_NAME_FIELDS)}); got {self.file_name!r}")
+        fields = {f for _, f, _, _ in string.Formatter().parse(self.file_name) if f}
+        if "sequence" in fields and not fields & {"date", "yyyymmdd"}:
+            # a --full rewind numbers the rewound dates' files again: the date keeps a later file
+            # from taking the name of one already delivered
+            raise ValueError(f"'{key}.file_name' with {{sequence}} needs {{date}} or {{yyyymmdd}} too; got {self.file_name!r}")
         parts = path.split("/")
         # under exports/, and no part Hadoop's listing would hide (_x, .x)
         if any(not part or part == ".." or part[0] in "._" for part in parts) or path.startswith("/"):
@@ -285,6 +290,10 @@ class SegmentExport:
         if self.month_day is not None and not 1 <= self.month_day <= MAX_MONTH_DAY:
             raise ValueError(f"'{key}.month_day' must be 1 to {MAX_MONTH_DAY} (a day every month has); "
                              f"got {self.month_day}")
+        if self.static and self.full_list:
+            # a static segment's list is every id ever added: sent whole, it would re-send members who
+            # withdrew consent since
+            raise ValueError(f"'{key}.full_list' does not apply to a static segment (its ids are only ever added)")
         if not self.enabled:
             return
         if self.segment_from is not None:
@@ -442,6 +451,17 @@ class SegmentSettings:
                                  f"file of segment {self.definitions[paths[path]].name!r} ({path}); name the files "
                                  "apart with {segment} or {group}")
             paths[path] = i
+
+    def resend_mistake(self, names: tuple[str, ...]) -> str | None:
+        """What is wrong with `--resend` naming `names` (None: nothing): a name that is not an exported
+        segment, or a static one (its list would re-send ids whose consent was withdrawn)."""
+        exported = {d.name: d for d in self.definitions if d.export.enabled}
+        for name in names:
+            if name not in exported:
+                return f"--resend {name}: not an exported segment (exported: {', '.join(exported) or 'none'})"
+            if exported[name].export.static:
+                return f"--resend {name}: a static segment is never re-sent (its ids are only ever added)"
+        return None
 
     def find(self, name: str) -> tuple[int, SegmentDefinition] | None:
         return next(((i, d) for i, d in enumerate(self.definitions) if d.name == name), None)

@@ -92,11 +92,9 @@ def load_inputs(spark: SparkSession, wh: tables.Warehouse, settings: SegmentSett
 
 def materialize(ctx: JobContext, full: bool, resend: tuple[str, ...] = ()) -> StageResult:
     spark, wh, settings, run_date = ctx.spark, ctx.warehouse, ctx.config.segments, ctx.run_date
-    exported = [d.name for d in settings.definitions if d.export.enabled]
-    unknown = [name for name in resend if name not in exported]
-    if unknown:
-        raise ConfigError(f"--resend {unknown[0]}: not an exported segment of {ctx.config.source} "
-                          f"(exported: {', '.join(exported) or 'none'})")
+    mistake = settings.resend_mistake(resend)
+    if mistake:
+        raise ConfigError(f"{ctx.config.source}: {mistake}")
     if not settings.definitions:
         return StageResult(metrics={"segments": 0}, notes=["no segments.definitions configured"])
     for table in STATE_TABLES:

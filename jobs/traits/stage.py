@@ -15,10 +15,11 @@ A customer without matching activity gets 0 for count, count_distinct, sum and m
 and null for the others (percentage: null when the denominator is 0).
 
 gold/group_traits (`traits.group`, docs/levels.md): the same kinds for each group of gold/groups over
-the group's activities, its own events (those with its groupId) and every activity of its members,
-each event once per group however many members it reached (one row per message_id: the member
-first by id, so an order's lines all count for one order number); plus `members`, how many members
-have a matching activity (a group event counts for each member, as in their own traits).
+the group's activities, its own events (those with its groupId) and every other activity of its
+members (another group's event is that group's), each event once per group however many members it
+reached (one row per message_id: the customer first by id, sender or member, so an order's lines all
+count for one order number); plus `members`, how many members have a matching activity (the group's
+event counts for each member it reached, as in their own traits).
 """
 from __future__ import annotations
 
@@ -163,9 +164,10 @@ def compute_traits(
 
 def group_activities(activity_stream: DataFrame, group_members: DataFrame, run_date: dt.date) -> DataFrame:
     """(group_id, the stream's other columns, _member): each group's activity rows as of the run date,
-    its own events and its members' (`_member`: the member whose row it is, null for a sender who is
-    not one); an event reaching several members is still several rows here. One pass over the
-    stream: each row goes to its own group and to every group of its customer."""
+    its own events and its members' other activities (`_member`: the member whose row it is, null for
+    a sender who is not one); an event reaching several members is still several rows here. One pass
+    over the stream: a group event's row goes to its group only (a company's order is not the
+    household's of a member of both), any other row to every group of its customer."""
     stream = as_of(activity_stream, run_date)
     others = [c for c in stream.columns if c != "group_id"]
     no_groups = F.array().cast("array<string>")
@@ -174,9 +176,9 @@ def group_activities(activity_stream: DataFrame, group_members: DataFrame, run_d
     rows = (stream.join(member_of, on="entity_id", how="left")
             .filter(F.col("group_id").isNotNull() | F.col("_member_of").isNotNull())
             .withColumn("_member_of", F.coalesce("_member_of", no_groups)))
-    own = F.when(F.col("group_id").isNotNull(), F.array("group_id")).otherwise(no_groups)
+    groups_of_row = F.when(F.col("group_id").isNotNull(), F.array("group_id")).otherwise(F.col("_member_of"))
     return (
-        rows.select(*others, "_member_of", F.explode(F.array_distinct(F.concat(own, F.col("_member_of")))).alias("group_id"))
+        rows.select(*others, "_member_of", F.explode(groups_of_row).alias("group_id"))
         .select("group_id", *others,
                 F.when(F.array_contains("_member_of", F.col("group_id")), F.col("entity_id")).alias("_member"))
     )
@@ -215,12 +217,13 @@ def run(ctx: JobContext, params: RunParams) -> StageResult:
     rows = wh.operation_metrics_since(spark, tables.TRAITS, version).get("numOutputRows", 0)
     metrics = {"customers": rows, "traits": len(settings.computed)}
     notes = [f"traits: {', '.join(t.name for t in settings.computed)}"]
+    # written even with no group traits (group_id alone), so segments never read earlier runs' columns
+    groups = wh.read(spark, tables.GROUPS, missing="empty")
+    members = wh.read(spark, tables.GROUP_MEMBERS, missing="empty")
+    version = wh.version(spark, tables.GROUP_TRAITS)
+    wh.overwrite(compute_group_traits(stream, groups, members, settings.group, ctx.run_date), tables.GROUP_TRAITS)
+    metrics.update(groups=wh.operation_metrics_since(spark, tables.GROUP_TRAITS, version).get("numOutputRows", 0),
+                   group_traits=len(settings.group))
     if settings.group:
-        groups = wh.read(spark, tables.GROUPS, missing="empty")
-        members = wh.read(spark, tables.GROUP_MEMBERS, missing="empty")
-        version = wh.version(spark, tables.GROUP_TRAITS)
-        wh.overwrite(compute_group_traits(stream, groups, members, settings.group, ctx.run_date), tables.GROUP_TRAITS)
-        metrics.update(groups=wh.operation_metrics_since(spark, tables.GROUP_TRAITS, version).get("numOutputRows", 0),
-                       group_traits=len(settings.group))
         notes.append(f"group traits: {', '.join(t.name for t in settings.group)}")
     return StageResult(metrics=metrics, notes=notes)

@@ -515,13 +515,13 @@ def test_full_lists_and_a_resend_on_demand(spark, make_ctx):
                    full_list=True)
     changes = segment("spenders", rule("lifetime_value", "gte", 3000), group="Spend", segment="Now")
     settings = SegmentSettings(definitions=[full, changes])
-    wednesday = dt.date(2026, 3, 10)
-    spend = {**SPEND, wednesday: {"c1": 3500.0, "c2": 3000.0, "c5": 4000.0}}
+    wednesday, thursday = dt.date(2026, 3, 10), dt.date(2026, 3, 11)
+    spend = {**SPEND, wednesday: {"c1": 3500.0, "c2": 3000.0, "c5": 4000.0}, thursday: {"c1": 10.0}}
     wh = make_ctx(MONDAY).warehouse
     _write_customers(spark, wh, consent_c3="no")
     _write_identity_map(spark, wh)
     notes = {}
-    for day, resend in ((MONDAY, ()), (TUESDAY, ()), (NEXT_MONDAY, ("spenders",)), (wednesday, ())):
+    for day, resend in ((MONDAY, ()), (TUESDAY, ()), (NEXT_MONDAY, ("spenders",)), (wednesday, ()), (thursday, ())):
         wh.overwrite(spark.createDataFrame([(c, 1, v, None, None) for c, v in spend[day].items()], TRAITS_DDL),
                      tables.TRAITS)
         notes[day] = segments.run(make_ctx(day, segments=settings), RunParams(resend=resend)).notes
@@ -539,6 +539,8 @@ def test_full_lists_and_a_resend_on_demand(spark, make_ctx):
     # Wednesday, c5 back: the differential file adds only c5 (the resend left the receiver with c1, c2)
     assert (out / "spenders" / "2026-03-10.psv").read_text() == export_file(eve, [], "Spend=Now")
     assert (out / "spenders_full" / "2026-03-10.psv").read_text() == export_file([*ann, *bob, *eve], [], "Spend=Full")
+    # Thursday nobody qualifies: the complete list names no id, so its removes clear the segment
+    assert (out / "spenders_full" / "2026-03-11.psv").read_text() == export_file([], [*ann, *bob, *eve], "Spend=Full")
     # the manifest counts what each file carries; gold/segment_runs what the receiver's list lost too
     assert (out / "2026-03-03.manifest.csv").read_text() == (
         "file,group,segment,rows,adds,removes\n"
@@ -574,11 +576,17 @@ def test_a_household_segment_on_group_traits_exports_its_members(spark, make_ctx
     assert (result.metrics["members"], result.metrics["skipped_no_consent"], result.metrics["skipped_no_email"]) == (2, 0, 1)
 
 
-def test_resend_names_an_exported_segment(make_ctx):
-    settings = SegmentSettings(definitions=[segment("quiet", rule("lifetime_value", "gte", 1)),
-                                            segment("sent", rule("lifetime_value", "gte", 1), group="G", segment="S")])
-    with pytest.raises(ConfigError, match=r"--resend quiet: not an exported segment of .* \(exported: sent\)"):
-        segments.run(make_ctx(MONDAY, segments=settings), RunParams(resend=("quiet",)))
+@pytest.mark.parametrize(("name", "message"), [
+    ("quiet", r"--resend quiet: not an exported segment \(exported: sent, kept\)"),
+    ("kept", r"--resend kept: a static segment is never re-sent"),
+])
+def test_resend_names_an_exported_segment_that_is_not_static(make_ctx, name, message):
+    settings = SegmentSettings(definitions=[
+        segment("quiet", rule("lifetime_value", "gte", 1)),
+        segment("sent", rule("lifetime_value", "gte", 1), group="G", segment="S"),
+        segment("kept", rule("lifetime_value", "gte", 1), group="G", segment="K", static=True)])
+    with pytest.raises(ConfigError, match=message):
+        segments.run(make_ctx(MONDAY, segments=settings), RunParams(resend=(name,)))
 
 
 @pytest.mark.parametrize("command", ["segments", "nightly --input in"])
@@ -636,6 +644,11 @@ def test_segment_group_mistakes(export, level, message):
         definition.validate("x")
 
 
+def test_a_static_segment_is_never_a_full_list():
+    with pytest.raises(ValueError, match=re.escape("'x.full_list' does not apply to a static segment")):
+        SegmentExport(enabled=True, group="G", segment="S", static=True, full_list=True).validate("x")
+
+
 @pytest.mark.parametrize(("export", "message"), [
     ({"cadence": "weekly"}, "'x.weekday' names the day of a weekly export"),
     ({"weekday": "monday"}, "'x.weekday' names the day of a weekly export"),
@@ -655,6 +668,7 @@ def test_export_cadence_mistakes(export, message):
     ("../{date}", "'x.file_name' must be a relative path"),
     ("/srv/{date}", "'x.file_name' must be a relative path"),
     ("_hidden/{date}", "'x.file_name' must be a relative path whose parts are not empty and do not start with '.' or '_'"),
+    ("{group}_{sequence:04d}", "'x.file_name' with {sequence} needs {date} or {yyyymmdd} too"),
 ])
 def test_export_file_name_mistakes(file_name, message):
     with pytest.raises(ValueError, match=re.escape(message)):

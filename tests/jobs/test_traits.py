@@ -280,14 +280,16 @@ def test_group_traits_count_each_event_once_per_group(spark):
     rows = [row for _, row in HOUSEHOLD_ROWS]
     message_of = F.create_map(*[F.lit(v) for m, row in HOUSEHOLD_ROWS for v in (row[0], m)])
     activities = stream(spark, rows).withColumn("message_id", message_of[F.col("activity_uuid")])
-    groups = spark.createDataFrame([("g1",), ("g2",), ("g3",)], "group_id string")
-    members = spark.createDataFrame([("g1", "c2"), ("g1", "c3"), ("g2", "c1")], "group_id string, customer_id string")
+    groups = spark.createDataFrame([("g1",), ("g2",), ("g3",), ("g4",)], "group_id string")
+    members = spark.createDataFrame([("g1", "c2"), ("g1", "c3"), ("g2", "c1"), ("g4", "c2")],
+                                    "group_id string, customer_id string")
     # g1: last order the household order; orders c2-G1 (both lines, named by the first member), c2-O7
     #     and the sender's c9-X; spend 60 + 40 + 25 + 5 (the household order once, not per member);
     #     in the 30 days c2 and c3 ordered (c9 is no member). g2: c1's June order. g3: nothing.
+    # g4 (c2 is in g1 too): c2's own order only; g1's household order is g1's
     expected = spark.createDataFrame(
         [("g1", utc("2026-03-10 12:00"), 3, 130.0, 2), ("g2", utc("2025-06-01 10:00"), 1, 100.0, 0),
-         ("g3", None, 0, 0.0, 0)],
+         ("g3", None, 0, 0.0, 0), ("g4", utc("2026-03-01 09:00"), 1, 25.0, 1)],
         "group_id string, household_last_order_date timestamp, household_orders long, "
         "household_lifetime_value double, members_ordered_last_30_days long")
     got = traits.compute_group_traits(activities, groups, members, TraitSettings().group, RUN_DATE)
@@ -353,6 +355,9 @@ def test_stage_writes_the_default_traits_for_every_customer(spark, make_ctx, act
     assert ctx.warehouse.read(spark, tables.GROUP_TRAITS).columns == [
         "group_id", "household_last_order_date", "household_orders", "household_lifetime_value",
         "members_ordered_last_30_days"]
+    # with no group traits the table is rewritten with group_id alone: segments read no stale columns
+    traits.run(make_ctx(RUN_DATE, traits=TraitSettings(group=[])), RunParams())
+    assert ctx.warehouse.read(spark, tables.GROUP_TRAITS).columns == ["group_id"]
 
 
 def test_missing_activity_stream_names_the_table_and_the_command(make_ctx):
