@@ -686,6 +686,50 @@ def as_of(rows: Iterable[Activity], run_date: dt.date) -> list[Activity]:
 
 
 # --------------------------------------------------------------------------------------------
+# Group traits (docs/traits.md "Group traits", docs/levels.md): a household's measures
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GroupTraits:
+    last_order: dt.datetime | None     # household_last_order_date
+    orders: int                        # household_orders: distinct orders (naming customer, order number)
+    spend: Decimal                     # household_lifetime_value: order values, each event once
+    members_ordered_30_days: int       # members_ordered_last_30_days
+
+
+def group_traits(rows: Iterable[Activity], members: Mapping[str, frozenset], run_date: dt.date,
+                 sort_key) -> dict:
+    """group -> GroupTraits for every group with members or events, as of the run date. A group's activities:
+    its own events (group_id = the group), whoever they reached, and its members' events that
+    carry no group_id; each event once (by message_id), named by the customer first by `sort_key`
+    among those the event reached for the group. A member "ordered" in the 30 days ending on D when
+    an order_placed of theirs that is the group's falls in them."""
+    events = defaultdict(list)  # (group, message_id) -> the rows of the event that are the group's
+    for r in as_of(rows, run_date):
+        if r.entity is None:
+            continue
+        groups = [r.group_id] if r.group_id else [g for g, m in members.items() if r.entity in m]
+        for g in groups:
+            events[(g, r.message_id)].append(r)
+    first_day = run_date - dt.timedelta(days=29)
+    out = {g: GroupTraits(None, 0, Decimal(0), 0) for g in {*members, *(g for g, _ in events)}}
+    orders, active = defaultdict(set), defaultdict(set)
+    for (g, _), event_rows in events.items():
+        for r in event_rows:
+            if r.activity == "order_placed" and first_day <= r.ts.date() and r.entity in members.get(g, ()):
+                active[g].add(r.entity)
+        named = min(event_rows, key=lambda r: sort_key(r.entity))
+        if named.activity != "order_placed":
+            continue
+        now = out[g]
+        if named.order_no is not None:
+            orders[g].add((sort_key(named.entity), named.order_no))
+        last = named.ts if now.last_order is None else max(now.last_order, named.ts)
+        out[g] = GroupTraits(last, 0, now.spend + (named.order_value or Decimal(0)), 0)
+    return {g: GroupTraits(t.last_order, len(orders[g]), t.spend, len(active[g])) for g, t in out.items()}
+
+
+# --------------------------------------------------------------------------------------------
 # Orders and RFM (interface §5, docs/rfm.md)
 # --------------------------------------------------------------------------------------------
 
@@ -980,6 +1024,9 @@ class Reference:
 
     def rfm(self) -> dict:
         return rfm_table(self.activities, self.run_date)
+
+    def group_traits(self, sort_key) -> dict:
+        return group_traits(self.activities, self.members, self.run_date, sort_key)
 
     def lens_rfm(self) -> dict:
         return lens_rfm(self.activities, self.run_date)

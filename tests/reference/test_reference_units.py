@@ -368,6 +368,15 @@ def test_groups_and_attribution(ref):
     }
 
 
+def test_group_traits(ref):
+    # hh1 (U2, U3) as of 31 Mar: its group order G1 (20 Mar, 50, one event reaching both members) and
+    # U2's own order O2 (10 Feb, 100; no groupId); U2's rejection and the group's page view are no
+    # orders. Last order 20 Mar; orders G1 and O2 -> 2; spend 150; in the 30 days from 2 Mar both
+    # members had G1 -> 2 (O2 is older).
+    assert ref.group_traits(lambda entity: tuple(sorted(entity))) == {
+        "hh1": R.GroupTraits(dt.datetime(2026, 3, 20, tzinfo=dt.timezone.utc), 2, Decimal("150"), 2)}
+
+
 def test_rfm(ref):
     # recency / frequency / monetary worked out by hand (as of 31 Mar, 4 customers):
     #   U1: last order 30 Mar -> 1; orders O1, O3 -> 2; 10.10 + 5.05 + 1 = 16.15
