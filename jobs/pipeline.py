@@ -107,7 +107,8 @@ def run_nightly(ctx: JobContext, params: RunParams,
         ctx.spark, ctx.warehouse, ctx.run_date, night)
     if params.resend:
         # a resend is the segments stage's work: it and the stages after it run even when finished
-        later = [s.name for s in NIGHTLY][[s.name for s in NIGHTLY].index(SEGMENTS_STAGE):]
+        names = [s.name for s in NIGHTLY]
+        later = names[names.index(SEGMENTS_STAGE):]
         done = {name: result for name, result in done.items() if name not in later}
     resuming = True
     for i, step in enumerate(NIGHTLY, 1):

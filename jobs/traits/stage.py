@@ -192,8 +192,8 @@ def compute_group_traits(activity_stream: DataFrame, groups: DataFrame, group_me
     out = groups.select("group_id").distinct()
     per_event = [t for t in aggregated if t.kind != MEMBERS_KIND]
     if per_event:
-        # one row per event and group: the member first by id (then the row id), so every line of an
-        # order names the same member in its order number
+        # one row per event and group: the customer first by id, sender or member (then the row id),
+        # so every line of an order names the same customer in its order number
         first = Window.partitionBy("group_id", "message_id").orderBy(F.col("entity_id").asc_nulls_last(), "activity_uuid")
         events = rows.withColumn("_pick", F.row_number().over(first)).filter(F.col("_pick") == 1)
         out = out.join(events.groupBy("group_id").agg(*[aggregate(t, run_date).alias(t.name) for t in per_event]),
