@@ -74,7 +74,7 @@ def test_windows_that_differ_are_not_equal():
          r"'traits\.computed\[0\]\.window': a window's start \(-1\) must not be after its end \(-2\)"),
         ("{unit: day, days: 3}", r"'traits\.computed\[0\]\.window' needs exactly one of"),
         ("{unit: day, start: x, end: 0}", r"'traits\.computed\[0\]\.window\.start' must be a whole number, got 'x'"),
-        ("{weeks: 2}", r"unknown key 'traits\.computed\[0\]\.window\.weeks' \(known keys: unit, start, end, days, calendar_months\)"),
+        ("{weeks: 2}", r"unknown key 'traits\.computed\[0\]\.window\.weeks' \(known keys: unit, start, end, days, calendar_months, first_day, last_day\)"),
     ],
 )
 def test_bad_canonical_windows_name_file_and_key(tmp_path, window, message):
