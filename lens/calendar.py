@@ -213,9 +213,8 @@ class FixedPeriod:
         """[first, last] days as of `run_date`, both included (first > last: no day yet)."""
         return self.first_day, min(self.last_day, run_date)
 
-    def half_open(self, run_date: dt.date) -> tuple[dt.date, dt.date]:
-        first, last = self.bounds(run_date)
-        return first, last + ONE_DAY
+    # [first, stop) from `bounds`, as for a Window
+    half_open = Window.half_open
 
     @property
     def calendar_months(self) -> int | None:
