@@ -50,9 +50,10 @@ STAGES: tuple[Stage, ...] = (
     Stage("stitch", "jobs.identity.stitch",
           "stitch identities: identity graph, rules, connected components, stable customer ids, silver/customers"),
     Stage("activities", "jobs.activities.stage",
-          "bronze events -> silver/activity_stream (entity_id = stitched customer_id), gold/groups, group_members"),
+          "bronze events -> silver/activity_stream (entity_id = stitched customer_id), gold/groups, group_members, membership history"),
     Stage("groups", "jobs.groups.stage",
-          "rebuild gold/groups and gold/group_members from group and identify calls (also run by `activities`)",
+          "rebuild gold/groups, gold/group_members and gold/group_membership_history from group and "
+          "identify calls (also run by `activities`)",
           nightly=False),
     Stage("rfm", "jobs.rfm.stage",
           "gold/rfm: recency, frequency, monetary per customer, 1-5 quintile scores and a named segment"),

@@ -100,3 +100,16 @@ def test_segments_worked_example(after_make_run, spark):
         name, rows, adds, removes = line.split(",")[0], *map(int, line.split(",")[3:])
         data = (repo / "warehouse" / "exports" / name).read_text().splitlines()[1:]
         assert rows == len(data) == adds + removes
+
+
+@pytest.mark.slow
+def test_levels_worked_example(after_make_run, spark):
+    repo, today, [output] = worked_example(after_make_run, "levels.md", 1)
+    membership = spark.read.format("delta").load(str(repo / "warehouse" / "gold" / "segment_membership"))
+    households = membership.filter("segment = 'household_champions' AND exited_on IS NULL")
+    assert households.filter("level <> 'group'").count() == 0
+    members = households.count()
+    assert f"segment household_champions (group) as of {today}: {members:,} members" in output, output
+    shown = sorted(r.member_id for r in households.collect())[:3]
+    for group_id in shown:
+        assert group_id in output, (group_id, output)

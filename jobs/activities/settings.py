@@ -77,6 +77,25 @@ class ActivityMapping:
             )
 
 
+@dataclass(frozen=True)
+class TransactionKey:
+    """A group transaction (Blueshift's transaction configuration): events of the activity carrying
+    a groupId whose `id_attributes` properties, joined by `delimiter`, name one transaction; a
+    version sent later (by timestamp, then messageId) replaces the earlier ones in place."""
+
+    id_attributes: list[str] = field(default_factory=list)
+    delimiter: str = "-"
+
+    def validate(self, key: str) -> None:
+        if not self.id_attributes:
+            raise ValueError(f"'{key}.id_attributes' must list at least one property (e.g. [lead_id])")
+        for i, name in enumerate(self.id_attributes):
+            if not name.strip():
+                raise ValueError(f"'{key}.id_attributes[{i}]' must name a property")
+        if len(set(self.id_attributes)) != len(self.id_attributes):
+            raise ValueError(f"'{key}.id_attributes' names a property twice")
+
+
 def default_mappings() -> dict[str, ActivityMapping]:
     return {
         "order_placed": ActivityMapping(features=dict(_ORDER_LINE), revenue_property="order_value"),
@@ -103,6 +122,9 @@ class ActivitySettings:
     # An incremental run with more new activities than this share of the stream's rows rebuilds
     # the table instead of merging (the result is the same; a merge touching most rows is slower).
     rebuild_above_new_share: float = 0.2
+    # Group transactions updated in place: activity -> the properties that name a transaction
+    # (docs/activities.md, "Group transactions"); none by default.
+    transactions: dict[str, TransactionKey] = field(default_factory=dict)
 
     def validate(self, key: str) -> None:
         if not 0 <= self.rebuild_above_new_share <= 1:
@@ -118,6 +140,10 @@ class ActivitySettings:
             if not isinstance(activity, str) or not SNAKE_CASE.match(activity):
                 raise ValueError(f"'{key}.event_activities.{event}' must be a snake_case activity name "
                                  f"(e.g. order_placed), got {activity!r}")
+        for activity in self.transactions:
+            if not SNAKE_CASE.match(activity):
+                raise ValueError(f"'{key}.transactions.{activity}' is not an activity name: activities are snake_case "
+                                 "event names (e.g. lead_initial for \"Lead Initial\")")
         for activity in self.mappings:
             if not SNAKE_CASE.match(activity):
                 raise ValueError(

@@ -23,6 +23,8 @@ rows that differ are updated, inserted or deleted; other rows and their files ar
 """
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
@@ -43,6 +45,7 @@ from jobs.activities.settings import (
     NOT_WORD,
     ActivityMapping,
     ActivitySettings,
+    TransactionKey,
     snake_case,
 )
 from jobs.core.context import JobContext, RunParams, StageResult
@@ -184,6 +187,43 @@ def attribute(events: DataFrame, identity_map: DataFrame, group_members: DataFra
     )
 
 
+TRANSACTION_ID = "_transaction_id"
+
+
+def transaction_id(transactions: dict[str, TransactionKey]) -> Column:
+    """The group transaction an event is a version of (activities.transactions): its id properties
+    joined by the delimiter, for an event of a configured activity with a groupId and every id
+    property; null for any other event."""
+    props = F.from_json("feature_json", PROPERTIES_MAP)
+    named = F.lit(None).cast("string")
+    for activity, key in transactions.items():
+        values = [props[name] for name in key.id_attributes]
+        complete = functools.reduce(operator.and_, [v.isNotNull() for v in values])
+        named = F.when((F.col("activity") == activity) & F.col("group_id").isNotNull() & complete,
+                       F.concat_ws(key.delimiter, *values)).otherwise(named)
+    return named
+
+
+def latest_transaction_versions(events: DataFrame, transactions: dict[str, TransactionKey]) -> DataFrame:
+    """Events (EVENT_COLUMNS) with every group transaction reduced to its latest version (by time,
+    then message_id): a re-sent transaction updates the earlier one in place. Other events pass."""
+    if not transactions:
+        return events
+    keys = ["activity", "group_id", TRANSACTION_ID]
+    keyed = events.select(*EVENT_COLUMNS).withColumn(TRANSACTION_ID, transaction_id(transactions))
+    latest = (keyed.filter(F.col(TRANSACTION_ID).isNotNull()).groupBy(*keys)
+              .agg(F.max_by("message_id", F.struct("activity_ts", "message_id")).alias("_latest")))
+    return (keyed.join(latest, on=keys, how="left")  # null ids match nothing: every other event passes
+            .filter(F.col("_latest").isNull() | (F.col("message_id") == F.col("_latest")))
+            .select(*EVENT_COLUMNS))
+
+
+def transaction_groups(events: DataFrame, transactions: dict[str, TransactionKey]) -> DataFrame:
+    """(group_id) of the groups with a transaction version among `events`."""
+    return (events.withColumn(TRANSACTION_ID, transaction_id(transactions))
+            .filter(F.col(TRANSACTION_ID).isNotNull()).select("group_id").distinct())
+
+
 def with_occurrence(rows: DataFrame) -> DataFrame:
     """activity_occurence (1-based by time) and activity_repeated_at per (entity, activity)."""
     per_entity = Window.partitionBy("entity_id", "activity").orderBy("activity_ts", "activity_uuid")
@@ -202,6 +242,7 @@ def build_stream(
     """The whole activity stream from bronze (first run and `--full`)."""
     return (
         to_activity_events(bronze, settings, phone_region)
+        .transform(lambda events: latest_transaction_versions(events, settings.transactions))
         .transform(lambda events: attribute(events, identity_map, group_members))
         .transform(with_occurrence)
     )
@@ -268,6 +309,7 @@ def incremental_changes(
     changed_group_ids: DataFrame,
     remapped_ids: DataFrame,
     reuse: Callable[[DataFrame], DataFrame] = _as_is,
+    transactions: dict[str, TransactionKey] | None = None,
 ) -> StreamChanges:
     """Rows that differ from the stream (a tables.change_set: inserts, updates, deletes), with the
     involved entities and all their rows after the night (StreamChanges).
@@ -280,6 +322,9 @@ def incremental_changes(
     """
     new_rows = reuse(attribute(new_events, identity_map, group_members))
     touched = remapped_ids.select("entity_id").union(new_rows.select("entity_id"))
+    if transactions:
+        # a new version of a group transaction replaces a version in the stream: its group's events are in scope
+        changed_group_ids = changed_group_ids.select("group_id").union(transaction_groups(new_events, transactions))
     scope = reuse(rows_in_scope(stream, touched.filter(F.col("entity_id").isNotNull()), changed_group_ids))
     # events already in the stream whose attribution may change; today's bronze copy wins
     carried = (
@@ -287,7 +332,13 @@ def incremental_changes(
         .join(new_rows.select("message_id"), on="message_id", how="left_anti")
         .dropDuplicates(["message_id"])
     )
-    desired = reuse(new_rows.unionByName(attribute(carried, identity_map, group_members)))
+    if transactions:
+        # the latest version of each transaction among tonight's and the stream's wins (a late
+        # earlier version changes nothing); the others' rows are deleted
+        survivors = latest_transaction_versions(new_events.select(*EVENT_COLUMNS).unionByName(carried), transactions)
+        desired = reuse(attribute(survivors, identity_map, group_members))
+    else:
+        desired = reuse(new_rows.unionByName(attribute(carried, identity_map, group_members)))
     involved = reuse(
         desired.select("entity_id").union(scope.select("entity_id"))
         .filter(F.col("entity_id").isNotNull()).distinct()
@@ -347,7 +398,8 @@ def _full_build(spark, wh, bronze, identity_map, members, settings, version, pho
     return {"mode": "full", "activities": written.get("numOutputRows", 0)}
 
 
-def _merge(spark, wh, stream, new_events, identity_map, members, run_date, version, daily_in_step: bool) -> dict:
+def _merge(spark, wh, stream, new_events, identity_map, members, run_date, version, daily_in_step: bool,
+           transactions: dict[str, TransactionKey]) -> dict:
     # gold/group_members still holds the previous run's members here: it is rewritten after the
     # merge, so a run that fails in between finds the same difference when repeated.
     old_members = wh.read(spark, tables.GROUP_MEMBERS, missing="empty")
@@ -358,6 +410,7 @@ def _merge(spark, wh, stream, new_events, identity_map, members, run_date, versi
             changed_group_ids=changed_groups(old_members, members),
             remapped_ids=remapped_entities(lineage, run_date),
             reuse=reuse,
+            transactions=transactions,
         )
         # Cut from the stream before the changes commit to it: after a commit Delta recomputes every
         # cached plan that reads the table (Spark's recacheByPath), which were the frames above,
@@ -389,7 +442,8 @@ def run(ctx: JobContext, params: RunParams) -> StageResult:
     # silver/activity_daily follows the stream's commits; one that missed any is rebuilt whole
     daily_in_step = daily.stream_version_built_from(spark, wh) == wh.version(spark, tables.ACTIVITY_STREAM)
     with persisting() as reuse:
-        members = reuse(groups.build_group_members(calls, identity_map))
+        history = reuse(groups.build_membership_history(calls, identity_map, ctx.run_date, ctx.config.groups))
+        members = reuse(groups.current_members(history))
         full = params.rebuild or version < 0
         if not full:
             stream = wh.read(spark, tables.ACTIVITY_STREAM)
@@ -403,8 +457,9 @@ def run(ctx: JobContext, params: RunParams) -> StageResult:
             metrics = _full_build(spark, wh, bronze, identity_map, members, settings, version, phone_region)
             metrics.update(daily.rebuild_daily(spark, wh))
         else:
-            metrics = _merge(spark, wh, stream, new_events, identity_map, members, ctx.run_date, version, daily_in_step)
-        metrics.update(groups.write_groups(spark, wh, groups.build_groups(calls, phone_region), members))
+            metrics = _merge(spark, wh, stream, new_events, identity_map, members, ctx.run_date, version, daily_in_step,
+                             settings.transactions)
+        metrics.update(groups.write_groups(spark, wh, groups.build_groups(calls, phone_region, ctx.config.groups), history))
     # files without nulls in entity_id are skipped by their statistics, so this reads little
     unresolved = wh.read(spark, tables.ACTIVITY_STREAM).filter(F.col("entity_id").isNull()).count()
     metrics["unresolved"] = unresolved

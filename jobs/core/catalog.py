@@ -292,6 +292,13 @@ SPECS: dict[str, TableSpec] = {spec.name: spec for spec in (
         keys=("group_id", "customer_id"),
         made_by="activities",
     ),
+    TableSpec(
+        t.GROUP_MEMBERSHIP_HISTORY,
+        _schema(("group_id", STRING), ("customer_id", STRING), ("joined_on", DATE), ("left_on", DATE),
+                ("left_by", STRING), ("source", STRING)),
+        keys=("group_id", "customer_id", "joined_on"),
+        made_by="activities",
+    ),
     # ------------------------------------------------------------------------- rfm, traits
     TableSpec(
         t.RFM,

@@ -25,6 +25,7 @@ import yaml
 from jobs.activities.settings import ActivitySettings
 from jobs.core import storage
 from jobs.core.errors import ConfigError
+from jobs.groups.settings import GroupSettings
 from jobs.identity.settings import IdentitySettings
 from jobs.rfm.settings import RfmSettings
 from jobs.traits.settings import TraitSettings
@@ -194,6 +195,7 @@ class Config:
     # Sections owned by later stages; their schemas live in the stage modules' config classes.
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     activities: ActivitySettings = field(default_factory=ActivitySettings)
+    groups: GroupSettings = field(default_factory=GroupSettings)
     lens: LensSettings = field(default_factory=LensSettings)
     rfm: RfmSettings = field(default_factory=RfmSettings)
     traits: TraitSettings = field(default_factory=TraitSettings)

@@ -27,6 +27,7 @@ ACTIVITY_STREAM = "silver/activity_stream"
 ACTIVITY_DAILY = "silver/activity_daily"
 GROUPS = "gold/groups"
 GROUP_MEMBERS = "gold/group_members"
+GROUP_MEMBERSHIP_HISTORY = "gold/group_membership_history"
 RFM = "gold/rfm"
 # Retention outputs of the rfm stage (jobs.rfm.retention): gold/rfm per run, segment moves between
 # runs, monthly order cohorts.

@@ -27,6 +27,7 @@ from jobs.core.table_names import (  # noqa: F401  (the public names, read as ta
     CUSTOMER_COLUMNS,
     EXPORTS,
     GROUP_MEMBERS,
+    GROUP_MEMBERSHIP_HISTORY,
     GROUP_TRAITS,
     GROUPS,
     IDENTITY_ALIAS_EDGES,

@@ -4,12 +4,17 @@
   last_name, name, plus any custom traits. Per attribute the most recent non-null value wins
   (by timestamp, then messageId), so a later call that omits an attribute does not erase it.
 - The user making a `group` call becomes a member; an `identify` with a groupId (top level or
-  context.groupId) also adds membership. Members are stitched customers (jobs.identity.resolution), and
-  membership is never withdrawn (the Segment spec has no "leave group" call).
+  context.groupId) also adds membership. Members are stitched customers (jobs.identity.resolution).
+  The Segment spec has no "leave group" call, so a membership never ends unless configured
+  (`groups:`, jobs/groups/settings.py): a group call with the leave trait set to true ends the
+  caller's membership on its date, and a membership not reconfirmed within `membership_days` ends
+  after them. A later call joins again: every stint is kept in gold/group_membership_history, and
+  gold/group_members holds the open ones.
 - Group attributes apply to every member: segments filter customers on them (`group.<attribute>`,
   jobs.segments).
 
-Tables: gold/groups (one row per group), gold/group_members (group × member). Both are rebuilt on
+Tables: gold/groups (one row per group), gold/group_members (group × current member),
+gold/group_membership_history (group × customer × stint). All are rebuilt on
 each run from silver/profile_calls (bronze's identify and group calls, kept by stitch: small next to
 the event stream); `c360 activities` builds them, and `c360 groups` rebuilds them alone.
 """
@@ -17,12 +22,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs.core import tables
 from jobs.core.catalog import SPECS
 from jobs.core.context import JobContext, RunParams, StageResult
+from jobs.groups.settings import GroupSettings
 from jobs.identity.identifiers import normalize_email, normalize_id
 from jobs.identity.phones import DEFAULT_PHONE_REGION, with_e164
 from jobs.identity.profile_calls import GROUP_CALL, IDENTIFY_CALL, TRAITS_MAP, read_profile_calls
@@ -44,38 +50,55 @@ STANDARD_TRAIT_KEYS = {
 
 
 
+# How a membership stint ended (gold/group_membership_history.left_by).
+LEFT_BY_CALL = "leave_call"
+LEFT_BY_LAPSE = "not_reconfirmed"
+TRUE_TEXT = "true"
+
+
 def group_calls(calls: DataFrame) -> DataFrame:
     return calls.filter((F.col("type") == GROUP_CALL) & F.col("group_id").isNotNull())
 
 
-def membership_evidence(calls: DataFrame) -> DataFrame:
+def is_leave_call(leave_trait: str | None) -> Column:
+    """A group call whose traits set the leave trait to true (JSON true or the text "true")."""
+    if leave_trait is None:
+        return F.lit(False)
+    value = F.lower(F.trim(F.col("group_traits")[leave_trait]))
+    return (F.col("type") == GROUP_CALL) & F.coalesce(value == F.lit(TRUE_TEXT), F.lit(False))
+
+
+def membership_evidence(calls: DataFrame, leave_trait: str | None = None) -> DataFrame:
     """Group calls and identify-with-groupId calls (silver/profile_calls rows): who joined which
-    group, when, how."""
+    group, when, how; `_leaves` marks a leave call (GroupSettings.leave_trait)."""
     joins_group = (F.col("type") == GROUP_CALL) | (F.col("type") == IDENTIFY_CALL)
     return calls.filter(joins_group & F.col("group_id").isNotNull()).select(
-        "group_id", "user_id", "anonymous_id", "timestamp", "message_id", F.col("type").alias("source")
+        "group_id", "user_id", "anonymous_id", "timestamp", "message_id", F.col("type").alias("source"),
+        is_leave_call(leave_trait).alias("_leaves"),
     )
 
 
-def latest_group_traits(calls: DataFrame) -> DataFrame:
-    """(group_id, trait, value): per trait the value of the latest group call that set it."""
+def latest_group_traits(calls: DataFrame, leave_trait: str | None = None) -> DataFrame:
+    """(group_id, trait, value): per trait the value of the latest group call that set it (the leave
+    trait is the caller's, not the group's: never a group trait)."""
     key = F.lower(F.regexp_replace("trait_key", r"[^A-Za-z0-9]", ""))
     standard = F.create_map(*[F.lit(x) for pair in STANDARD_TRAIT_KEYS.items() for x in pair])
     return (
         group_calls(calls)
         .select("group_id", "timestamp", "message_id", F.explode("group_traits").alias("trait_key", "value"))
-        .filter(F.col("value").isNotNull())
+        .filter(F.col("value").isNotNull() & (F.lit(leave_trait is None) | (F.col("trait_key") != F.lit(leave_trait))))
         .withColumn("trait", F.coalesce(standard[key], F.col("trait_key")))
         .groupBy("group_id", "trait")
         .agg(F.max_by("value", F.struct("timestamp", "message_id")).alias("value"))
     )
 
 
-def build_groups(calls: DataFrame, phone_region: str = DEFAULT_PHONE_REGION) -> DataFrame:
+def build_groups(calls: DataFrame, phone_region: str = DEFAULT_PHONE_REGION,
+                 settings: GroupSettings = GroupSettings()) -> DataFrame:
     """gold/groups from silver/profile_calls rows: every group named by a group call or an
     identify-with-groupId (phone in E.164)."""
     traits = (
-        latest_group_traits(calls)
+        latest_group_traits(calls, settings.leave_trait)
         .groupBy("group_id")
         .agg(F.map_from_entries(F.collect_list(F.struct("trait", "value"))).alias("traits"))
     )
@@ -102,26 +125,69 @@ def build_groups(calls: DataFrame, phone_region: str = DEFAULT_PHONE_REGION) -> 
     )
 
 
-def build_group_members(calls: DataFrame, identity_map: DataFrame) -> DataFrame:
-    """gold/group_members from silver/profile_calls rows: one row per (group, stitched customer);
-    joined_on = first evidence."""
-    return (
-        membership_evidence(calls)
+def build_membership_history(calls: DataFrame, identity_map: DataFrame, run_date: dt.date,
+                             settings: GroupSettings = GroupSettings()) -> DataFrame:
+    """gold/group_membership_history from silver/profile_calls rows (up to the run date): one row per
+    stint of a stitched customer in a group. A stint starts at a joining call (a group call, or an
+    identify with the groupId) when the customer is no member; it ends at the first leave call after
+    it (left_on = its date, left_by leave_call) or, with membership_days N, on day d + N + 1 when its
+    latest joining call, on day d, was not followed by another within N days (not_reconfirmed),
+    whichever comes first; left_on null = a current member. Calls in order of time, then message_id."""
+    order = Window.partitionBy("group_id", "customer_id").orderBy("timestamp", "message_id")
+    days = settings.membership_days
+    joins, leaves = ~F.col("_leaves"), F.col("_leaves")  # a stint's rows: joining calls, then leave calls
+    # the latest joining call before this one (its date), within the stint or not
+    previous_join = F.max(F.when(joins, F.to_date("timestamp"))).over(order.rowsBetween(Window.unboundedPreceding, -1))
+    lapsed = F.lit(False) if days is None else F.datediff(F.to_date("timestamp"), previous_join) > days
+    starts = joins & (F.coalesce(F.lag("_leaves").over(order), F.lit(True)) | F.coalesce(lapsed, F.lit(False)))
+    evidence = (
+        membership_evidence(calls, settings.leave_trait)
         .transform(lambda df: resolve_customer_id(df, identity_map))
         .filter(F.col("customer_id").isNotNull())
-        .groupBy("group_id", "customer_id")
-        .agg(
-            F.min("timestamp").alias("first_ts"),
-            # the call that first made them a member; a group call wins a tie with an identify
-            F.min_by("source", F.struct("timestamp", "source")).alias("source"),
-        )
-        .select("group_id", "customer_id", F.to_date("first_ts").alias("joined_on"), "source")
+        .withColumn("_starts", starts)
+        .withColumn("_stint", F.sum(F.col("_starts").cast("int")).over(order.rowsBetween(Window.unboundedPreceding, 0)))
+        .filter(F.col("_stint") > 0)  # a leave call of a customer who never joined ends nothing
     )
+    stints = evidence.groupBy("group_id", "customer_id", "_stint").agg(
+        F.min(F.when(joins, F.col("timestamp"))).alias("first_ts"),
+        # the call that started the stint; a group call wins a tie with an identify
+        F.min_by("source", F.struct("_leaves", "timestamp", "source")).alias("source"),
+        F.to_date(F.min(F.when(leaves, F.col("timestamp")))).alias("_left_by_call"),
+        F.max(F.when(joins, F.to_date("timestamp"))).alias("_last_join"),
+    )
+    # the day the stint lapsed, when that day has come
+    lapse_day = F.lit(None).cast("date")
+    if days is not None:
+        lapse_day = F.when(F.date_add("_last_join", days + 1) <= F.lit(run_date), F.date_add("_last_join", days + 1))
+    by_call = F.col("_left_by_call")
+    left_on = F.least(by_call, lapse_day)
+    # a leave call on the lapse day comes too late: the membership ended as that day began
+    left_by = (F.when(by_call.isNotNull() & (lapse_day.isNull() | (by_call < lapse_day)), F.lit(LEFT_BY_CALL))
+               .when(lapse_day.isNotNull(), F.lit(LEFT_BY_LAPSE)))
+    return stints.select("group_id", "customer_id", F.to_date("first_ts").alias("joined_on"), left_on.alias("left_on"),
+                         left_by.alias("left_by"), "source")
 
 
-def write_groups(spark: SparkSession, wh, groups: DataFrame, members: DataFrame) -> dict[str, int]:
+def current_members(history: DataFrame) -> DataFrame:
+    """gold/group_members: the open stints of gold/group_membership_history (joined_on: the stint's start)."""
+    return history.filter(F.col("left_on").isNull()).select("group_id", "customer_id", "joined_on", "source")
+
+
+def build_group_members(calls: DataFrame, identity_map: DataFrame, run_date: dt.date | None = None,
+                        settings: GroupSettings = GroupSettings()) -> DataFrame:
+    """gold/group_members from silver/profile_calls rows: one row per (group, stitched customer) who
+    is a member as of the run date; joined_on = the start of the current stint (the first evidence,
+    when memberships never end)."""
+    if run_date is None and settings.membership_days is not None:
+        raise ValueError("membership_days needs the run date")
+    return current_members(build_membership_history(calls, identity_map, run_date or dt.date.max, settings))
+
+
+def write_groups(spark: SparkSession, wh, groups: DataFrame, history: DataFrame) -> dict[str, int]:
+    """gold/groups, gold/group_members (the open stints of `history`) and gold/group_membership_history."""
     counts = {}
-    for name, df, table in (("groups", groups, tables.GROUPS), ("group_members", members, tables.GROUP_MEMBERS)):
+    for name, df, table in (("groups", groups, tables.GROUPS), ("group_members", current_members(history), tables.GROUP_MEMBERS),
+                            ("membership_stints", history, tables.GROUP_MEMBERSHIP_HISTORY)):
         version = wh.version(spark, table)
         wh.overwrite(df.select(*SPECS[table].columns), table)
         counts[name] = wh.operation_metrics_since(spark, table, version).get("numOutputRows", 0)
@@ -137,6 +203,7 @@ def read_inputs(spark: SparkSession, wh, run_date: dt.date) -> tuple[DataFrame, 
 def run(ctx: JobContext, params: RunParams) -> StageResult:
     spark, wh = ctx.spark, ctx.warehouse
     calls, identity_map = read_inputs(spark, wh, ctx.run_date)
-    counts = write_groups(spark, wh, build_groups(calls, ctx.config.identity.default_phone_region),
-                          build_group_members(calls, identity_map))
+    settings = ctx.config.groups
+    counts = write_groups(spark, wh, build_groups(calls, ctx.config.identity.default_phone_region, settings),
+                          build_membership_history(calls, identity_map, ctx.run_date, settings))
     return StageResult(metrics=counts)

@@ -16,10 +16,13 @@ from lens.calendar import FixedPeriod, Window, parse_window
 
 TraitKind = Literal[
     "last", "first", "count", "count_distinct", "sum", "avg", "min", "max", "days_since_last", "percentage",
-    "members",
+    "members", "not_followed_by",
 ]
 # Group traits only (traits.group): how many members have a matching activity.
 MEMBERS_KIND = "members"
+# Customer traits only: how many of the customer's `activity` events no `followed_by` activity
+# followed within `within` (a sequence: "added to cart and no purchase within 4 hours").
+SEQUENCE_KIND = "not_followed_by"
 # gold/groups' columns: a group trait is read beside them (`group.<name>` in segments), so it may not
 # take one of their names (jobs.core.catalog, tests/jobs/test_traits.py checks the list).
 GROUP_COLUMNS = ("group_id", "email", "phone", "first_name", "last_name", "name", "custom_traits", "updated_at")
@@ -81,6 +84,27 @@ class TraitWindow:
 
 
 @dataclass(frozen=True)
+class Within:
+    """How soon the follow-up must come for kind not_followed_by: exactly one of minutes, hours, days."""
+
+    minutes: int | None = None
+    hours: int | None = None
+    days: int | None = None
+
+    def validate(self, key: str) -> None:
+        given = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        if len(given) != 1:
+            raise ValueError(f"'{key}' needs exactly one of minutes, hours, days (e.g. {{hours: 4}})")
+        (unit, count), = given.items()
+        if count < 1:
+            raise ValueError(f"'{key}.{unit}' must be at least 1, got {count}")
+
+    @property
+    def duration(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.minutes or 0, hours=self.hours or 0, days=self.days or 0)
+
+
+@dataclass(frozen=True)
 class TraitDefinition:
     """One computed trait: a column of gold/traits."""
 
@@ -96,6 +120,9 @@ class TraitDefinition:
     # percentage = 100 × numerator ÷ denominator, both names of other (non-percentage) traits
     numerator: str | None = None
     denominator: str | None = None
+    # kind not_followed_by: the activity that must not follow `activity`, and how soon
+    followed_by: str | None = None
+    within: Within | None = None
 
     def validate(self, key: str) -> None:
         if not self.name:
@@ -113,6 +140,7 @@ class TraitDefinition:
             for name in ("numerator", "denominator"):
                 if getattr(self, name) is not None:
                     raise ValueError(f"'{key}.{name}' only applies to kind percentage {what}")
+        self._validate_sequence(key, what)
         self._validate_of(key, what)
         if self.monthly_average:
             if self.kind not in MONTHLY_AVERAGE_KINDS:
@@ -134,8 +162,22 @@ class TraitDefinition:
             if getattr(self, name) is not None:
                 raise ValueError(f"'{key}.{name}' does not apply to kind percentage {what}: set it on the numerator and denominator traits")
 
+    def _validate_sequence(self, key: str, what: str) -> None:
+        if self.kind != SEQUENCE_KIND:
+            for name in ("followed_by", "within"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"'{key}.{name}' only applies to kind {SEQUENCE_KIND} {what}")
+            return
+        for name in ("activity", "followed_by", "within"):
+            if getattr(self, name) is None:
+                raise ValueError(f"'{key}.{name}' is required for kind {SEQUENCE_KIND} {what}")
+        if not SNAKE_CASE.match(self.followed_by):
+            raise ValueError(f"'{key}.followed_by' must be a snake_case activity name {what}, got {self.followed_by!r}")
+        if self.followed_by == self.activity:
+            raise ValueError(f"'{key}.followed_by' must be another activity than '{key}.activity' {what}")
+
     def _validate_of(self, key: str, what: str) -> None:
-        if self.kind == MEMBERS_KIND:
+        if self.kind in (MEMBERS_KIND, SEQUENCE_KIND):
             if self.of is not None:
                 raise ValueError(f"'{key}.of' does not apply to kind {self.kind} {what}")
             return
@@ -224,6 +266,9 @@ class TraitSettings:
                 raise ValueError(f"'{key}.computed[{i}].kind': {MEMBERS_KIND} counts a group's members; it is a "
                                  f"group trait (traits.group) (trait {trait.name!r})")
         for i, trait in enumerate(self.group):
+            if trait.kind == SEQUENCE_KIND:
+                raise ValueError(f"'{key}.group[{i}].kind': {SEQUENCE_KIND} follows one customer's activities in "
+                                 f"time; it is a customer trait (traits.computed) (trait {trait.name!r})")
             if trait.name in GROUP_COLUMNS:
                 raise ValueError(f"'{key}.group[{i}].name': {trait.name!r} is a column of gold/groups; "
                                  "a group trait is read beside them (group.<name>) and needs another name")

@@ -41,12 +41,20 @@ from jobs.metrics import (
     exact_sum,
     numeric,
 )
-from jobs.traits.settings import MEMBERS_KIND, NUMERIC_KINDS, TraitDefinition, TraitSettings, TraitWindow
+from jobs.traits.settings import (
+    MEMBERS_KIND,
+    NUMERIC_KINDS,
+    SEQUENCE_KIND,
+    TraitDefinition,
+    TraitSettings,
+    TraitWindow,
+)
 
 
 PERCENT = 100.0
 # kinds whose value for a customer without matching activity is 0 rather than null
-ZERO_WHEN_NONE = ("count", "count_distinct", "sum", MEMBERS_KIND)
+ZERO_WHEN_NONE = ("count", "count_distinct", "sum", MEMBERS_KIND, SEQUENCE_KIND)
+MICROS_PER_SECOND = 1_000_000
 
 
 def window_bounds(window: TraitWindow, run_date: dt.date) -> tuple[dt.date, dt.date]:
@@ -136,6 +144,33 @@ def _per_customer(rows: DataFrame, date: Column, aggregates: list[Column]) -> Da
     )
 
 
+def sequence_counts(activity_stream: DataFrame, traits: list[TraitDefinition], run_date: dt.date) -> DataFrame:
+    """customer_id + one column per not_followed_by trait: how many of the customer's `activity`
+    events (distinct message_id) dated in the trait's window had no `followed_by` activity of the
+    customer at the same instant or within `within` after it (the end included). An event whose
+    `within` reaches the day after the run date (its end at midnight included) is not counted yet:
+    what would follow it may still come, and the stream holds nothing after the run date. One pass
+    over the two activities' rows, a range window over each customer's timeline."""
+    wanted = sorted({a for t in traits for a in (t.activity, t.followed_by)})
+    # the day after D's first instant in the session's time zone, as `_date` (to_date) reads days
+    end_of_run_date = F.unix_micros(F.to_timestamp(F.lit((run_date + dt.timedelta(days=1)).isoformat())))
+    rows = (
+        as_of(activity_stream, run_date)
+        .filter(F.col("entity_id").isNotNull() & F.col("activity").isin(*wanted))
+        .select("entity_id", "message_id", "activity", F.to_date("activity_ts").alias("_date"),
+                F.unix_micros("activity_ts").alias("_us"))
+    )
+    counts = []
+    for trait in traits:
+        span = int(trait.within.duration.total_seconds()) * MICROS_PER_SECOND
+        ahead = Window.partitionBy("entity_id").orderBy("_us").rangeBetween(0, span)
+        followed = F.max(F.col("activity") == F.lit(trait.followed_by)).over(ahead)
+        not_followed = _matches(trait, run_date) & (F.col("_us") + F.lit(span) < end_of_run_date) & ~followed
+        rows = rows.withColumn(f"_nf_{len(counts)}", not_followed)
+        counts.append(F.count_distinct(F.when(F.col(f"_nf_{len(counts)}"), F.col("message_id"))).alias(trait.name))
+    return rows.groupBy(F.col("entity_id").alias("customer_id")).agg(*counts)
+
+
 def compute_traits(
     activity_stream: DataFrame, customers: DataFrame, settings: TraitSettings, run_date: dt.date,
     activity_daily: DataFrame | None = None,
@@ -145,9 +180,10 @@ def compute_traits(
     With `activity_daily` (silver/activity_daily), every trait its day rows can answer is computed
     from them and only the others read the stream (the default traits never do)."""
     aggregated = [t for t in settings.computed if t.kind != "percentage"]
+    sequences = [t for t in aggregated if t.kind == SEQUENCE_KIND]
     from_daily = {t.name: daily_aggregate(t, run_date) for t in aggregated} if activity_daily is not None else {}
     from_daily = {name: column for name, column in from_daily.items() if column is not None}
-    from_stream = [t for t in aggregated if t.name not in from_daily]
+    from_stream = [t for t in aggregated if t.name not in from_daily and t.kind != SEQUENCE_KIND]
     people = customers.select("customer_id").distinct()
     if from_daily:
         days = activity_daily.filter(F.col("activity_date") <= F.lit(run_date))
@@ -158,6 +194,8 @@ def compute_traits(
         per_customer = _per_customer(as_of(activity_stream, run_date), F.to_date("activity_ts"),
                                      [aggregate(t, run_date).alias(t.name) for t in from_stream])
         people = people.join(per_customer, on="customer_id", how="left")
+    if sequences:
+        people = people.join(sequence_counts(activity_stream, sequences, run_date), on="customer_id", how="left")
     counted = people.select("customer_id", *[finish(t) for t in aggregated])
     return counted.select("customer_id", *[finish(t) if t.kind == "percentage" else t.name for t in settings.computed])
 

@@ -14,9 +14,10 @@ from pyspark.sql import functions as F
 from jobs.activities import stage as activities
 
 from jobs.core import tables
-from jobs.activities.settings import ActivitySettings
+from jobs.activities.settings import ActivitySettings, TransactionKey
 from jobs.core.config import load_config
 from jobs.core.errors import ConfigError
+from jobs.groups.settings import GroupSettings
 from jobs.identity.profile_calls import profile_calls
 from tests.jobs.event_builders import (
     bronze_events,
@@ -368,6 +369,84 @@ def test_new_member_sees_earlier_group_events_unread_days_are_read_and_rerun_cha
     assert_df_equality(ctx2.warehouse.read(spark, tables.ACTIVITY_STREAM), snapshot, ignore_row_order=True)
 
 
+def test_a_member_who_leaves_no_longer_gets_the_groups_events(spark, make_ctx):
+    """groups.leave_trait: a leave call on D2 ends C2's membership, so the merge takes the group's
+    events (those C2 did not send) from C2, earlier ones included, as a full rebuild does; C2's own
+    group event stays C2's."""
+    leaving = GroupSettings(leave_trait="removed")
+    day1 = [
+        event("join-1", "group", "2026-01-09 08:00", user="u1", group="G1", run_date=D1),
+        event("join-2", "group", "2026-01-09 08:30", user="u2", group="G1", run_date=D1),
+        track("g-evt", "Bill Paid", "2026-01-09 09:00", user="u1", group="G1", run_date=D1),
+        track("g-own", "Bill Paid", "2026-01-09 09:30", user="u2", group="G1", run_date=D1),
+    ]
+    day2 = [
+        event("leave-2", "group", "2026-01-11 08:00", user="u2", group="G1", traits={"removed": True}, run_date=D2),
+        track("g-evt-2", "Bill Paid", "2026-01-11 09:00", user="u1", group="G1", run_date=D2),
+    ]
+    idmap = identity_map(spark, {"C1": ["u1"], "C2": ["u2"]})
+    ctx1 = make_ctx(D1, groups=leaving)
+    write_inputs(ctx1, day1, idmap)
+    activities.run(ctx1, RunParams())
+    ctx2 = make_ctx(D2, activities=ALWAYS_MERGE, groups=leaving)
+    write_inputs(ctx2, day1 + day2, idmap)
+    assert activities.run(ctx2, RunParams()).metrics["mode"] == "merge"
+    expected = spark.createDataFrame(
+        [("g-evt", "C1"), ("g-own", "C1"), ("g-own", "C2"), ("g-evt-2", "C1")], "message_id string, entity_id string")
+    merged = ctx2.warehouse.read(spark, tables.ACTIVITY_STREAM).select("message_id", "entity_id")
+    assert_df_equality(merged, expected, ignore_row_order=True, ignore_nullable=True)
+    history = ctx2.warehouse.read(spark, tables.GROUP_MEMBERSHIP_HISTORY).select("customer_id", "left_on", "left_by")
+    assert sorted(history.collect()) == [("C1", None, None), ("C2", dt.date(2026, 1, 11), "leave_call")]
+    # incremental = full: the same inputs rebuilt
+    activities.run(ctx2, RunParams(rebuild=True))
+    assert_df_equality(ctx2.warehouse.read(spark, tables.ACTIVITY_STREAM).select("message_id", "entity_id"), expected,
+                       ignore_row_order=True, ignore_nullable=True)
+
+
+def test_a_resent_group_transaction_updates_the_earlier_one_in_place(spark, make_ctx):
+    """activities.transactions (Blueshift's transaction_id_attributes): lead_initial events of a group
+    with the same lead_id are one transaction, and its latest version (by time) is the stream's only
+    one, in a merge as in a rebuild. A late earlier version changes nothing; an event without a
+    groupId is no group transaction."""
+    leads = ActivitySettings(rebuild_above_new_share=1.0,
+                             transactions={"lead_initial": TransactionKey(id_attributes=["lead_id"])})
+    day1 = [
+        event("join-1", "group", "2026-01-09 08:00", user="u1", group="G1", run_date=D1),
+        event("join-2", "group", "2026-01-09 08:30", user="u2", group="G1", run_date=D1),
+        track("l1-v1", "Lead Initial", "2026-01-09 10:00", user="u1", group="G1",
+              properties={"lead_id": "L1", "score": 5}, run_date=D1),
+        track("l2-v1", "Lead Initial", "2026-01-09 11:00", user="u1", group="G1",
+              properties={"lead_id": "L2", "score": 7}, run_date=D1),
+        track("own-l1", "Lead Initial", "2026-01-09 12:00", user="u2", properties={"lead_id": "L1"}, run_date=D1),
+    ]
+    day2 = [
+        # the account re-sends L1 (no sender: its members' rows); an older L2 version arrives late
+        track("l1-v2", "Lead Initial", "2026-01-10 09:00", group="G1", properties={"lead_id": "L1", "score": 10},
+              run_date=D2),
+        track("l2-v0", "Lead Initial", "2026-01-08 09:00", user="u2", group="G1",
+              properties={"lead_id": "L2", "score": 1}, run_date=D2),
+    ]
+    idmap = identity_map(spark, {"C1": ["u1"], "C2": ["u2"]})
+    ctx1 = make_ctx(D1, activities=leads)
+    write_inputs(ctx1, day1, idmap)
+    activities.run(ctx1, RunParams())
+    ctx2 = make_ctx(D2, activities=leads)
+    write_inputs(ctx2, day1 + day2, idmap)
+    assert activities.run(ctx2, RunParams()).metrics["mode"] == "merge"
+    expected = spark.createDataFrame(
+        [("l1-v2", "C1", "10"), ("l1-v2", "C2", "10"), ("l2-v1", "C1", "7"), ("l2-v1", "C2", "7"),
+         ("own-l1", "C2", None)],
+        "message_id string, entity_id string, score string")
+
+    def leads_in_stream():
+        return ctx2.warehouse.read(spark, tables.ACTIVITY_STREAM).select(
+            "message_id", "entity_id", F.get_json_object("feature_json", "$.score").alias("score"))
+
+    assert_df_equality(leads_in_stream(), expected, ignore_row_order=True, ignore_nullable=True)
+    activities.run(ctx2, RunParams(rebuild=True))
+    assert_df_equality(leads_in_stream(), expected, ignore_row_order=True, ignore_nullable=True)
+
+
 def test_split_moves_rows_to_the_new_customer(spark, make_ctx):
     events = [
         track("x1", "Order Placed", "2026-01-09 08:00", user="u1", properties=ORDER_LINE, run_date=D1),
@@ -419,6 +498,12 @@ def test_many_new_activities_rebuild_instead_of_merging(spark, make_ctx):
         ({"event_activities": {"Order Completed": "Order Placed"}}, "'activities.event_activities.Order Completed'"),
         ({"event_activities": {"--": "order_placed"}}, "'activities.event_activities.--' is not an event name"),
         ({"rebuild_above_new_share": 1.5}, "'activities.rebuild_above_new_share' must be between 0 and 1"),
+        ({"transactions": {"Lead Initial": {"id_attributes": ["lead_id"]}}}, "'activities.transactions.Lead Initial'"),
+        ({"transactions": {"lead_initial": {}}}, "'activities.transactions.lead_initial.id_attributes' must list"),
+        ({"transactions": {"lead_initial": {"id_attributes": ["a", "a"]}}},
+         "'activities.transactions.lead_initial.id_attributes' names a property twice"),
+        ({"transactions": {"lead_initial": {"id_attributes": "lead_id"}}},
+         "'activities.transactions.lead_initial.id_attributes' must be a list"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, section, named):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
@@ -10,6 +12,9 @@ from jobs.core import tables
 from jobs.core.catalog import SPECS
 from jobs.core.context import RunParams
 from jobs.groups import stage as groups
+from jobs.groups.settings import GroupSettings
+from jobs.core.config import load_config
+from jobs.core.errors import ConfigError
 from jobs.identity.profile_calls import profile_calls
 from tests.jobs.event_builders import bronze_events, event, identity_map, utc
 
@@ -66,5 +71,142 @@ def test_groups_command_writes_both_tables(spark, make_ctx):
     ctx.warehouse.overwrite(bronze_events(spark, CALLS).transform(profile_calls), tables.PROFILE_CALLS)
     ctx.warehouse.overwrite(identity_map(spark, IDMAP_CUSTOMERS, anonymous=IDMAP_ANONYMOUS), tables.IDENTITY_MAP)
     result = groups.run(ctx, RunParams())
-    assert result.metrics == {"groups": 2, "group_members": 4}
+    assert result.metrics == {"groups": 2, "group_members": 4, "membership_stints": 4}
     assert ctx.warehouse.read(spark, tables.GROUP_MEMBERS).schema == SPECS[tables.GROUP_MEMBERS].schema
+
+
+# ----------------------------------------------------------------------------------------------
+# leaving a group: leave calls, memberships that lapse, and the history of stints
+# ----------------------------------------------------------------------------------------------
+
+LEAVING_RUN_DATE = dt.date(2026, 3, 31)
+LEAVING = [
+    # C1 joins, leaves with the leave call (which also renames the group), joins again
+    event("a1", "group", "2026-01-02 10:00", user="u1", group="H1", traits={"name": "Smiths"}),
+    event("a2", "group", "2026-01-25 10:00", user="u1", group="H1", traits={"name": "Smith home", "removed": True}),
+    event("a3", "group", "2026-03-05 10:00", user="u1", group="H1"),
+    # C2 joins by identify, reconfirms on 01-20, then nothing: lapses 31 days after (30 days allowed)
+    event("b1", "identify", "2026-01-05 10:00", user="u2", group="H1"),
+    event("b2", "group", "2026-01-20 10:00", user="u2", group="H1"),
+    # C3 joins H1; its leave call for H2, which it never joined, ends nothing
+    event("c1", "group", "2026-03-01 10:00", user="u3", group="H1"),
+    event("c2", "group", "2026-03-02 10:00", user="u3", group="H2", traits={"removed": "TRUE"}),
+    # C4: 68 days between two calls: the first stint lapsed, the second is open
+    event("d1", "group", "2026-01-01 10:00", user="u4", group="H1"),
+    event("d2", "group", "2026-03-10 10:00", user="u4", group="H1"),
+    # C5's leave call comes after its membership lapsed: it lapsed first
+    event("e1", "group", "2026-01-10 10:00", user="u5", group="H1"),
+    event("e2", "group", "2026-03-20 10:00", user="u5", group="H1", traits={"removed": True}),
+    # C6: removed false is no leave call
+    event("f1", "group", "2026-03-15 10:00", user="u6", group="H1", traits={"removed": False}),
+]
+LEAVING_IDMAP = {f"C{i}": [f"u{i}"] for i in range(1, 7)}
+HISTORY_DDL = "group_id string, customer_id string, joined_on date, left_on date, left_by string, source string"
+
+
+def _day(text):
+    return dt.date.fromisoformat(text) if text else None
+
+
+def _history(spark, settings):
+    calls = bronze_events(spark, LEAVING).transform(profile_calls)
+    return groups.build_membership_history(calls, identity_map(spark, LEAVING_IDMAP), LEAVING_RUN_DATE, settings)
+
+
+@pytest.mark.parametrize(("settings", "rows"), [
+    (GroupSettings(leave_trait="removed", membership_days=30), [
+        ("C1", "2026-01-02", "2026-01-25", "leave_call"), ("C1", "2026-03-05", None, None),
+        ("C2", "2026-01-05", "2026-02-20", "not_reconfirmed"),
+        ("C3", "2026-03-01", None, None),
+        ("C4", "2026-01-01", "2026-02-01", "not_reconfirmed"), ("C4", "2026-03-10", None, None),
+        ("C5", "2026-01-10", "2026-02-10", "not_reconfirmed"),
+        ("C6", "2026-03-15", None, None)]),
+    (GroupSettings(leave_trait="removed"), [
+        ("C1", "2026-01-02", "2026-01-25", "leave_call"), ("C1", "2026-03-05", None, None),
+        ("C2", "2026-01-05", None, None), ("C3", "2026-03-01", None, None), ("C4", "2026-01-01", None, None),
+        ("C5", "2026-01-10", "2026-03-20", "leave_call"), ("C6", "2026-03-15", None, None)]),
+    # the default: memberships never end, and `removed` is only a group trait (C3 joins H2 with it)
+    (GroupSettings(), [
+        ("C1", "2026-01-02", None, None), ("C2", "2026-01-05", None, None), ("C3", "2026-03-01", None, None),
+        ("C4", "2026-01-01", None, None), ("C5", "2026-01-10", None, None), ("C6", "2026-03-15", None, None),
+        ("C3@H2", "2026-03-02", None, None)]),
+])
+def test_membership_stints_end_by_a_leave_call_or_a_lapse(spark, settings, rows):
+    # C2 joined by identify on 01-05; every other stint starts with a group call
+    expected = spark.createDataFrame(
+        [(("H2" if "@" in c else "H1"), c.split("@")[0], _day(joined), _day(left), by,
+          "identify" if (c, joined) == ("C2", "2026-01-05") else "group")
+         for c, joined, left, by in rows], HISTORY_DDL)
+    history = _history(spark, settings)
+    assert_df_equality(history, expected, ignore_row_order=True, ignore_nullable=True)
+    # gold/group_members: the open stints
+    assert_df_equality(groups.current_members(history),
+                       expected.filter(F.col("left_on").isNull()).select("group_id", "customer_id", "joined_on", "source"),
+                       ignore_row_order=True, ignore_nullable=True)
+
+
+@pytest.mark.parametrize("membership_days", [None, 10])
+def test_membership_stints_agree_with_the_reference_on_random_calls(spark, membership_days):
+    import random
+
+    from tests.reference import c360_reference as R
+
+    rng = random.Random(membership_days or 0)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    events, calls = [], []
+    for n in range(300):
+        group, user = f"H{rng.randrange(3)}", f"u{rng.randrange(6)}"
+        kind = rng.choice(["group", "group", "identify", "leave"])
+        # whole hours over 80 days: same-day calls, ties on the lapse day, long gaps
+        at = start + dt.timedelta(hours=rng.randrange(80 * 24) // 6 * 6)
+        text = at.strftime("%Y-%m-%d %H:%M")
+        leaves = kind == "leave"
+        events.append(event(f"m{n:03d}", "identify" if kind == "identify" else "group", text, user=user, group=group,
+                            traits={"removed": True} if leaves else None))
+        calls.append(R.MembershipCall(group, f"C{user[1:]}", at, f"m{n:03d}", "identify" if kind == "identify" else "group",
+                                      leaves))
+    run_date = dt.date(2026, 3, 25)
+    settings = GroupSettings(leave_trait="removed", membership_days=membership_days)
+    history = groups.build_membership_history(bronze_events(spark, events).transform(profile_calls),
+                                              identity_map(spark, {f"C{i}": [f"u{i}"] for i in range(6)}),
+                                              run_date, settings)
+    got = {tuple(r) for r in history.collect()}
+    expected = R.membership_stints(calls, run_date, membership_days)
+    assert got == expected
+    assert len({r for r in expected if r[4] == "leave_call"}) > 5, expected  # the draw exercises both ends
+    if membership_days:
+        assert len({r for r in expected if r[4] == "not_reconfirmed"}) > 5, expected
+
+
+def test_the_leave_trait_is_not_a_group_trait(spark):
+    # without a leave trait, `removed` is a custom trait like any other (C5's call of 03-20 is the latest)
+    calls = bronze_events(spark, LEAVING).transform(profile_calls)
+    left = groups.build_groups(calls, settings=GroupSettings(leave_trait="removed"))
+    kept = groups.build_groups(calls)
+    assert {r.group_id: (r.name, dict(r.custom_traits)) for r in left.collect()} == {
+        "H1": ("Smith home", {}), "H2": (None, {})}
+    assert {r.group_id: (r.name, dict(r.custom_traits)) for r in kept.collect()} == {
+        "H1": ("Smith home", {"removed": "true"}), "H2": (None, {"removed": "TRUE"})}
+
+
+def test_the_groups_command_writes_the_history(spark, make_ctx):
+    ctx = make_ctx("2026-03-31", groups=GroupSettings(leave_trait="removed", membership_days=30))
+    ctx.warehouse.overwrite(bronze_events(spark, LEAVING).transform(profile_calls), tables.PROFILE_CALLS)
+    ctx.warehouse.overwrite(identity_map(spark, LEAVING_IDMAP), tables.IDENTITY_MAP)
+    assert groups.run(ctx, RunParams()).metrics == {"groups": 2, "group_members": 4, "membership_stints": 8}
+    history = ctx.warehouse.read(spark, tables.GROUP_MEMBERSHIP_HISTORY)
+    assert history.schema == SPECS[tables.GROUP_MEMBERSHIP_HISTORY].schema
+    assert sorted(r.customer_id for r in ctx.warehouse.read(spark, tables.GROUP_MEMBERS).collect()) == [
+        "C1", "C3", "C4", "C6"]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("{membership_days: 0}", r"'groups\.membership_days' must be at least 1"),
+    ("{leave_trait: ' '}", r"'groups\.leave_trait' must be a trait name"),
+    ("{leave: removed}", r"unknown key 'groups\.leave' \(did you mean 'groups\.leave_trait'\?\)"),
+])
+def test_group_settings_mistakes_name_the_key(tmp_path, body, message):
+    path = tmp_path / "groups.yml"
+    path.write_text(f"groups: {body}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)

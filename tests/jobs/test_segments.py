@@ -19,7 +19,7 @@ from jobs.cli import _params, build_parser
 from jobs.segments import conditions, evaluate
 from jobs.segments import stage as segments
 from jobs.traits import stage as traits_stage
-from jobs.traits.settings import TraitDefinition, TraitSettings, TraitWindow
+from jobs.traits.settings import TraitDefinition, TraitSettings, TraitWindow, Within
 
 from jobs.core import tables
 from jobs.core.config import load_config
@@ -595,6 +595,24 @@ def test_resend_on_the_command_line(command):
     assert _params(args).resend == ("a", "b")
 
 
+def _members_night_by_night(spark, make_ctx, rows, days, trait_settings, settings):
+    """The customers of _customers over these stream rows (message_id = the row's id), the traits and
+    segments stages run on each day in turn: (the warehouse, {day: current members})."""
+    wh = make_ctx(days[0]).warehouse
+    _write_customers(spark, wh, consent_c3="no")
+    _write_identity_map(spark, wh)
+    wh.overwrite(stream(spark, rows).withColumn("message_id", F.col("activity_uuid")), tables.ACTIVITY_STREAM)
+    rebuild_daily(spark, wh)
+    members = {}
+    for day in days:
+        ctx = make_ctx(day, traits=trait_settings, segments=settings)
+        traits_stage.run(ctx, RUN)
+        segments.run(ctx, RUN)
+        members[day] = sorted(r["member_id"] for r in wh.read(spark, tables.SEGMENT_MEMBERSHIP)
+                              .filter(F.col("exited_on").isNull()).collect())
+    return wh, members
+
+
 def test_a_fixed_period_segment_keeps_its_members_after_the_period(spark, make_ctx):
     """Resonate's fixed-period segment "Purchasers 2026=Q1": a trait over a fixed calendar window
     (traits.window {first_day, last_day}) does not move with the run date, so the audience of Q1's
@@ -605,30 +623,43 @@ def test_a_fixed_period_segment_keeps_its_members_after_the_period(spark, make_c
                                                     of="order_no", window=q1)], group=[])
     purchasers = segment("purchasers_2026_q1", rule("traits.orders_2026_q1", "gte", 1),
                          group="Purchasers 2026", segment="Q1")
-    settings = SegmentSettings(definitions=[purchasers])
     end_of_q1, may = dt.date(2026, 3, 31), dt.date(2026, 5, 15)
-    wh = make_ctx(end_of_q1).warehouse
-    _write_customers(spark, wh, consent_c3="no")
-    _write_identity_map(spark, wh)
     # c1 bought in February, c5 on Q1's last evening, c2 in April (after the period)
-    wh.overwrite(stream(spark, [
+    wh, members = _members_night_by_night(spark, make_ctx, [
         activity("u1", "c1", "order_placed", "2026-02-10 10:00", order="A-1", value="10"),
         activity("u2", "c5", "order_placed", "2026-03-31 23:30", order="B-1", value="20"),
         activity("u3", "c2", "order_placed", "2026-04-02 09:00", order="C-1", value="30"),
-    ]), tables.ACTIVITY_STREAM)
-    rebuild_daily(spark, wh)
-    members = {}
-    for day in (end_of_q1, may):
-        ctx = make_ctx(day, traits=trait_settings, segments=settings)
-        traits_stage.run(ctx, RUN)
-        segments.run(ctx, RUN)
-        members[day] = sorted(r["member_id"] for r in wh.read(spark, tables.SEGMENT_MEMBERSHIP)
-                              .filter(F.col("exited_on").isNull()).collect())
+    ], (end_of_q1, may), trait_settings, SegmentSettings(definitions=[purchasers]))
     assert members == {end_of_q1: ["c1", "c5"], may: ["c1", "c5"]}
     out = wh.local_dir / "exports" / "purchasers_2026_q1"
     assert (out / "2026-03-31.psv").read_text() == export_file(["ann@example.com", "eve@example.com"], [],
                                                                "Purchasers 2026=Q1")
     assert (out / "2026-05-15.psv").read_text() == export_file([], [], "Purchasers 2026=Q1")
+
+
+def test_cart_abandoners_added_to_cart_and_no_purchase_within_4_hours(spark, make_ctx):
+    """The retention recipe's "added to cart and no purchase within 4 hours": a not_followed_by trait
+    (docs/traits.md, Sequences) read by a segment, over two nights. A cart added late in the evening
+    joins on the next night, once its 4 hours are over."""
+    abandoned = TraitDefinition("carts_abandoned_last_7_days", "not_followed_by", activity="product_added",
+                                followed_by="order_placed", within=Within(hours=4), window=TraitWindow(days=7))
+    trait_settings = TraitSettings([abandoned], group=[])
+    abandoners = segment("cart_abandoners", rule("traits.carts_abandoned_last_7_days", "gt", 0),
+                         group="Retention", segment="Cart abandoners")
+    first, second = dt.date(2026, 3, 14), dt.date(2026, 3, 15)
+    # c1 ordered an hour after the cart; c2 five hours after; c5's cart came at 21:00 on the first night
+    wh, members = _members_night_by_night(spark, make_ctx, [
+        activity("u1", "c1", "product_added", "2026-03-14 10:00"),
+        activity("u2", "c1", "order_placed", "2026-03-14 11:00", order="A-1", value="10"),
+        activity("u3", "c2", "product_added", "2026-03-13 09:00"),
+        activity("u4", "c2", "order_placed", "2026-03-13 14:00", order="B-1", value="20"),
+        activity("u5", "c5", "product_added", "2026-03-14 21:00"),
+    ], (first, second), trait_settings, SegmentSettings(definitions=[abandoners]))
+    assert members == {first: ["c2"], second: ["c2", "c5"]}
+    out = wh.local_dir / "exports" / "cart_abandoners"
+    label = "Retention=Cart abandoners"
+    assert (out / "2026-03-14.psv").read_text() == export_file(["bob@example.com", "bob@work.example.com"], [], label)
+    assert (out / "2026-03-15.psv").read_text() == export_file(["eve@example.com"], [], label)
 
 
 @pytest.mark.parametrize(("export", "level", "message"), [

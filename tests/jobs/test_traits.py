@@ -17,9 +17,10 @@ from jobs.traits import stage as traits
 from jobs.core.config import load_config
 from jobs.core.errors import ConfigError, InputError
 from jobs.core.catalog import SPECS
-from jobs.traits.settings import GROUP_COLUMNS, TraitDefinition, TraitSettings, TraitWindow
+from jobs.traits.settings import GROUP_COLUMNS, TraitDefinition, TraitSettings, TraitWindow, Within
 from tests.jobs.event_builders import utc
 from tests.jobs.stream_builders import activity, stream
+from tests.reference import c360_reference as R
 
 RUN_DATE = dt.date(2026, 3, 15)
 # As of 2026-03-15: "last 30 days" = 2026-02-14 .. 2026-03-15, "last month" = February 2026,
@@ -151,6 +152,27 @@ def test_a_trait_list_in_yaml_becomes_typed_definitions(tmp_path):
         ("{name: a, kind: count}\n{name: a, kind: first}",
          r"'traits\.computed\[1\]\.name': trait 'a' is already defined at traits\.computed\[0\]"),
         ("{name: x, kind: count, monthly_average: yes please}", r"'traits\.computed\[0\]\.monthly_average' must be true or false"),
+        # sequences (kind not_followed_by)
+        ("{name: x, kind: not_followed_by, followed_by: b, within: {hours: 1}}",
+         r"'traits\.computed\[0\]\.activity' is required for kind not_followed_by \(trait 'x'\)"),
+        ("{name: x, kind: not_followed_by, activity: a, within: {hours: 1}}",
+         r"'traits\.computed\[0\]\.followed_by' is required for kind not_followed_by"),
+        ("{name: x, kind: not_followed_by, activity: a, followed_by: b}",
+         r"'traits\.computed\[0\]\.within' is required for kind not_followed_by"),
+        ("{name: x, kind: not_followed_by, activity: a, followed_by: a, within: {hours: 1}}",
+         r"'traits\.computed\[0\]\.followed_by' must be another activity than"),
+        ("{name: x, kind: not_followed_by, activity: a, followed_by: Order Completed, within: {hours: 1}}",
+         r"'traits\.computed\[0\]\.followed_by' must be a snake_case activity name"),
+        ("{name: x, kind: not_followed_by, activity: a, followed_by: b, within: {hours: 1, minutes: 30}}",
+         r"'traits\.computed\[0\]\.within' needs exactly one of minutes, hours, days"),
+        ("{name: x, kind: not_followed_by, activity: a, followed_by: b, within: {hours: 0}}",
+         r"'traits\.computed\[0\]\.within\.hours' must be at least 1, got 0"),
+        ("{name: x, kind: not_followed_by, activity: a, followed_by: b, within: {weeks: 1}}",
+         r"unknown key 'traits\.computed\[0\]\.within\.weeks'"),
+        ("{name: x, kind: not_followed_by, activity: a, followed_by: b, within: {hours: 1}, of: order_no}",
+         r"'traits\.computed\[0\]\.of' does not apply to kind not_followed_by"),
+        ("{name: x, kind: count, followed_by: b}", r"'traits\.computed\[0\]\.followed_by' only applies to kind not_followed_by"),
+        ("{name: x, kind: count, within: {hours: 1}}", r"'traits\.computed\[0\]\.within' only applies to kind not_followed_by"),
     ],
 )
 def test_bad_trait_config_names_file_and_key(tmp_path, computed, message):
@@ -318,6 +340,104 @@ def test_group_trait_config(tmp_path):
 
 def test_the_group_columns_a_group_trait_may_not_take_are_gold_groups(spark):
     assert GROUP_COLUMNS == SPECS[tables.GROUPS].columns
+
+
+# ----------------------------------------------------------------------------------------------
+# sequences: "added to cart and no purchase within 4 hours" (kind not_followed_by)
+# ----------------------------------------------------------------------------------------------
+
+ADDED, PLACED = "product_added", "order_placed"
+SEQUENCES = TraitSettings([
+    TraitDefinition("carts_abandoned_last_7_days", "not_followed_by", activity=ADDED, followed_by=PLACED,
+                    within=Within(hours=4), window=TraitWindow(days=7)),
+    TraitDefinition("carts_abandoned_30_minutes", "not_followed_by", activity=ADDED, followed_by=PLACED,
+                    within=Within(minutes=30)),
+])
+# (message, row): the run date is 2026-03-15; the 7 days are 03-09 .. 03-15
+SEQUENCE_ROWS = [
+    # c1: a cart ordered 3 h later; one ordered 4 h and 1 s later; one ordered exactly 4 h later
+    ("m1", activity("s1", "c1", ADDED, "2026-03-10 10:00")),
+    ("o1", activity("s2", "c1", PLACED, "2026-03-10 13:00", order="A-1", value="10")),
+    ("m2", activity("s3", "c1", ADDED, "2026-03-12 09:00")),
+    ("o2", activity("s4", "c1", PLACED, "2026-03-12 13:00:01", order="A-2", value="10")),
+    ("m3", activity("s5", "c1", ADDED, "2026-03-13 10:00")),
+    ("o3", activity("s6", "c1", PLACED, "2026-03-13 14:00", order="A-3", value="10")),
+    # c2: carts on the run date at 19:59 (4 h end before midnight) and 20:00 (4 h end at midnight: the
+    # order could still come), one before the 7 days, and one after the run date
+    ("m4", activity("s7", "c2", ADDED, "2026-03-15 19:59")),
+    ("m5", activity("s8", "c2", ADDED, "2026-03-15 20:00")),
+    ("m6", activity("s9", "c2", ADDED, "2026-03-01 10:00")),
+    ("m60", activity("s10", "c2", ADDED, "2026-03-16 10:00")),
+    # c3: an order before the cart does not follow it; a cart event with two rows counts once
+    ("o4", activity("s11", "c3", PLACED, "2026-03-11 09:00", order="B-1", value="10")),
+    ("m7", activity("s12", "c3", ADDED, "2026-03-11 10:00")),
+    ("m8", activity("s13", "c3", ADDED, "2026-03-14 11:00", product="P1")),
+    ("m8", activity("s14", "c3", ADDED, "2026-03-14 11:00", product="P2")),
+    # c4: an order at the cart's very instant follows it; c5's cart is followed by c1's order only
+    ("m9", activity("s15", "c4", ADDED, "2026-03-14 08:00")),
+    ("o5", activity("s16", "c4", PLACED, "2026-03-14 08:00", order="C-1", value="10")),
+    ("m10", activity("s17", "c5", ADDED, "2026-03-12 12:00")),
+    # nobody's cart
+    ("m11", activity("s18", None, ADDED, "2026-03-12 12:00")),
+]
+
+
+def _with_messages(spark, rows):
+    message_of = F.create_map(*[F.lit(v) for m, row in rows for v in (row[0], m)])
+    return stream(spark, [row for _, row in rows]).withColumn("message_id", message_of[F.col("activity_uuid")])
+
+
+def test_a_cart_not_followed_by_an_order_within_the_time(spark):
+    people = spark.createDataFrame([(c,) for c in ("c1", "c2", "c3", "c4", "c5", "c6")], "customer_id string")
+    # 4 h in the 7 days: c1 m2; c2 m4 (m5's 4 h not over, m6 before the window); c3 m7, m8; c5 m10.
+    # 30 min, all time: c1 m1, m2, m3; c2 m4, m5, m6; c3 m7, m8; c4 none; c5 m10; c6 no activity.
+    expected = spark.createDataFrame(
+        [("c1", 1, 3), ("c2", 1, 3), ("c3", 2, 2), ("c4", 0, 0), ("c5", 1, 1), ("c6", 0, 0)],
+        "customer_id string, carts_abandoned_last_7_days long, carts_abandoned_30_minutes long")
+    got = traits.compute_traits(_with_messages(spark, SEQUENCE_ROWS), people, SEQUENCES, RUN_DATE,
+                                build_daily(stream(spark, [row for _, row in SEQUENCE_ROWS])))
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_sequences_agree_with_the_reference_on_random_timelines(spark):
+    import random
+
+    rng = random.Random(15)
+    start = dt.datetime(2026, 3, 10, tzinfo=dt.timezone.utc)
+    rows, reference_rows = [], []
+    for n in range(400):
+        customer = f"c{rng.randrange(40)}"
+        kind = rng.choice([ADDED, ADDED, PLACED, "product_viewed"])
+        at = start + dt.timedelta(minutes=rng.randrange(7 * 24 * 60) // 15 * 15)
+        text = at.strftime("%Y-%m-%d %H:%M")
+        rows.append((f"m{n}", activity(f"u{n}", customer, kind, text)))
+        reference_rows.append(R.Activity(f"m{n}", customer, kind, at, {}, None))
+    settings = TraitSettings([TraitDefinition("abandoned", "not_followed_by", activity=ADDED, followed_by=PLACED,
+                                              within=Within(hours=2), window=TraitWindow(days=3))])
+    got = {r.customer_id: r.abandoned for r in traits.compute_traits(
+        _with_messages(spark, rows), spark.createDataFrame([(f"c{i}",) for i in range(40)], "customer_id string"),
+        settings, RUN_DATE).collect()}
+    expected = R.not_followed_by(reference_rows, ADDED, PLACED, dt.timedelta(hours=2), RUN_DATE,
+                                 first_day=RUN_DATE - dt.timedelta(days=2))
+    assert got == {f"c{i}": expected.get(f"c{i}", 0) for i in range(40)}
+    assert sum(got.values()) > 10, got  # the draw exercises the trait
+
+
+def test_a_sequence_trait_in_yaml(tmp_path):
+    cfg = _config(tmp_path, "{name: carts_abandoned, kind: not_followed_by, activity: product_added, "
+                            "followed_by: order_completed, within: {hours: 4}, window: {days: 7}}")
+    assert cfg.traits.computed == [
+        TraitDefinition("carts_abandoned", "not_followed_by", activity="product_added", followed_by="order_completed",
+                        within=Within(hours=4), window=TraitWindow(days=7))
+    ]
+
+
+def test_a_sequence_is_a_customer_trait(tmp_path):
+    path = tmp_path / "traits.yml"
+    path.write_text("traits:\n  group:\n    - {name: x, kind: not_followed_by, activity: a, followed_by: b, "
+                    "within: {hours: 1}}\n")
+    with pytest.raises(ConfigError, match=r"'traits\.group\[0\]\.kind': not_followed_by follows one customer's"):
+        load_config(path)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -730,6 +730,81 @@ def group_traits(rows: Iterable[Activity], members: Mapping[str, frozenset], run
 
 
 # --------------------------------------------------------------------------------------------
+# Leaving a group (docs/levels.md "Leaving a group"): membership stints
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MembershipCall:
+    group_id: str
+    customer: Any
+    ts: dt.datetime
+    message_id: str
+    source: str            # group | identify
+    leaves: bool           # a group call with the leave trait set to true
+
+
+def membership_stints(calls: Iterable[MembershipCall], run_date: dt.date,
+                      membership_days: int | None) -> set[tuple]:
+    """{(group, customer, joined_on, left_on, left_by, source)}: walk each customer's calls for a
+    group in order (time, then message id). A joining call opens a stint when none is open; a leave
+    call closes the open one on its date; a stint whose latest joining call, on day d, is not followed
+    by another joining call within N days closes on d + N + 1, a day on which that comes first
+    (ties included) ending it as not_reconfirmed, checked before each call and as of the run date."""
+    by_member = defaultdict(list)
+    for call in calls:
+        if call.ts.date() <= run_date:
+            by_member[(call.group_id, call.customer)].append(call)
+    stints = set()
+    for (group, customer), member_calls in by_member.items():
+        stint = None  # [joined_on, last joining day, source, the first call's time]
+        for call in sorted(member_calls, key=lambda c: (c.ts, c.message_id)):
+            day = call.ts.date()
+            if stint and not call.leaves and call.ts == stint[3] and call.source == "group":
+                stint[2] = "group"  # a group call wins a tie with an identify
+            if stint and membership_days is not None and (day - stint[1]).days > membership_days:
+                stints.add((group, customer, stint[0], stint[1] + dt.timedelta(days=membership_days + 1),
+                            "not_reconfirmed", stint[2]))
+                stint = None
+            if call.leaves:
+                if stint:
+                    stints.add((group, customer, stint[0], day, "leave_call", stint[2]))
+                    stint = None
+            elif stint:
+                stint[1] = day
+            else:
+                stint = [day, day, call.source, call.ts]
+        if stint:
+            lapse = None if membership_days is None else stint[1] + dt.timedelta(days=membership_days + 1)
+            if lapse is not None and lapse <= run_date:
+                stints.add((group, customer, stint[0], lapse, "not_reconfirmed", stint[2]))
+            else:
+                stints.add((group, customer, stint[0], None, None, stint[2]))
+    return stints
+
+
+# --------------------------------------------------------------------------------------------
+# Sequences (docs/traits.md "Sequences"): "added to cart and no purchase within 4 hours"
+# --------------------------------------------------------------------------------------------
+
+def not_followed_by(rows: Iterable[Activity], activity: str, followed_by: str, within: dt.timedelta,
+                    run_date: dt.date, first_day: dt.date | None = None) -> dict:
+    """customer -> how many of its `activity` events (by message) dated first_day..run_date had no
+    `followed_by` of the same customer at a time t with event <= t <= event + within, counting only
+    events whose `within` ended before the day after the run date began (what follows later is not
+    known yet). Customers with none are left out."""
+    rows = [r for r in as_of(rows, run_date) if r.entity is not None]
+    end = midnight_utc(run_date + dt.timedelta(days=1))
+    counted = defaultdict(set)
+    for a in rows:
+        if a.activity != activity or (first_day is not None and a.ts.date() < first_day) or a.ts + within >= end:
+            continue
+        if not any(b.entity == a.entity and b.activity == followed_by and a.ts <= b.ts <= a.ts + within
+                   for b in rows):
+            counted[a.entity].add(a.message_id)
+    return {entity: len(messages) for entity, messages in counted.items()}
+
+
+# --------------------------------------------------------------------------------------------
 # Orders and RFM (interface §5, docs/rfm.md)
 # --------------------------------------------------------------------------------------------
 

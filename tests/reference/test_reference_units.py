@@ -500,3 +500,25 @@ def test_cohort_retention_migration_and_repurchase_rate():
     # c1 3 orders, c2 2, c3 2 (each line its own order id): all three are repeat customers
     assert R.repurchase_rate(table) == Fraction(3, 3)
     assert R.repurchase_rate({}) is None
+
+
+def test_not_followed_by_on_the_hand_case():
+    """The sequence hand case of tests/jobs/test_traits.py, worked out by hand: carts (product_added)
+    not followed by an order within 4 hours, in the 7 days ending on 2026-03-15."""
+    def row(message, who, kind, at):
+        return R.Activity(message, who, kind, dt.datetime.fromisoformat(at).replace(tzinfo=UTC), {}, None)
+
+    rows = [row("m1", "c1", "product_added", "2026-03-10 10:00"), row("o1", "c1", "order_placed", "2026-03-10 13:00"),
+            row("m2", "c1", "product_added", "2026-03-12 09:00"), row("o2", "c1", "order_placed", "2026-03-12 13:00:01"),
+            row("m3", "c1", "product_added", "2026-03-13 10:00"), row("o3", "c1", "order_placed", "2026-03-13 14:00"),
+            row("m4", "c2", "product_added", "2026-03-15 19:59"), row("m5", "c2", "product_added", "2026-03-15 20:00"),
+            row("m6", "c2", "product_added", "2026-03-01 10:00"), row("m60", "c2", "product_added", "2026-03-16 10:00"),
+            row("o4", "c3", "order_placed", "2026-03-11 09:00"), row("m7", "c3", "product_added", "2026-03-11 10:00"),
+            row("m8", "c3", "product_added", "2026-03-14 11:00"), row("m8", "c3", "product_added", "2026-03-14 11:00"),
+            row("m9", "c4", "product_added", "2026-03-14 08:00"), row("o5", "c4", "order_placed", "2026-03-14 08:00"),
+            row("m10", "c5", "product_added", "2026-03-12 12:00"), row("m11", None, "product_added", "2026-03-12 12:00")]
+    run_date = dt.date(2026, 3, 15)
+    assert R.not_followed_by(rows, "product_added", "order_placed", dt.timedelta(hours=4), run_date,
+                             first_day=dt.date(2026, 3, 9)) == {"c1": 1, "c2": 1, "c3": 2, "c5": 1}
+    assert R.not_followed_by(rows, "product_added", "order_placed", dt.timedelta(minutes=30),
+                             run_date) == {"c1": 3, "c2": 3, "c3": 2, "c5": 1}
