@@ -161,13 +161,14 @@ def sequence_counts(activity_stream: DataFrame, traits: list[TraitDefinition], r
                 F.unix_micros("activity_ts").alias("_us"))
     )
     counts = []
-    for trait in traits:
+    for index, trait in enumerate(traits):
         span = int(trait.within.duration.total_seconds()) * MICROS_PER_SECOND
         ahead = Window.partitionBy("entity_id").orderBy("_us").rangeBetween(0, span)
         followed = F.max(F.col("activity") == F.lit(trait.followed_by)).over(ahead)
-        not_followed = _matches(trait, run_date) & (F.col("_us") + F.lit(span) < end_of_run_date) & ~followed
-        rows = rows.withColumn(f"_nf_{len(counts)}", not_followed)
-        counts.append(F.count_distinct(F.when(F.col(f"_nf_{len(counts)}"), F.col("message_id"))).alias(trait.name))
+        # the window expressions are columns first: an aggregate may not hold a window function
+        rows = rows.withColumn(f"_not_followed_{index}", _matches(trait, run_date) & ~followed
+                               & (F.col("_us") + F.lit(span) < end_of_run_date))
+        counts.append(F.count_distinct(F.when(F.col(f"_not_followed_{index}"), F.col("message_id"))).alias(trait.name))
     return rows.groupBy(F.col("entity_id").alias("customer_id")).agg(*counts)
 
 
@@ -183,7 +184,7 @@ def compute_traits(
     sequences = [t for t in aggregated if t.kind == SEQUENCE_KIND]
     from_daily = {t.name: daily_aggregate(t, run_date) for t in aggregated} if activity_daily is not None else {}
     from_daily = {name: column for name, column in from_daily.items() if column is not None}
-    from_stream = [t for t in aggregated if t.name not in from_daily and t.kind != SEQUENCE_KIND]
+    from_stream = [t for t in aggregated if t.name not in from_daily and t not in sequences]
     people = customers.select("customer_id").distinct()
     if from_daily:
         days = activity_daily.filter(F.col("activity_date") <= F.lit(run_date))
