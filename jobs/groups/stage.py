@@ -173,16 +173,6 @@ def current_members(history: DataFrame) -> DataFrame:
     return history.filter(F.col("left_on").isNull()).select("group_id", "customer_id", "joined_on", "source")
 
 
-def build_group_members(calls: DataFrame, identity_map: DataFrame, run_date: dt.date | None = None,
-                        settings: GroupSettings = GroupSettings()) -> DataFrame:
-    """gold/group_members from silver/profile_calls rows: one row per (group, stitched customer) who
-    is a member as of the run date; joined_on = the start of the current stint (the first evidence,
-    when memberships never end)."""
-    if run_date is None and settings.membership_days is not None:
-        raise ValueError("membership_days needs the run date")
-    return current_members(build_membership_history(calls, identity_map, run_date or dt.date.max, settings))
-
-
 def write_groups(spark: SparkSession, wh, groups: DataFrame, history: DataFrame) -> dict[str, int]:
     """gold/groups, gold/group_members (the open stints of `history`) and gold/group_membership_history."""
     counts = {}

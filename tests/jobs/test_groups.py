@@ -1,4 +1,4 @@
-"""gold/groups and gold/group_members from group and identify calls."""
+"""gold/groups, gold/group_members and gold/group_membership_history from group and identify calls."""
 from __future__ import annotations
 
 import datetime as dt
@@ -54,7 +54,8 @@ def test_group_attributes_most_recent_value_wins_per_attribute(spark):
 
 def test_members_from_group_calls_and_identify_with_group_id(spark):
     idmap = identity_map(spark, IDMAP_CUSTOMERS, anonymous=IDMAP_ANONYMOUS)
-    got = groups.build_group_members(bronze_events(spark, CALLS).transform(profile_calls), idmap)
+    got = groups.current_members(groups.build_membership_history(bronze_events(spark, CALLS).transform(profile_calls),
+                                                                 idmap, dt.date(2026, 1, 31)))
     # a track with a groupId makes a group event, not a member (u5/G3 absent)
     expected = spark.createDataFrame(
         [("G1", "C1", dt.date(2026, 1, 2), "group"),
