@@ -80,11 +80,12 @@ class ActivityMapping:
 @dataclass(frozen=True)
 class TransactionKey:
     """A group transaction (Blueshift's transaction configuration): events of the activity carrying
-    a groupId whose `id_attributes` properties, joined by `delimiter`, name one transaction; a
-    version sent later (by timestamp, then messageId) replaces the earlier ones in place."""
+    a groupId whose `id_attributes` properties have the same values are one transaction; a version
+    sent later (by timestamp, then messageId) replaces the earlier ones in place. The values are
+    compared one by one, not joined into one text (Blueshift's transacton_id_delimiter), so
+    `1-2` + `3` and `1` + `2-3` stay two transactions."""
 
     id_attributes: list[str] = field(default_factory=list)
-    delimiter: str = "-"
 
     def validate(self, key: str) -> None:
         if not self.id_attributes:

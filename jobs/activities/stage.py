@@ -191,16 +191,16 @@ TRANSACTION_ID = "_transaction_id"
 
 
 def transaction_id(transactions: dict[str, TransactionKey]) -> Column:
-    """The group transaction an event is a version of (activities.transactions): its id properties
-    joined by the delimiter, for an event of a configured activity with a groupId and every id
-    property; null for any other event."""
+    """The group transaction an event is a version of (activities.transactions): the array of its id
+    properties' values, for an event of a configured activity with a groupId and every id property;
+    null for any other event."""
     props = F.from_json("feature_json", PROPERTIES_MAP)
-    named = F.lit(None).cast("string")
+    named = F.lit(None).cast("array<string>")
     for activity, key in transactions.items():
         values = [props[name] for name in key.id_attributes]
         complete = functools.reduce(operator.and_, [v.isNotNull() for v in values])
         named = F.when((F.col("activity") == activity) & F.col("group_id").isNotNull() & complete,
-                       F.concat_ws(key.delimiter, *values)).otherwise(named)
+                       F.array(*values)).otherwise(named)
     return named
 
 

@@ -294,9 +294,9 @@ SPECS: dict[str, TableSpec] = {spec.name: spec for spec in (
     ),
     TableSpec(
         t.GROUP_MEMBERSHIP_HISTORY,
-        _schema(("group_id", STRING), ("customer_id", STRING), ("joined_on", DATE), ("left_on", DATE),
-                ("left_by", STRING), ("source", STRING)),
-        keys=("group_id", "customer_id", "joined_on"),
+        _schema(("group_id", STRING), ("customer_id", STRING), ("joined_on", DATE), ("joined_at", TIMESTAMP),
+                ("left_on", DATE), ("left_by", STRING), ("source", STRING)),
+        keys=("group_id", "customer_id", "joined_at"),
         made_by="activities",
     ),
     # ------------------------------------------------------------------------- rfm, traits

@@ -132,7 +132,9 @@ def build_membership_history(calls: DataFrame, identity_map: DataFrame, run_date
     identify with the groupId) when the customer is no member; it ends at the first leave call after
     it (left_on = its date, left_by leave_call) or, with membership_days N, on day d + N + 1 when its
     latest joining call, on day d, was not followed by another within N days (not_reconfirmed),
-    whichever comes first; left_on null = a current member. Calls in order of time, then message_id."""
+    whichever comes first; left_on null = a current member. Calls count from their timestamp's date
+    (one stamped after the run date does not yet), in order of time, then message_id; joined_at, the
+    stint's first call, names a stint (two can start on one day)."""
     order = Window.partitionBy("group_id", "customer_id").orderBy("timestamp", "message_id")
     days = settings.membership_days
     joins, leaves = ~F.col("_leaves"), F.col("_leaves")  # a stint's rows: joining calls, then leave calls
@@ -142,6 +144,7 @@ def build_membership_history(calls: DataFrame, identity_map: DataFrame, run_date
     starts = joins & (F.coalesce(F.lag("_leaves").over(order), F.lit(True)) | F.coalesce(lapsed, F.lit(False)))
     evidence = (
         membership_evidence(calls, settings.leave_trait)
+        .filter(F.to_date("timestamp") <= F.lit(run_date))
         .transform(lambda df: resolve_customer_id(df, identity_map))
         .filter(F.col("customer_id").isNotNull())
         .withColumn("_starts", starts)
@@ -164,8 +167,8 @@ def build_membership_history(calls: DataFrame, identity_map: DataFrame, run_date
     # a leave call on the lapse day comes too late: the membership ended as that day began
     left_by = (F.when(by_call.isNotNull() & (lapse_day.isNull() | (by_call < lapse_day)), F.lit(LEFT_BY_CALL))
                .when(lapse_day.isNotNull(), F.lit(LEFT_BY_LAPSE)))
-    return stints.select("group_id", "customer_id", F.to_date("first_ts").alias("joined_on"), left_on.alias("left_on"),
-                         left_by.alias("left_by"), "source")
+    return stints.select("group_id", "customer_id", F.to_date("first_ts").alias("joined_on"),
+                         F.col("first_ts").alias("joined_at"), left_on.alias("left_on"), left_by.alias("left_by"), "source")
 
 
 def current_members(history: DataFrame) -> DataFrame:

@@ -447,6 +447,21 @@ def test_a_resent_group_transaction_updates_the_earlier_one_in_place(spark, make
     assert_df_equality(leads_in_stream(), expected, ignore_row_order=True, ignore_nullable=True)
 
 
+def test_transaction_ids_compare_value_by_value(spark):
+    """Ids of two properties never collide as joined text would ("1-2" + "3" vs "1" + "2-3"); a later
+    version replaces its own transaction only; an event missing an id property is no transaction."""
+    key = {"lead_initial": TransactionKey(id_attributes=["a", "b"])}
+    events = [
+        track("t1", "Lead Initial", "2026-01-09 10:00", user="u1", group="G1", properties={"a": "1-2", "b": "3"}),
+        track("t2", "Lead Initial", "2026-01-09 11:00", user="u1", group="G1", properties={"a": "1", "b": "2-3"}),
+        track("t3", "Lead Initial", "2026-01-09 12:00", user="u1", group="G1", properties={"a": "1", "b": "2-3"}),
+        track("t4", "Lead Initial", "2026-01-09 13:00", user="u1", group="G1", properties={"a": "1"}),
+        track("t5", "Lead Initial", "2026-01-09 14:00", user="u1", group="G1", properties={"a": "1"}),
+    ]
+    kept = activities.latest_transaction_versions(activities.to_activity_events(bronze_events(spark, events), SETTINGS), key)
+    assert sorted(r.message_id for r in kept.collect()) == ["t1", "t3", "t4", "t5"]
+
+
 def test_split_moves_rows_to_the_new_customer(spark, make_ctx):
     events = [
         track("x1", "Order Placed", "2026-01-09 08:00", user="u1", properties=ORDER_LINE, run_date=D1),

@@ -102,7 +102,8 @@ LEAVING = [
     event("f1", "group", "2026-03-15 10:00", user="u6", group="H1", traits={"removed": False}),
 ]
 LEAVING_IDMAP = {f"C{i}": [f"u{i}"] for i in range(1, 7)}
-HISTORY_DDL = "group_id string, customer_id string, joined_on date, left_on date, left_by string, source string"
+HISTORY_DDL = ("group_id string, customer_id string, joined_on date, joined_at timestamp, left_on date, left_by string, "
+               "source string")
 
 
 def _day(text):
@@ -135,7 +136,7 @@ def _history(spark, settings):
 def test_membership_stints_end_by_a_leave_call_or_a_lapse(spark, settings, rows):
     # C2 joined by identify on 01-05; every other stint starts with a group call
     expected = spark.createDataFrame(
-        [(("H2" if "@" in c else "H1"), c.split("@")[0], _day(joined), _day(left), by,
+        [(("H2" if "@" in c else "H1"), c.split("@")[0], _day(joined), utc(f"{joined} 10:00"), _day(left), by,
           "identify" if (c, joined) == ("C2", "2026-01-05") else "group")
          for c, joined, left, by in rows], HISTORY_DDL)
     history = _history(spark, settings)
@@ -144,6 +145,22 @@ def test_membership_stints_end_by_a_leave_call_or_a_lapse(spark, settings, rows)
     assert_df_equality(groups.current_members(history),
                        expected.filter(F.col("left_on").isNull()).select("group_id", "customer_id", "joined_on", "source"),
                        ignore_row_order=True, ignore_nullable=True)
+
+
+def test_two_stints_on_one_day_and_a_call_after_the_run_date(spark):
+    # C1 joins, leaves and joins again on 03-20; C2's only call is stamped after the run date (03-31)
+    calls = [event("x1", "group", "2026-03-20 08:00", user="u1", group="H1"),
+             event("x2", "group", "2026-03-20 10:00", user="u1", group="H1", traits={"removed": True}),
+             event("x3", "group", "2026-03-20 12:00", user="u1", group="H1"),
+             event("y1", "group", "2026-04-02 09:00", user="u2", group="H1")]
+    history = groups.build_membership_history(bronze_events(spark, calls).transform(profile_calls),
+                                              identity_map(spark, LEAVING_IDMAP), LEAVING_RUN_DATE,
+                                              GroupSettings(leave_trait="removed"))
+    day = dt.date(2026, 3, 20)
+    expected = spark.createDataFrame(
+        [("H1", "C1", day, utc("2026-03-20 08:00"), day, "leave_call", "group"),
+         ("H1", "C1", day, utc("2026-03-20 12:00"), None, None, "group")], HISTORY_DDL)
+    assert_df_equality(history, expected, ignore_row_order=True, ignore_nullable=True)
 
 
 @pytest.mark.parametrize("membership_days", [None, 10])
@@ -159,7 +176,7 @@ def test_membership_stints_agree_with_the_reference_on_random_calls(spark, membe
         group, user = f"H{rng.randrange(3)}", f"u{rng.randrange(6)}"
         kind = rng.choice(["group", "group", "identify", "leave"])
         # whole hours over 80 days: same-day calls, ties on the lapse day, long gaps
-        at = start + dt.timedelta(hours=rng.randrange(80 * 24) // 6 * 6)
+        at = start + dt.timedelta(hours=rng.randrange(90 * 24) // 6 * 6)  # some after the run date
         text = at.strftime("%Y-%m-%d %H:%M")
         leaves = kind == "leave"
         events.append(event(f"m{n:03d}", "identify" if kind == "identify" else "group", text, user=user, group=group,
@@ -171,12 +188,16 @@ def test_membership_stints_agree_with_the_reference_on_random_calls(spark, membe
     history = groups.build_membership_history(bronze_events(spark, events).transform(profile_calls),
                                               identity_map(spark, {f"C{i}": [f"u{i}"] for i in range(6)}),
                                               run_date, settings)
-    got = {tuple(r) for r in history.collect()}
-    expected = R.membership_stints(calls, run_date, membership_days)
+    # joined_at as UTC text, the reference's aware datetimes likewise
+    got = {tuple(r) for r in history.withColumn("joined_at", F.date_format("joined_at", "yyyy-MM-dd HH:mm")).collect()}
+    expected = {(*r[:3], r[3].strftime("%Y-%m-%d %H:%M"), *r[4:])
+                for r in R.membership_stints(calls, run_date, membership_days)}
     assert got == expected
-    assert len({r for r in expected if r[4] == "leave_call"}) > 5, expected  # the draw exercises both ends
+    # (group_id, customer_id, joined_at) names one stint, also when two start on one day
+    assert history.select("group_id", "customer_id", "joined_at").distinct().count() == history.count() == len(got)
+    assert len({r for r in expected if r[5] == "leave_call"}) > 5, expected  # the draw exercises both ends
     if membership_days:
-        assert len({r for r in expected if r[4] == "not_reconfirmed"}) > 5, expected
+        assert len({r for r in expected if r[5] == "not_reconfirmed"}) > 5, expected
 
 
 def test_the_leave_trait_is_not_a_group_trait(spark):

@@ -606,10 +606,13 @@ def attribute(event: Event, customer_of: Mapping) -> frozenset | None:
     return None
 
 
-def group_members(events: Iterable[Event], customer_of: Mapping) -> dict[str, frozenset]:
-    """group_id -> its member customers: callers of `group`, senders of an `identify` with a groupId."""
+def group_members(events: Iterable[Event], customer_of: Mapping, run_date: dt.date | None = None) -> dict[str, frozenset]:
+    """group_id -> its member customers: callers of `group`, senders of an `identify` with a groupId
+    (calls dated on or before the run date: memberships never end by default)."""
     members = defaultdict(set)
     for event in events:
+        if run_date is not None and event.ts.date() > run_date:
+            continue
         if event.group_id and event.type in ("group", "identify"):
             customer = attribute(event, customer_of)
             if customer is not None:
@@ -745,7 +748,7 @@ class MembershipCall:
 
 def membership_stints(calls: Iterable[MembershipCall], run_date: dt.date,
                       membership_days: int | None) -> set[tuple]:
-    """{(group, customer, joined_on, left_on, left_by, source)}: walk each customer's calls for a
+    """{(group, customer, joined_on, joined_at, left_on, left_by, source)}: walk each customer's calls for a
     group in order (time, then message id). A joining call opens a stint when none is open; a leave
     call closes the open one on its date; a stint whose latest joining call, on day d, is not followed
     by another joining call within N days closes on d + N + 1, a day on which that comes first
@@ -762,12 +765,12 @@ def membership_stints(calls: Iterable[MembershipCall], run_date: dt.date,
             if stint and not call.leaves and call.ts == stint[3] and call.source == "group":
                 stint[2] = "group"  # a group call wins a tie with an identify
             if stint and membership_days is not None and (day - stint[1]).days > membership_days:
-                stints.add((group, customer, stint[0], stint[1] + dt.timedelta(days=membership_days + 1),
+                stints.add((group, customer, stint[0], stint[3], stint[1] + dt.timedelta(days=membership_days + 1),
                             "not_reconfirmed", stint[2]))
                 stint = None
             if call.leaves:
                 if stint:
-                    stints.add((group, customer, stint[0], day, "leave_call", stint[2]))
+                    stints.add((group, customer, stint[0], stint[3], day, "leave_call", stint[2]))
                     stint = None
             elif stint:
                 stint[1] = day
@@ -776,9 +779,9 @@ def membership_stints(calls: Iterable[MembershipCall], run_date: dt.date,
         if stint:
             lapse = None if membership_days is None else stint[1] + dt.timedelta(days=membership_days + 1)
             if lapse is not None and lapse <= run_date:
-                stints.add((group, customer, stint[0], lapse, "not_reconfirmed", stint[2]))
+                stints.add((group, customer, stint[0], stint[3], lapse, "not_reconfirmed", stint[2]))
             else:
-                stints.add((group, customer, stint[0], None, None, stint[2]))
+                stints.add((group, customer, stint[0], stint[3], None, None, stint[2]))
     return stints
 
 
@@ -1090,7 +1093,7 @@ class Reference:
             partition = identity.partition
         partition = set(partition)
         customer_of = customer_index(partition)
-        members = group_members(ingest.events, customer_of)
+        members = group_members(ingest.events, customer_of, run_date)
         return cls(run_date, ingest, identity, partition, customer_of, members,
                    activity_stream(ingest.events, customer_of, members))
 
