@@ -132,19 +132,21 @@ def build_membership_history(calls: DataFrame, identity_map: DataFrame, run_date
     identify with the groupId) when the customer is no member; it ends at the first leave call after
     it (left_on = its date, left_by leave_call) or, with membership_days N, on day d + N + 1 when its
     latest joining call, on day d, was not followed by another within N days (not_reconfirmed),
-    whichever comes first; left_on null = a current member. Calls count from their timestamp's date
-    (one stamped after the run date does not yet), in order of time, then message_id; joined_at, the
-    stint's first call, names a stint (two can start on one day)."""
+    whichever comes first; left_on null = a current member. Calls in order of time, then message_id,
+    each on its timestamp's date, or on the run date when stamped later (it has arrived: identity
+    and membership count every call ingested, and nothing then ends after the run date); joined_at,
+    the stint's first call, names a stint (two can start on one day)."""
     order = Window.partitionBy("group_id", "customer_id").orderBy("timestamp", "message_id")
     days = settings.membership_days
     joins, leaves = ~F.col("_leaves"), F.col("_leaves")  # a stint's rows: joining calls, then leave calls
-    # the latest joining call before this one (its date), within the stint or not
-    previous_join = F.max(F.when(joins, F.to_date("timestamp"))).over(order.rowsBetween(Window.unboundedPreceding, -1))
-    lapsed = F.lit(False) if days is None else F.datediff(F.to_date("timestamp"), previous_join) > days
+    day = F.col("_day")
+    # the latest joining call before this one (its day), within the stint or not
+    previous_join = F.max(F.when(joins, day)).over(order.rowsBetween(Window.unboundedPreceding, -1))
+    lapsed = F.lit(False) if days is None else F.datediff(day, previous_join) > days
     starts = joins & (F.coalesce(F.lag("_leaves").over(order), F.lit(True)) | F.coalesce(lapsed, F.lit(False)))
     evidence = (
         membership_evidence(calls, settings.leave_trait)
-        .filter(F.to_date("timestamp") <= F.lit(run_date))
+        .withColumn("_day", F.least(F.to_date("timestamp"), F.lit(run_date)))
         .transform(lambda df: resolve_customer_id(df, identity_map))
         .filter(F.col("customer_id").isNotNull())
         .withColumn("_starts", starts)
@@ -153,10 +155,11 @@ def build_membership_history(calls: DataFrame, identity_map: DataFrame, run_date
     )
     stints = evidence.groupBy("group_id", "customer_id", "_stint").agg(
         F.min(F.when(joins, F.col("timestamp"))).alias("first_ts"),
+        F.min(F.when(joins, day)).alias("_first_join"),
         # the call that started the stint; a group call wins a tie with an identify
         F.min_by("source", F.struct("_leaves", "timestamp", "source")).alias("source"),
-        F.to_date(F.min(F.when(leaves, F.col("timestamp")))).alias("_left_by_call"),
-        F.max(F.when(joins, F.to_date("timestamp"))).alias("_last_join"),
+        F.min(F.when(leaves, day)).alias("_left_by_call"),
+        F.max(F.when(joins, day)).alias("_last_join"),
     )
     # the day the stint lapsed, when that day has come
     lapse_day = F.lit(None).cast("date")
@@ -167,7 +170,7 @@ def build_membership_history(calls: DataFrame, identity_map: DataFrame, run_date
     # a leave call on the lapse day comes too late: the membership ended as that day began
     left_by = (F.when(by_call.isNotNull() & (lapse_day.isNull() | (by_call < lapse_day)), F.lit(LEFT_BY_CALL))
                .when(lapse_day.isNotNull(), F.lit(LEFT_BY_LAPSE)))
-    return stints.select("group_id", "customer_id", F.to_date("first_ts").alias("joined_on"),
+    return stints.select("group_id", "customer_id", F.col("_first_join").alias("joined_on"),
                          F.col("first_ts").alias("joined_at"), left_on.alias("left_on"), left_by.alias("left_by"), "source")
 
 

@@ -147,19 +147,22 @@ def test_membership_stints_end_by_a_leave_call_or_a_lapse(spark, settings, rows)
                        ignore_row_order=True, ignore_nullable=True)
 
 
-def test_two_stints_on_one_day_and_a_call_after_the_run_date(spark):
-    # C1 joins, leaves and joins again on 03-20; C2's only call is stamped after the run date (03-31)
+def test_two_stints_on_one_day_and_calls_after_the_run_date(spark):
+    # C1 joins, leaves and joins again on 03-20; C2's only call and C1's leave call are stamped after
+    # the run date (03-31) but have arrived: they count on the run date
     calls = [event("x1", "group", "2026-03-20 08:00", user="u1", group="H1"),
              event("x2", "group", "2026-03-20 10:00", user="u1", group="H1", traits={"removed": True}),
              event("x3", "group", "2026-03-20 12:00", user="u1", group="H1"),
-             event("y1", "group", "2026-04-02 09:00", user="u2", group="H1")]
+             event("y1", "group", "2026-04-02 09:00", user="u2", group="H1"),
+             event("x4", "group", "2026-04-03 09:00", user="u1", group="H1", traits={"removed": True})]
     history = groups.build_membership_history(bronze_events(spark, calls).transform(profile_calls),
                                               identity_map(spark, LEAVING_IDMAP), LEAVING_RUN_DATE,
                                               GroupSettings(leave_trait="removed"))
     day = dt.date(2026, 3, 20)
     expected = spark.createDataFrame(
         [("H1", "C1", day, utc("2026-03-20 08:00"), day, "leave_call", "group"),
-         ("H1", "C1", day, utc("2026-03-20 12:00"), None, None, "group")], HISTORY_DDL)
+         ("H1", "C1", day, utc("2026-03-20 12:00"), LEAVING_RUN_DATE, "leave_call", "group"),
+         ("H1", "C2", LEAVING_RUN_DATE, utc("2026-04-02 09:00"), None, None, "group")], HISTORY_DDL)
     assert_df_equality(history, expected, ignore_row_order=True, ignore_nullable=True)
 
 

@@ -606,13 +606,10 @@ def attribute(event: Event, customer_of: Mapping) -> frozenset | None:
     return None
 
 
-def group_members(events: Iterable[Event], customer_of: Mapping, run_date: dt.date | None = None) -> dict[str, frozenset]:
-    """group_id -> its member customers: callers of `group`, senders of an `identify` with a groupId
-    (calls dated on or before the run date: memberships never end by default)."""
+def group_members(events: Iterable[Event], customer_of: Mapping) -> dict[str, frozenset]:
+    """group_id -> its member customers: callers of `group`, senders of an `identify` with a groupId."""
     members = defaultdict(set)
     for event in events:
-        if run_date is not None and event.ts.date() > run_date:
-            continue
         if event.group_id and event.type in ("group", "identify"):
             customer = attribute(event, customer_of)
             if customer is not None:
@@ -752,16 +749,16 @@ def membership_stints(calls: Iterable[MembershipCall], run_date: dt.date,
     group in order (time, then message id). A joining call opens a stint when none is open; a leave
     call closes the open one on its date; a stint whose latest joining call, on day d, is not followed
     by another joining call within N days closes on d + N + 1, a day on which that comes first
-    (ties included) ending it as not_reconfirmed, checked before each call and as of the run date."""
+    (ties included) ending it as not_reconfirmed, checked before each call and as of the run date.
+    Every call given has arrived: one stamped after the run date is taken on the run date."""
     by_member = defaultdict(list)
     for call in calls:
-        if call.ts.date() <= run_date:
-            by_member[(call.group_id, call.customer)].append(call)
+        by_member[(call.group_id, call.customer)].append(call)
     stints = set()
     for (group, customer), member_calls in by_member.items():
         stint = None  # [joined_on, last joining day, source, the first call's time]
         for call in sorted(member_calls, key=lambda c: (c.ts, c.message_id)):
-            day = call.ts.date()
+            day = min(call.ts.date(), run_date)
             if stint and not call.leaves and call.ts == stint[3] and call.source == "group":
                 stint[2] = "group"  # a group call wins a tie with an identify
             if stint and membership_days is not None and (day - stint[1]).days > membership_days:
@@ -1093,7 +1090,7 @@ class Reference:
             partition = identity.partition
         partition = set(partition)
         customer_of = customer_index(partition)
-        members = group_members(ingest.events, customer_of, run_date)
+        members = group_members(ingest.events, customer_of)
         return cls(run_date, ingest, identity, partition, customer_of, members,
                    activity_stream(ingest.events, customer_of, members))
 
