@@ -7,8 +7,6 @@ converted. `c360 generate` plants no such bytes, so the test adds a file of line
 """
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import json
 from pathlib import Path
 
@@ -16,12 +14,7 @@ import pytest
 
 from jobs.core.context import RunParams
 
-from jobs import pipeline
-
 from jobs.core import tables
-from jobs.cli import main as cli_main
-from jobs.core.config import load_config
-from jobs.core.context import JobContext
 
 RUN_DATE = "2026-02-01"
 BAD_BYTES_FILE = "bad-bytes.jsonl"
@@ -57,27 +50,18 @@ def read_with_delta_rs(path: Path):
 
 
 @pytest.fixture(scope="module")
-def nightly_warehouse(spark, tmp_path_factory):
-    """A nightly (conf/local.yml, the test session) on a small generated input plus the bad bytes."""
-    work = tmp_path_factory.mktemp("delta-readers")
-    raw = work / "raw"
-    assert cli_main(["generate", "--out", str(raw), "--profiles", "150", "--days", "30",
-                     "--run-date", RUN_DATE]) == 0
-    (raw / "events" / BAD_BYTES_FILE).write_bytes(b"\n".join(QUARANTINED_BAD_BYTES) + b"\n")
-    from tests.conftest import TEST_SPARK
-
-    config = dataclasses.replace(load_config(), warehouse=str(work / "warehouse"), spark=TEST_SPARK)
-    ctx = JobContext(config=config, run_date=dt.date.fromisoformat(RUN_DATE), _spark=spark)
-    pipeline.run_nightly(ctx, RunParams(input_dir=Path(raw), rebuild=False, rewind=False))
-    return ctx
+def nightly_warehouse(two_nights) -> Path:
+    """Two nightlies (conf/local.yml, the test session) on small generated inputs, the first with
+    the bad bytes (tests/conftest.py two_nights)."""
+    return two_nights.after_both
 
 
 @pytest.mark.slow
 def test_every_table_of_a_nightly_reads_with_delta_rs(nightly_warehouse, spark):
-    root = nightly_warehouse.warehouse.local_dir
+    root = nightly_warehouse
     found = delta_tables(root)
     names = {p.relative_to(root).as_posix() for p in found}
-    report = json.loads((root / "_runs" / RUN_DATE / "report.json").read_text())
+    report = json.loads(max((root / "_runs").glob("*/report.json")).read_text())
     assert set(report["tables"]) <= names, "the summary's tables are all Delta tables"
     assert any(n.startswith(tables.LENS_PREFIX) for n in names), "lens-materialize wrote its tables"
     failures = {}
@@ -94,7 +78,7 @@ def test_every_table_of_a_nightly_reads_with_delta_rs(nightly_warehouse, spark):
 
 @pytest.mark.slow
 def test_quarantined_lines_keep_their_exact_bytes(nightly_warehouse):
-    path = Path(nightly_warehouse.warehouse.path(tables.QUARANTINE_EVENTS))
+    path = nightly_warehouse / tables.QUARANTINE_EVENTS
     rows = [r for r in read_with_delta_rs(path).to_pylist() if r["source_file"].endswith(BAD_BYTES_FILE)]
     assert sorted(r["raw_bytes"] for r in rows) == sorted(QUARANTINED_BAD_BYTES)
     for row in rows:

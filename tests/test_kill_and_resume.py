@@ -4,7 +4,6 @@ warehouse it ends with equals an uninterrupted night's, table by table (chispa).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import shutil
 import signal
@@ -17,23 +16,15 @@ from pathlib import Path
 import pytest
 
 from jobs import pipeline
-from jobs.cli import main as cli_main
 from jobs.core import lock
-from jobs.core.config import REPO_ROOT, load_config
-from jobs.core.context import JobContext, RunParams
+from jobs.core.config import REPO_ROOT
 from jobs.core.tables import Warehouse
 from tests.regression.compare_commits import compare
 
 C360 = str(Path(sys.executable).parent / "c360")
-FIRST, SECOND = "2026-03-01", "2026-03-02"
 STAGES = [stage.name for stage in pipeline.NIGHTLY]
 PROCESS_TIMEOUT_S = 900
 POLL_S = 0.02
-
-
-def generated(out: Path, *args: str) -> Path:
-    assert cli_main(["generate", "--out", str(out), *args]) == 0
-    return out
 
 
 def newest_commit(warehouse: Path) -> float:
@@ -105,24 +96,16 @@ def skipped_stages(lines: list[str]) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_night_killed_in_each_stage_in_turn_resumes_and_ends_as_an_uninterrupted_one(spark, tmp_path):
-    first = generated(tmp_path / "raw-1", "--profiles", "40", "--days", "10", "--run-date", FIRST)
-    second = generated(tmp_path / "raw-2", "--profiles", "5", "--days", "1", "--seed", "2", "--run-date", SECOND)
-    killed, uninterrupted = tmp_path / "killed", tmp_path / "uninterrupted"
-
-    def in_session(warehouse: Path, run_date: str, raw: Path) -> None:
-        ctx = JobContext(config=load_config(overrides={"warehouse": str(warehouse)}),
-                         run_date=dt.date.fromisoformat(run_date), _spark=spark)
-        pipeline.run_nightly(ctx, RunParams(input_dir=raw))
-
-    # the first night uninterrupted in both; the second, the incremental one, killed in one of them
-    in_session(killed, FIRST, first)
-    shutil.copytree(killed, uninterrupted)
-    in_session(uninterrupted, SECOND, second)
+def test_a_night_killed_in_each_stage_in_turn_resumes_and_ends_as_an_uninterrupted_one(spark, two_nights, tmp_path):
+    # the first night uninterrupted (the session's two_nights); the second, the incremental one,
+    # killed in a copy of it, against the session's uninterrupted second night
+    killed = tmp_path / "killed"
+    shutil.copytree(two_nights.after_first, killed)
+    second, run_date = two_nights.second_input, two_nights.second_date
 
     landed, resume_at = {}, 0
     for index, stage in enumerate(STAGES):
-        night = Night(second, killed, SECOND)
+        night = Night(second, killed, run_date)
         landed[stage] = night.kill_inside(stage, killed)
         # stages finished by earlier runs are skipped; the run starts again at the one killed last
         assert skipped_stages(night.lines) == STAGES[:resume_at], night.output()
@@ -131,11 +114,11 @@ def test_a_night_killed_in_each_stage_in_turn_resumes_and_ends_as_an_uninterrupt
         # a killed run leaves its lease; the user clears it (`c360 unlock --force`, tests/jobs/test_cli.py)
         assert [h.command for h in lock.force_unlock(spark, Warehouse(killed))] == ["nightly"]
 
-    last = Night(second, killed, SECOND)
+    last = Night(second, killed, run_date)
     last.finish()
     assert skipped_stages(last.lines) == STAGES[:resume_at], last.output()
-    assert f"c360 nightly {SECOND} finished" in last.output()
+    assert f"c360 nightly {run_date} finished" in last.output()
 
-    # the copy's first-night rows name the killed warehouse (gold/segment_runs.export_file)
-    problems = compare(spark, uninterrupted, killed, ((str(uninterrupted), str(killed)), str(killed)))
+    # the copy's first-night rows name the first night's warehouse (gold/segment_runs.export_file)
+    problems = compare(spark, two_nights.after_both, killed, (two_nights.roots, (str(killed), str(two_nights.after_first))))
     assert problems == [], f"killed {landed}:\n" + "\n".join(problems)

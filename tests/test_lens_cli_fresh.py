@@ -2,8 +2,8 @@
 
 In-process tests share one Spark session, where a view an earlier query registered hides a query
 that forgets to register it (TABLE_OR_VIEW_NOT_FOUND lens_silver_activity_stream, seen only in a
-new process). Here every query is its own `c360` process on a small warehouse built by
-`c360 generate` + `c360 nightly`: each saved query in lens/queries (and each variant), README's
+new process). Here every query is its own `c360` process on a small warehouse (two generated
+nights, tests/conftest.py two_nights): each saved query in lens/queries (and each variant), README's
 `lens query` examples, and one `lens sql`. Each must exit 0, print a JSON array keyed by
 `entity.member`, and keep stack traces off the terminal.
 
@@ -26,13 +26,13 @@ from pathlib import Path
 import pytest
 
 from lens.query_format import load_query, variant_names
+from tests.conftest import SECOND_NIGHT
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 REPO = Path(__file__).resolve().parents[1]
 C360 = REPO / ".venv" / "bin" / "c360"
-RUN_DATE = "2026-03-15"
-PROFILES = "200"
+RUN_DATE = SECOND_NIGHT
 PROJECT = "lens/customer_360.yml"
 TRACES = ("Traceback", "at org.apache", "py4j")
 PARALLEL = 2
@@ -109,16 +109,10 @@ def assert_no_trace(stderr: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory) -> Path:
+def warehouse(two_nights) -> Path:
     if not C360.exists():
         pytest.skip(f"{C360} is missing (make setup)")
-    root = tmp_path_factory.mktemp("lens_fresh")
-    raw, store = root / "raw", root / "warehouse"
-    for args in (["generate", "--out", str(raw), "--profiles", PROFILES, "--seed", "7"],
-                 ["nightly", "--input", str(raw)]):
-        done = c360(*args, warehouse=store)
-        assert done.returncode == 0, f"c360 {args[0]} failed:\n{done.stdout}\n{done.stderr}"
-    return store
+    return two_nights.after_both
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +154,7 @@ def test_lens_sql_prints_the_query_in_a_fresh_process(warehouse):
     assert done.returncode == 0, done.stderr
     assert_no_trace(done.stderr)
     assert done.stdout.lstrip().startswith("WITH ") and "`lens_silver_activity_stream`" in done.stdout
-    assert "CAST('2026-03-16 00:00:00' AS TIMESTAMP)" in done.stdout   # as of the run date
+    assert "CAST('2026-03-03 00:00:00' AS TIMESTAMP)" in done.stdout   # as of the run date (SECOND_NIGHT)
 
 
 def test_a_query_spark_rejects_is_one_paragraph_and_exit_2(answers):

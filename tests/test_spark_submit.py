@@ -1,13 +1,13 @@
-"""README's spark-submit command: taken from README.md and run with `--master local[2]` as a whole
-nightly (all 7 stages; the lens models and queries read from the --py-files zip; Spark's log lines in
-<warehouse>/_logs/, none on the terminal), and against a real standalone Spark cluster (a master and
-two workers on loopback, separate JVMs) with the cluster-style config: no master in config, jars
-shipped with --jars, the code with --py-files. There the whole nightly runs for two dates (the second
-incremental) into a warehouse given as a file:// URI, and every table and export equals a local-mode
-run of the same input. Executors write the Delta files there, so that checks what local mode cannot."""
+"""README's spark-submit command, taken from README.md: with `--master local[2]` (a bad config ends
+in one line, exit 2), and against a real standalone Spark cluster (a master and two workers on
+loopback, separate JVMs) with the cluster-style config: no master in config, jars shipped with
+--jars, the code with --py-files. There the whole nightly (all 7 stages; the lens models and queries
+read from the --py-files zip; Spark's log lines in <warehouse>/_logs/, none on the terminal) runs for
+two dates (the second incremental) into a warehouse given as a file:// URI, and every table and
+export equals a local-mode run of the same input. Executors write the Delta files there, so that
+checks what local mode cannot."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import re
@@ -210,29 +210,6 @@ def test_the_archive_reads_lens_files_and_conf_from_inside_the_zip(tmp_path):
 
 
 @pytest.mark.slow
-def test_readme_spark_submit_runs_the_whole_nightly_with_logs_in_the_warehouse(tmp_path):
-    raw = tmp_path / "raw"
-    gen = subprocess.run([str(BIN / "c360"), "generate", "--out", str(raw), "--profiles", "150", "--days", "30",
-                          "--run-date", RUN_DATE], capture_output=True, text=True, timeout=300)
-    assert gen.returncode == 0, gen.stderr
-    warehouse = tmp_path / "warehouse"
-    config = cluster_config_for_tests(tmp_path / "cluster.yml")
-    cmd = readme_submit("local[2]", build(tmp_path / "dist" / "c360.zip"), config=str(config), input=str(raw),
-                        run_date=RUN_DATE) + ["--warehouse", str(warehouse)]
-    # cwd: the repo, as README says (its paths are relative: jobs/cli.py, .jars/, conf/log4j2.properties).
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=REPO_ROOT,
-                          env={**os.environ, **SPARK_ENV})
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "[7/7] lens-materialize ..." in proc.stdout, proc.stdout
-    materialized = re.search(r"lens-materialize: queries=(\d+)", proc.stdout)
-    assert materialized and int(materialized.group(1)) > 0, proc.stdout
-    assert f"c360 nightly {RUN_DATE} finished" in proc.stdout, proc.stdout
-    assert_terminal_free_of_spark(proc)
-    log = warehouse / "_logs" / f"nightly-{RUN_DATE}.log"
-    assert log.is_file() and "Running Spark version" in log.read_text(), sorted((warehouse / "_logs").iterdir())
-
-
-@pytest.mark.slow
 def test_readme_spark_submit_with_a_bad_config_exits_2_with_one_line(tmp_path):
     config = tmp_path / "bad.yml"
     config.write_text("spark:\n  master: null\n  mastr: local[2]\n")
@@ -250,33 +227,16 @@ def test_readme_spark_submit_with_a_bad_config_exits_2_with_one_line(tmp_path):
 # The whole nightly on the two-worker cluster, two dates, against local mode
 # ---------------------------------------------------------------------------------------------
 
-NEXT_DATE = "2026-02-02"
-
-
-def generated(out: Path, *args: str) -> Path:
-    proc = subprocess.run([str(BIN / "c360"), "generate", "--out", str(out), *args], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return out
-
-
 @pytest.mark.slow
-def test_the_whole_nightly_on_a_two_worker_cluster_equals_local_mode(standalone_cluster, spark, tmp_path):
+def test_the_whole_nightly_on_a_two_worker_cluster_equals_local_mode(standalone_cluster, spark, two_nights, tmp_path):
     """README's spark-submit against the standalone cluster, the warehouse and the input file:// URIs
     (listed and read through Hadoop, as an hdfs:// or s3a:// location would be), for two run
-    dates (the second incremental: a day of new events for 5 of the customers); then the same two
-    nights in local mode (this test session), and every table and export of the two warehouses
-    compared whole. The cluster run's report and Spark log land in its warehouse."""
-    from jobs import pipeline
-    from jobs.core.config import load_config
-    from jobs.core.context import JobContext, RunParams
+    dates (the second incremental: a day of new events for 5 of the customers); every table and
+    export then equals the same two nights in local mode (this test session, tests/conftest.py
+    two_nights). The cluster run's report and Spark log land in its warehouse."""
     from tests.regression.compare_commits import compare, delta_tables, export_files
 
-    nights = [
-        (RUN_DATE, generated(tmp_path / "raw-1", "--profiles", "150", "--days", "30", "--run-date", RUN_DATE)),
-        (NEXT_DATE, generated(tmp_path / "raw-2", "--profiles", "5", "--days", "1", "--seed", "2",
-                              "--run-date", NEXT_DATE)),
-    ]
+    nights = [(two_nights.first_date, two_nights.first_input), (two_nights.second_date, two_nights.second_input)]
     config = cluster_config_for_tests(tmp_path / "cluster.yml")
     archive = build(tmp_path / "dist" / "c360.zip")
     on_cluster = tmp_path / "cluster-warehouse"
@@ -288,6 +248,9 @@ def test_the_whole_nightly_on_a_two_worker_cluster_equals_local_mode(standalone_
                               env={**os.environ, **SPARK_ENV})
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert f"c360 nightly {run_date} finished" in proc.stdout, proc.stdout
+        assert "[7/7] lens-materialize ..." in proc.stdout, proc.stdout
+        materialized = re.search(r"lens-materialize: queries=(\d+)", proc.stdout)
+        assert materialized and int(materialized.group(1)) > 0, proc.stdout
         assert_terminal_free_of_spark(proc)
         report = json.loads((on_cluster / "_runs" / run_date / "report.json").read_text())
         assert report["warehouse"] == f"file:{on_cluster}" and set(report["stages"]) == {
@@ -296,17 +259,12 @@ def test_the_whole_nightly_on_a_two_worker_cluster_equals_local_mode(standalone_
     assert report["stages"]["stitch"]["metrics"]["mode"] == "incremental", report["stages"]["stitch"]
     assert not (REPO_ROOT / "file:").exists(), "a file:// warehouse was taken for a relative folder"
 
-    locally = tmp_path / "local-warehouse"
-    for run_date, raw in nights:
-        ctx = JobContext(config=load_config(config, overrides={"warehouse": str(locally)}),
-                         run_date=dt.date.fromisoformat(run_date), _spark=spark)
-        pipeline.run_nightly(ctx, RunParams(input_dir=raw))
-
+    locally = two_nights.after_both
     assert {"bronze/events", "gold/identity_map", "silver/activity_stream", "gold/rfm", "gold/traits",
             "gold/segment_membership", "gold/lens_rfm"} <= set(delta_tables(locally)), delta_tables(locally)
     assert export_files(locally), "the default segments export files"
     # text naming the warehouse (gold/segment_runs.export_file) is compared with the folder masked
-    problems = compare(spark, locally, on_cluster, (str(locally), (f"file:{on_cluster}", str(on_cluster))))
+    problems = compare(spark, locally, on_cluster, (two_nights.roots, (f"file:{on_cluster}", str(on_cluster))))
     assert problems == [], "\n".join(problems)
 
 

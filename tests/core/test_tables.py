@@ -1,14 +1,12 @@
 """The table registry (jobs.core.catalog) and the Warehouse's create / read(missing=...).
 
-The registry is checked against a real nightly on generated data: every table the nightly writes is
+The registry is checked against real nightlies on generated data: every table the nightly writes is
 registered, and each one with a fixed schema has exactly that schema, partitioning and properties.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
-from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
@@ -16,13 +14,9 @@ from pyspark.sql.types import DateType, LongType, StringType, StructField, Struc
 
 from jobs.core import table_names, tables
 from jobs.core.catalog import SPECS, TableSpec, spec_for
-from jobs.core.config import REPO_ROOT, Config, load_config
-from jobs.core.context import JobContext, RunParams
 from jobs.core.errors import InputError
 from jobs.core.tables import Warehouse
-from tests.conftest import TEST_SPARK
 
-RUN_DATE = "2026-03-31"
 LENS_TEMPLATE = tables.lens_table("<name>")
 
 
@@ -172,20 +166,9 @@ def test_read_an_existing_table_whatever_missing_says(spark, warehouse_dir):
 
 
 @pytest.fixture(scope="module")
-def nightly(spark, tmp_path_factory) -> Warehouse:
-    """One nightly on a small generated input; the default config plus one lens query."""
-    from jobs import pipeline
-    from jobs.cli import main as cli_main
-
-    raw = tmp_path_factory.mktemp("raw") / "sample"
-    assert cli_main(["generate", "--out", str(raw), "--profiles", "120", "--days", "30", "--seed", "3",
-                     "--run-date", RUN_DATE]) == 0
-    lens = load_config(REPO_ROOT / "conf" / "local.yml").lens
-    config = Config(warehouse=str(tmp_path_factory.mktemp("nightly") / "warehouse"), spark=TEST_SPARK,
-                    lens=dataclasses.replace(lens, materialize=lens.materialize[:1]))
-    ctx = JobContext(config=config, run_date=dt.date.fromisoformat(RUN_DATE), _spark=spark)
-    pipeline.run_nightly(ctx, RunParams(input_dir=Path(raw)))
-    return ctx.warehouse
+def nightly(two_nights) -> Warehouse:
+    """Two nightlies on small generated inputs with the default config (tests/conftest.py two_nights)."""
+    return Warehouse(two_nights.after_both)
 
 
 def written_tables(wh: Warehouse) -> list[str]:

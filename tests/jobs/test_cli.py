@@ -223,34 +223,11 @@ def test_an_error_whose_message_needs_a_dead_jvm_is_still_reported():
                        "the Spark JVM has exited) (full details in /w/_logs/nightly.log)")
 
 
-def test_two_nightlies_at_once_on_one_warehouse_one_runs_the_other_is_turned_away(tmp_path):
-    """Two `c360 nightly` started together: one takes the warehouse's lease and finishes; the other
-    stops at once with exit status 2, naming the run that holds the warehouse (jobs.core.lock)."""
-    import socket
-
-    raw = one_event_input(tmp_path)
-    wh = tmp_path / "wh"
-    args = [C360, "nightly", "--input", str(raw), "--warehouse", str(wh), "--run-date", "2026-01-01"]
-    procs = [subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    outs = [proc.communicate(timeout=900) for proc in procs]
-    assert sorted(p.returncode for p in procs) == [0, 2], outs
-    winner, loser = (0, 1) if procs[0].returncode == 0 else (1, 0)
-    stdout, stderr = outs[loser]
-    assert stderr.startswith(
-        f"c360 nightly: error: the warehouse {wh} is in use by `c360 nightly` for 2026-01-01, "
-        f"pid {procs[winner].pid} on {socket.gethostname()}, since "), stderr
-    assert stderr.endswith(" UTC; it is still running: wait for it to finish\n"), stderr
-    assert "[1/7]" not in stdout, "the second run wrote nothing"
-    assert "c360 nightly 2026-01-01 finished" in outs[winner][0]
-    assert_clean_terminal(subprocess.CompletedProcess(args, 2, stdout, stderr))
-    free = c360("unlock", "--warehouse", str(wh), "--run-date", "2026-01-01")
-    assert (free.returncode, free.stdout) == (0, f"c360 unlock: {wh} is not locked\n"), free.stderr
-
-
-def test_a_lease_left_by_a_killed_run_is_reported_until_unlock_force_clears_it(spark, tmp_path):
+def test_a_stale_lease_is_reported_until_cleared_then_of_two_nightlies_at_once_one_runs(spark, tmp_path):
     """A run killed outright leaves its lease: the next nightly says so and how to clear it (exit 2),
-    `c360 unlock` shows it and clears it only with --force, and then the nightly runs."""
+    `c360 unlock` shows it and clears it only with --force. Then two `c360 nightly` started together:
+    one takes the warehouse's lease and finishes; the other stops at once with exit status 2, naming
+    the run that holds the warehouse (jobs.core.lock)."""
     from jobs.core.tables import Warehouse
     from tests.core.test_lock import _dead_pid, _plant
 
@@ -274,5 +251,20 @@ def test_a_lease_left_by_a_killed_run_is_reported_until_unlock_force_clears_it(s
         "no longer writing)\n"))
     cleared = c360("unlock", "--force", "--warehouse", str(wh))
     assert (cleared.returncode, cleared.stdout) == (0, f"c360 unlock: cleared the lease of {held_by} on {wh}\n")
-    again = c360(*nightly)
-    assert again.returncode == 0 and "c360 nightly 2026-01-01 finished" in again.stdout, again.stderr
+    # the warehouse is free: two nightlies started together
+    args = [C360, *nightly]
+    procs = [subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [proc.communicate(timeout=900) for proc in procs]
+    assert sorted(p.returncode for p in procs) == [0, 2], outs
+    winner, loser = (0, 1) if procs[0].returncode == 0 else (1, 0)
+    stdout, stderr = outs[loser]
+    assert stderr.startswith(
+        f"c360 nightly: error: the warehouse {wh} is in use by `c360 nightly` for 2026-01-01, "
+        f"pid {procs[winner].pid} on {socket.gethostname()}, since "), stderr
+    assert stderr.endswith(" UTC; it is still running: wait for it to finish\n"), stderr
+    assert "[1/7]" not in stdout, "the second run wrote nothing"
+    assert "c360 nightly 2026-01-01 finished" in outs[winner][0]
+    assert_clean_terminal(subprocess.CompletedProcess(args, 2, stdout, stderr))
+    free = c360("unlock", "--warehouse", str(wh), "--run-date", "2026-01-01")
+    assert (free.returncode, free.stdout) == (0, f"c360 unlock: {wh} is not locked\n"), free.stderr
