@@ -1,4 +1,5 @@
-"""One SparkSession for the whole suite (local[2], 2 shuffle partitions), and a temp warehouse."""
+"""One SparkSession for the whole suite (local[2], 2 shuffle partitions, interpreted expressions), a
+temp warehouse, and one pair of nightlies several slow tests compare with or read (two_nights)."""
 from __future__ import annotations
 
 import contextlib
