@@ -18,8 +18,9 @@ from jobs.core.context import JobContext
 # test mode). On the suite's tables of a few hundred rows compiling costs far more than it saves: a
 # cold incremental `c360 nightly` of 45 customers took 95 s instead of 178 s. The session below and
 # every `c360` or spark-submit process the tests start (Spark's spark-defaults.conf, through
-# SPARK_CONF_DIR) run so; users' runs keep code generation, and so do the tests of README's and the
-# docs' commands, which pass on a user's environment (no SPARK_* variables).
+# SPARK_CONF_DIR) run so, README's spark-submit command in tests/test_spark_submit.py included;
+# users' runs keep code generation, and so do the tests of README's `c360` commands and the docs'
+# examples, which pass on a user's environment (no SPARK_* variables).
 INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 
 TEST_SPARK = SparkSettings(
@@ -48,10 +49,15 @@ TEST_SPARK = SparkSettings(
 
 @pytest.fixture(autouse=True, scope="session")
 def _child_processes_interpreted(tmp_path_factory):
-    """INTERPRETED for the Spark of every process the tests start, as a spark-defaults.conf."""
+    """INTERPRETED for the Spark of every process the tests start, as a spark-defaults.conf (added to
+    the files of a SPARK_CONF_DIR already set)."""
     folder = tmp_path_factory.mktemp("spark-conf")
-    (folder / "spark-defaults.conf").write_text("".join(f"{k} {v}\n" for k, v in INTERPRETED.items()))
     before = os.environ.get("SPARK_CONF_DIR")
+    if before and Path(before).is_dir():
+        shutil.copytree(before, folder, dirs_exist_ok=True)
+    defaults = folder / "spark-defaults.conf"
+    kept = defaults.read_text().rstrip("\n") + "\n" if defaults.exists() else ""
+    defaults.write_text(kept + "".join(f"{k} {v}\n" for k, v in INTERPRETED.items()))
     os.environ["SPARK_CONF_DIR"] = str(folder)
     yield
     if before is None:
@@ -145,8 +151,8 @@ class TwoNights:
 def two_nights(spark, tmp_path_factory) -> TwoNights:
     """A first night of 40 generated profiles over 10 days plus lines whose bytes are not UTF-8
     (tests/test_delta_readers.py), then a day of new events for 5 customers: the nights the
-    kill-and-resume and the cluster tests run their own way and compare with these; the tables the
-    table-spec and Delta-reader tests read."""
+    kill-and-resume and the cluster tests run their own way and compare with these; the warehouse the
+    table-spec, Delta-reader and fresh-process lens tests read (nothing writes to it but _logs/)."""
     from jobs import pipeline
     from jobs.cli import main as cli_main
     from jobs.core.config import load_config

@@ -3,7 +3,8 @@ table by table, and a quarantined line keeps its exact bytes even when they are 
 
 Spark's text source passes bytes that are not UTF-8 through into string columns; Arrow requires
 valid UTF-8, so delta-rs (`deltalake`) fails on such a table as soon as the strings are checked or
-converted. `c360 generate` plants no such bytes, so the test adds a file of lines that carry them.
+converted. `c360 generate` plants no such bytes, so a file of lines that carry them is added to the first night's
+input (tests/conftest.py two_nights).
 """
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ same way and runs until the last command is done; then SIGTERM must stop it clea
 
 Not run here, and why:
 - `make run`, `make test`, `make setup ...`: set-up and the whole suite (CI runs `make test` itself);
-- `spark-submit ...`: tests/test_spark_submit.py runs README's spark-submit command (local master,
-  and a standalone cluster).
+- `spark-submit ...`: tests/test_spark_submit.py runs README's spark-submit command (the local
+  master for one stage and a bad config, the whole nightly on a standalone cluster).
 
 Also the bad-input paths README promises: a bad configuration or input exits 2 with one paragraph
 that names the file, line or key, and no stack trace.

@@ -1,5 +1,6 @@
-"""README's spark-submit command, taken from README.md: with `--master local[2]` (a bad config ends
-in one line, exit 2), and against a real standalone Spark cluster (a master and two workers on
+"""README's spark-submit command, taken from README.md: with `--master local[2]` (the ingest stage,
+with the executors' log lines in the driver's log file; a bad config ends in one line, exit 2), and
+against a real standalone Spark cluster (a master and two workers on
 loopback, separate JVMs) with the cluster-style config: no master in config, jars shipped with
 --jars, the code with --py-files. There the whole nightly (all 7 stages; the lens models and queries
 read from the --py-files zip; Spark's log lines in <warehouse>/_logs/, none on the terminal) runs for
@@ -8,6 +9,7 @@ export equals a local-mode run of the same input. Executors write the Delta file
 checks what local mode cannot."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -26,7 +28,7 @@ import pyspark
 import pytest
 import yaml
 
-from jobs.core.config import REPO_ROOT
+from jobs.core.config import REPO_ROOT, load_config
 from jobs.core.dist import build
 from tests.test_readme_commands import JVM_NOTICE, SPARK_LOG_LINE, TRACE_MARKERS, readme_commands
 
@@ -135,7 +137,10 @@ def readme_submit(master: str, archive: Path, app: list[str] | None = None, *, e
 
 
 @pytest.mark.slow
-def test_spark_submit_runs_ingest_on_a_standalone_cluster(standalone_cluster, tmp_path):
+def test_readme_spark_submit_runs_a_stage_with_the_local_master(tmp_path):
+    """README's command with `--master local[2]`, as README says to try it on one machine: the
+    executors run in the driver's JVM, so their log lines too must reach the log file, not the
+    terminal. (The whole nightly runs on the standalone cluster below.)"""
     events = tmp_path / "raw" / "events"
     events.mkdir(parents=True)
     lines = [{"messageId": f"m{i}", "type": "track", "event": "Order Placed", "userId": f"u{i % 3}",
@@ -146,9 +151,8 @@ def test_spark_submit_runs_ingest_on_a_standalone_cluster(standalone_cluster, tm
         f"warehouse: {tmp_path / 'wh'}\n"
         "spark:\n  master: null\n  shuffle_partitions: 2\n  jars_dir: null\n"
     )
-    cmd = readme_submit(standalone_cluster, build(tmp_path / "c360.zip"),
-                        ["ingest", "--config", str(config), "--input", str(tmp_path / "raw"), "--run-date", RUN_DATE],
-                        extra=("--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.executor.memory=768m"))
+    cmd = readme_submit("local[2]", build(tmp_path / "c360.zip"),
+                        ["ingest", "--config", str(config), "--input", str(tmp_path / "raw"), "--run-date", RUN_DATE])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
                           env={**os.environ, **SPARK_ENV})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -169,6 +173,14 @@ def cluster_config_for_tests(path: Path) -> Path:
     data["spark"].setdefault("conf", {})["spark.databricks.delta.snapshotPartitions"] = 1
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def what_the_tables_follow(config) -> dict:
+    """A config's settings but those of where and how Spark runs: the warehouse, `spark:`, and
+    identity.local_threshold (whether components are finished on the driver, not what they are)."""
+    data = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("warehouse", "spark", "source")}
+    data["identity"].pop("local_threshold")
+    return data
 
 
 def assert_terminal_free_of_spark(proc: subprocess.CompletedProcess) -> None:
@@ -238,6 +250,8 @@ def test_the_whole_nightly_on_a_two_worker_cluster_equals_local_mode(standalone_
 
     nights = [(two_nights.first_date, two_nights.first_input), (two_nights.second_date, two_nights.second_input)]
     config = cluster_config_for_tests(tmp_path / "cluster.yml")
+    assert what_the_tables_follow(load_config(config)) == what_the_tables_follow(load_config()), \
+        "conf/cluster.yml and conf/local.yml (two_nights) differ in more than where and how Spark runs"
     archive = build(tmp_path / "dist" / "c360.zip")
     on_cluster = tmp_path / "cluster-warehouse"
     for run_date, raw in nights:

@@ -225,9 +225,10 @@ def test_an_error_whose_message_needs_a_dead_jvm_is_still_reported():
 
 def test_a_stale_lease_is_reported_until_cleared_then_of_two_nightlies_at_once_one_runs(spark, tmp_path):
     """A run killed outright leaves its lease: the next nightly says so and how to clear it (exit 2),
-    `c360 unlock` shows it and clears it only with --force. Then two `c360 nightly` started together:
-    one takes the warehouse's lease and finishes; the other stops at once with exit status 2, naming
-    the run that holds the warehouse (jobs.core.lock)."""
+    `c360 unlock` shows it and clears it only with --force. Then, on a new warehouse (both race to
+    create its lease table), two `c360 nightly` started together: one takes the warehouse's lease and
+    finishes; the other stops at once with exit status 2, naming the run that holds the warehouse
+    (jobs.core.lock)."""
     from jobs.core.tables import Warehouse
     from tests.core.test_lock import _dead_pid, _plant
 
@@ -251,8 +252,11 @@ def test_a_stale_lease_is_reported_until_cleared_then_of_two_nightlies_at_once_o
         "no longer writing)\n"))
     cleared = c360("unlock", "--force", "--warehouse", str(wh))
     assert (cleared.returncode, cleared.stdout) == (0, f"c360 unlock: cleared the lease of {held_by} on {wh}\n")
-    # the warehouse is free: two nightlies started together
-    args = [C360, *nightly]
+    free = c360("unlock", "--warehouse", str(wh))
+    assert (free.returncode, free.stdout) == (0, f"c360 unlock: {wh} is not locked\n"), free.stderr
+
+    wh = tmp_path / "new-wh"
+    args = [C360, "nightly", "--input", str(raw), "--warehouse", str(wh), "--run-date", "2026-01-01"]
     procs = [subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     outs = [proc.communicate(timeout=900) for proc in procs]

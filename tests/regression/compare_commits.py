@@ -113,7 +113,8 @@ def sortable(df, root: str | tuple[str, ...]):
 
     def anonymous(column: str):
         value = F.col(column)
-        for folder in (root,) if isinstance(root, str) else root:
+        # the longest first: a folder's name may start with another's (wh, wh2)
+        for folder in sorted((root,) if isinstance(root, str) else root, key=len, reverse=True):
             value = F.replace(value, F.lit(folder), F.lit("<warehouse>"))
         return value
 
