@@ -169,11 +169,14 @@ def two_nights(spark, tmp_path_factory) -> TwoNights:
     from tests.test_delta_readers import BAD_BYTES_FILE, QUARANTINED_BAD_BYTES
 
     (inputs[0] / "events" / BAD_BYTES_FILE).write_bytes(b"\n".join(QUARANTINED_BAD_BYTES) + b"\n")
-    after_first, after_both = work / "after-first", work / "after-both"
-    for (run_date, _), raw, warehouse in zip(nights, inputs, (after_first, after_both)):
-        if warehouse == after_both:
-            shutil.copytree(after_first, after_both)
+
+    def night(warehouse: Path, run_date: str, raw: Path) -> None:
         ctx = JobContext(config=load_config(overrides={"warehouse": str(warehouse)}),
                          run_date=dt.date.fromisoformat(run_date), _spark=spark)
         pipeline.run_nightly(ctx, RunParams(input_dir=raw))
-    return TwoNights(nights[0][0], inputs[0], nights[1][0], inputs[1], after_first, after_both)
+
+    after_first, after_both = work / "after-first", work / "after-both"
+    night(after_first, FIRST_NIGHT, inputs[0])
+    shutil.copytree(after_first, after_both)
+    night(after_both, SECOND_NIGHT, inputs[1])
+    return TwoNights(FIRST_NIGHT, inputs[0], SECOND_NIGHT, inputs[1], after_first, after_both)
