@@ -1,12 +1,12 @@
 """README's spark-submit command, taken from README.md: with `--master local[2]` (the ingest stage,
 with the executors' log lines in the driver's log file; a bad config ends in one line, exit 2), and
-against a real standalone Spark cluster (a master and two workers on
-loopback, separate JVMs) with the cluster-style config: no master in config, jars shipped with
---jars, the code with --py-files. There the whole nightly (all 7 stages; the lens models and queries
-read from the --py-files zip; Spark's log lines in <warehouse>/_logs/, none on the terminal) runs for
-two dates (the second incremental) into a warehouse given as a file:// URI, and every table and
-export equals a local-mode run of the same input. Executors write the Delta files there, so that
-checks what local mode cannot."""
+against a real standalone Spark cluster (a master and two workers on loopback, separate JVMs) with
+the cluster-style config: no master in config, jars shipped with --jars, the code with --py-files.
+There the whole nightly (all 7 stages; the lens models and queries read from the --py-files zip;
+Spark's log lines in <warehouse>/_logs/, none on the terminal) runs for two dates (the second
+incremental) into a warehouse given as a file:// URI, from the repo folder as README says (its paths
+are relative), and every table and export equals a local-mode run of the same input. Executors write
+the Delta files there, so that checks what local mode cannot."""
 from __future__ import annotations
 
 import dataclasses
