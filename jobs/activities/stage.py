@@ -20,6 +20,10 @@ split today (gold/identity_lineage), of groups
 whose member set changed, and rows still unresolved. Their events are re-attributed with today's
 identity map and group members, occurrence numbers are recomputed for every entity involved, and
 rows that differ are updated, inserted or deleted; other rows and their files are not rewritten.
+
+The summary's last note splits the stage's time into its steps (jobs.core.steps): memberships, the
+night's new events, the stream's changes and the day rows they bring (computed), then the writes of
+the stream, the day rows and the group tables, and the count of unresolved rows.
 """
 from __future__ import annotations
 
@@ -50,6 +54,7 @@ from jobs.activities.settings import (
 )
 from jobs.core.context import JobContext, RunParams, StageResult
 from jobs.core.session import broadcast_if_small
+from jobs.core.steps import StepClock
 from jobs.identity.identifiers import ANONYMOUS_ID, EMAIL, PHONE, USER_ID, normalize_email, normalize_id
 from jobs.identity.phones import DEFAULT_PHONE_REGION, with_e164
 from jobs.identity.resolution import resolve_customer_id
@@ -399,7 +404,7 @@ def _full_build(spark, wh, bronze, identity_map, members, settings, version, pho
 
 
 def _merge(spark, wh, stream, new_events, identity_map, members, run_date, version, daily_in_step: bool,
-           transactions: dict[str, TransactionKey]) -> dict:
+           transactions: dict[str, TransactionKey], clock: StepClock) -> dict:
     # gold/group_members still holds the previous run's members here: it is rewritten after the
     # merge, so a run that fails in between finds the same difference when repeated.
     old_members = wh.read(spark, tables.GROUP_MEMBERS, missing="empty")
@@ -416,16 +421,20 @@ def _merge(spark, wh, stream, new_events, identity_map, members, run_date, versi
         # cached plan that reads the table (Spark's recacheByPath), which were the frames above,
         # and that cost more than the MERGE itself (17 of 19 s at bench scale S).
         rows = changes.rows.localCheckpoint(eager=True)
+        clock.done("changes")
         # the involved customers' day rows, from their rows after the night (not the stream again)
         day_rows = (daily.refresh_source(spark, wh, changes.after, changes.involved).localCheckpoint(eager=True)
                     if daily_in_step else None)
+        clock.done("day_rows")
     wh.apply_changes(spark, tables.ACTIVITY_STREAM, rows)
+    clock.done("stream_write")
     # a night that changes nothing commits nothing: then every count is 0
     counts = wh.change_counts_since(spark, tables.ACTIVITY_STREAM, version)
     merged = wh.operation_metrics_since(spark, tables.ACTIVITY_STREAM, version)
     metrics = {"mode": "merge", **{name: counts[change] for change, name in CHANGE_METRICS.items()},
                **{name: merged.get(key, 0) for key, name in MERGE_METRICS.items()}}
     metrics.update(daily.refresh_daily(spark, wh, day_rows) if day_rows is not None else daily.rebuild_daily(spark, wh))
+    clock.done("daily_write")
     return metrics
 
 
@@ -441,28 +450,36 @@ def run(ctx: JobContext, params: RunParams) -> StageResult:
     wh.ensure_properties(spark, tables.ACTIVITY_STREAM)
     # silver/activity_daily follows the stream's commits; one that missed any is rebuilt whole
     daily_in_step = daily.stream_version_built_from(spark, wh) == wh.version(spark, tables.ACTIVITY_STREAM)
+    clock = StepClock()
     with persisting() as reuse:
         history = reuse(groups.build_membership_history(calls, identity_map, ctx.run_date, ctx.config.groups))
         members = reuse(groups.current_members(history))
+        clock.done("memberships")
         full = params.rebuild or version < 0
         if not full:
             stream = wh.read(spark, tables.ACTIVITY_STREAM)
             new_events = reuse(to_activity_events(unread_bronze(bronze, stream, ctx.run_date), settings, phone_region))
             new_count, stream_rows = new_events.count(), stream.count()
+            clock.done("new_events")
             # a merge that recomputes most of the table costs more than writing it again
             if new_count > settings.rebuild_above_new_share * stream_rows:
                 full = True
                 notes.append(f"rebuilt: {new_count:,} new activities against {stream_rows:,} rows in the stream")
         if full:
             metrics = _full_build(spark, wh, bronze, identity_map, members, settings, version, phone_region)
+            clock.done("stream_write")
             metrics.update(daily.rebuild_daily(spark, wh))
+            clock.done("daily_write")
         else:
             metrics = _merge(spark, wh, stream, new_events, identity_map, members, ctx.run_date, version, daily_in_step,
-                             settings.transactions)
+                             settings.transactions, clock)
         metrics.update(groups.write_groups(spark, wh, groups.build_groups(calls, phone_region, ctx.config.groups), history))
+        clock.done("groups_write")
     # files without nulls in entity_id are skipped by their statistics, so this reads little
     unresolved = wh.read(spark, tables.ACTIVITY_STREAM).filter(F.col("entity_id").isNull()).count()
     metrics["unresolved"] = unresolved
     if unresolved:
         notes.append(f"{unresolved:,} activities have no stitched customer yet (retried every run)")
+    clock.done("unresolved")
+    notes.append(clock.note())
     return StageResult(metrics=metrics, notes=notes)
