@@ -8,6 +8,7 @@ through a callback, the summary is returned.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import logging
@@ -103,7 +104,8 @@ def run_nightly(ctx: JobContext, params: RunParams,
     mistake = ctx.config.segments.resend_mistake(params.resend)
     if mistake:  # before any stage runs
         raise ConfigError(f"{ctx.config.source}: {mistake}")
-    night = _night(ctx, params)
+    night, inputs = _night(ctx, params)
+    params = dataclasses.replace(params, inputs=inputs)
     done = {} if params.rebuild or night is None else completions.finished(
         ctx.spark, ctx.warehouse, ctx.run_date, night)
     if params.resend:
@@ -142,20 +144,21 @@ def run_nightly(ctx: JobContext, params: RunParams,
     return report
 
 
-def _night(ctx: JobContext, params: RunParams) -> str | None:
-    """The night's identity for jobs.core.completions; None when its input cannot be listed (ingest
-    then says what is wrong with it)."""
+def _night(ctx: JobContext, params: RunParams):
+    """(the night's identity for jobs.core.completions, the input's listing): the identity is None when
+    the input cannot be listed (ingest then says what is wrong with it), the listing is None without
+    one. Ingest reads the files of this listing, so the night is named by exactly what it reads."""
     from jobs.core import completions
     from jobs.ingest.inputs import discover_inputs
 
     if params.input_dir is None:
-        return completions.night_of(ctx.config, None)
+        return completions.night_of(ctx.config, None), None
     settings = ctx.config.ingest
     try:
         inputs = discover_inputs(ctx.spark, params.input_dir, settings.events_glob, settings.customers_glob)
     except C360Error:
-        return None
-    return completions.night_of(ctx.config, inputs)
+        return None, None
+    return completions.night_of(ctx.config, inputs), inputs
 
 
 def format_result(name: str, result: StageResult) -> str:

@@ -13,6 +13,8 @@ from jobs import pipeline
 from jobs.core import completions, tables
 from jobs.core.context import RunParams
 from jobs.cli import main as cli_main
+from jobs.ingest import inputs
+from jobs.ingest import stage as ingest_stage
 
 RUN_DATE = "2026-03-31"
 
@@ -36,10 +38,21 @@ def report_data_first_month(run_date: str) -> str:
 
 
 @pytest.mark.slow
-def test_nightly_on_generated_data(make_ctx, spark, generated):
+def test_nightly_on_generated_data(make_ctx, spark, generated, monkeypatch):
     raw, manifest = generated
     ctx = make_ctx(RUN_DATE)
+    listings, real = [], inputs.discover_inputs
+
+    def listing(*args, **kwargs):  # the real listing, counted
+        listings.append(args[1])
+        return real(*args, **kwargs)
+
+    # pipeline imports it when it runs, ingest when it is imported
+    monkeypatch.setattr(inputs, "discover_inputs", listing)
+    monkeypatch.setattr(ingest_stage, "discover_inputs", listing)
     pipeline.run_nightly(ctx, RunParams(input_dir=Path(raw), rebuild=False, rewind=False))
+    monkeypatch.undo()
+    assert listings == [Path(raw)]  # the input folder is listed once a night
     report = json.loads((ctx.warehouse.local_dir / "_runs" / RUN_DATE / "report.json").read_text())
     ingest = report["stages"]["ingest"]["metrics"]
     planted = manifest["events"]

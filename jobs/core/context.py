@@ -24,6 +24,9 @@ class RunParams:
     rebuild: bool = False           # recompute derived tables from all history instead of incrementally
     rewind: bool = False            # accept a run date before the last applied one (segments)
     resend: tuple[str, ...] = ()    # exported segments whose file this run is the complete list (segments)
+    # The listing of input_dir (jobs.ingest.inputs.InputFiles) when the caller made it already: the
+    # nightly lists the folder once, to know which night it is, and ingest reads those very files.
+    inputs: Any = None
 
 
 @dataclass

@@ -482,7 +482,8 @@ def run(ctx: JobContext, params: RunParams) -> StageResult:
     if params.input_dir is None:
         raise InputError("ingest needs the raw input folder (--input DIR)")
     spark, wh = ctx.spark, ctx.warehouse
-    inputs = discover_inputs(spark, params.input_dir, settings.events_glob, settings.customers_glob)
+    # the nightly's listing when it made one (RunParams.inputs), so the folder is listed once a night
+    inputs = params.inputs or discover_inputs(spark, params.input_dir, settings.events_glob, settings.customers_glob)
     night = select_new_files(spark, wh, inputs, ctx.run_date)
     metrics: dict[str, int] = {"lines_read": 0, "accepted": 0, "duplicates": 0, "quarantined": 0}
     if night.event_files:

@@ -151,3 +151,19 @@ def test_events_before_the_late_window_are_quarantined_after_the_first_night(spa
     assert sorted(r["message_id"] for r in wh.read(spark, tables.BRONZE_EVENTS).collect()) == ["edge", "m1", "new", "old"]
     quarantined = {(r["reason"], r["raw"]) for r in wh.read(spark, tables.QUARANTINE_EVENTS).collect()}
     assert quarantined == {("too_late", late[0]), ("too_late", late[2]), ("invalid_json", "not json")}
+
+
+def test_ingest_reads_the_listing_it_is_given(spark, make_ctx, tmp_path):
+    """The nightly lists the input once and hands ingest that listing (RunParams.inputs): a file that
+    lands after the listing was made waits for the next night, as the night's identity says."""
+    drop = tmp_path / "drop"
+    _write(drop / "events" / "a.jsonl", [_line("m1"), _line("m2")])
+    listing = inputs.discover_inputs(spark, drop)
+    _write(drop / "events" / "late.jsonl", [_line("m3")])  # after the listing
+    ctx = make_ctx(DAY1)
+    given = ingest.run(ctx, RunParams(input_dir=drop, inputs=listing))
+    assert (given.metrics["files_read"], given.metrics["lines_read"], given.metrics["accepted"]) == (1, 2, 2)
+    assert sorted(r["message_id"] for r in ctx.warehouse.read(spark, tables.BRONZE_EVENTS).collect()) == ["m1", "m2"]
+    # without a listing, ingest lists the folder itself and finds the late file
+    listed = ingest.run(make_ctx(DAY2), RunParams(input_dir=drop))
+    assert (listed.metrics["files_read"], listed.metrics["accepted"]) == (1, 1)
