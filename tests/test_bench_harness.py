@@ -1,4 +1,4 @@
-"""bench.harness.paired: A and B alternate who goes first, and every pair is recorded and checked."""
+"""bench.harness.paired: A and B alternate who goes first, and every pair is recorded and checked; bench.run.stage_shares: the B3 rows' stage shares."""
 from __future__ import annotations
 
 from bench.harness import Comparison, paired
@@ -38,3 +38,11 @@ def test_results_keep_comparisons_an_earlier_run_measured_and_replace_the_remeas
     written = json.loads((tmp_path / "S.json").read_text())
     assert [(c["id"], c["median_ratio"]) for c in written["comparisons"]] == [("B4", 2.0), ("B2", 1.0)]
     assert written["pairs"] == 7
+
+
+def test_stage_shares_name_each_stage_with_its_seconds_and_share():
+    from bench.run import stage_shares
+
+    stages = {"ingest": {"seconds": 10.0}, "stitch": {"seconds": 30.0}, "rfm": {"seconds": 0.0, "skipped": True},
+              "lens": {"seconds": 60.0}}
+    assert stage_shares(stages) == "ingest 10.0 (10 %), stitch 30.0 (30 %), rfm 0.0 (0 %), lens 60.0 (60 %)"
