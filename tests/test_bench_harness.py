@@ -1,4 +1,5 @@
-"""bench.harness.paired: A and B alternate who goes first, and every pair is recorded and checked; bench.run.stage_shares: the B3 rows' stage shares."""
+"""bench.harness.paired: A and B alternate who goes first, and every pair is recorded and checked.
+bench.run.stage_shares: what B3's rows say of each stage."""
 from __future__ import annotations
 
 from bench.harness import Comparison, paired
