@@ -14,12 +14,15 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from jobs.core import storage, tables
 from jobs.core.context import JobContext, RunParams, StageResult
 from jobs.core.errors import C360Error, ConfigError, StageFailed
 from jobs.report import REPORT_HTML, REPORT_JSON, runs_path
+
+if TYPE_CHECKING:  # imported when a stage runs: listing the stages pulls in no pyspark
+    from jobs.ingest.inputs import InputFiles
 
 # The command line sends Python's logging to the run's log file (jobs.cli), beside Spark's lines.
 LOG = logging.getLogger("c360")
@@ -144,7 +147,7 @@ def run_nightly(ctx: JobContext, params: RunParams,
     return report
 
 
-def _night(ctx: JobContext, params: RunParams):
+def _night(ctx: JobContext, params: RunParams) -> tuple[str | None, InputFiles | None]:
     """(the night's identity for jobs.core.completions, the input's listing): the identity is None when
     the input cannot be listed (ingest then says what is wrong with it), the listing is None without
     one. Ingest reads the files of this listing, so the night is named by exactly what it reads."""
