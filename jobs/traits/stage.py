@@ -55,6 +55,9 @@ PERCENT = 100.0
 # kinds whose value for a customer without matching activity is 0 rather than null
 ZERO_WHEN_NONE = ("count", "count_distinct", "sum", MEMBERS_KIND, SEQUENCE_KIND)
 MICROS_PER_SECOND = 1_000_000
+# the name a group event that reached nobody carries in its group's measures (its order number's first
+# part): the group's id after this prefix; only a member whose user id is `group:<that group>` shares it
+GROUP_NAMED = "group:"
 
 
 def window_bounds(window: TraitWindow, run_date: dt.date) -> tuple[dt.date, dt.date]:
@@ -206,8 +209,11 @@ def group_activities(activity_stream: DataFrame, group_members: DataFrame, run_d
     its own events and its members' other activities (`_member`: the member whose row it is, null for
     a sender who is not one); an event reaching several members is still several rows here. One pass
     over the stream: a group event's row goes to its group only (a company's order is not the
-    household's of a member of both), any other row to every group of its customer."""
-    stream = as_of(activity_stream, run_date)
+    household's of a member of both), any other row to every group of its customer. A group event
+    that reached nobody yet (sent by nobody, or by someone not stitched, to a group without members)
+    is its one unresolved row (entity_id null): still the group's."""
+    dated = activity_stream.filter(F.to_date("activity_ts") <= F.lit(run_date))
+    stream = dated.filter(F.col("entity_id").isNotNull() | F.col("group_id").isNotNull())
     others = [c for c in stream.columns if c != "group_id"]
     no_groups = F.array().cast("array<string>")
     member_of = group_members.groupBy(F.col("customer_id").alias("entity_id")).agg(
@@ -234,7 +240,9 @@ def compute_group_traits(activity_stream: DataFrame, groups: DataFrame, group_me
         # one row per event and group: the customer first by id, sender or member (then the row id),
         # so every line of an order names the same customer in its order number
         first = Window.partitionBy("group_id", "message_id").orderBy(F.col("entity_id").asc_nulls_last(), "activity_uuid")
-        events = rows.withColumn("_pick", F.row_number().over(first)).filter(F.col("_pick") == 1)
+        events = (rows.withColumn("_pick", F.row_number().over(first)).filter(F.col("_pick") == 1)
+                  # an event that reached nobody is named by its group (order number `group:<group_id>-<n>`)
+                  .withColumn("entity_id", F.coalesce("entity_id", F.concat(F.lit(GROUP_NAMED), "group_id"))))
         out = out.join(events.groupBy("group_id").agg(*[aggregate(t, run_date).alias(t.name) for t in per_event]),
                        on="group_id", how="left")
     counted = [t for t in aggregated if t.kind == MEMBERS_KIND]

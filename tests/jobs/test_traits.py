@@ -295,6 +295,14 @@ HOUSEHOLD_ROWS = [
     # m6: an order of g1 sent by c9, who is not a member (the sender's row only); m7: after the run date
     ("m6", activity("u90", "c9", "order_placed", "2026-02-01 10:00", order="X-1", value="5", group="g1")),
     ("m7", activity("u23", "c2", "order_placed", "2026-03-20 10:00", order="O8-1", value="999")),
+    # m8, m9: g3's account order A1, two lines sent by nobody to a group without members (one
+    # unresolved row each); m10: a g1 order from an anonymous sender not stitched yet (its
+    # unresolved row and a row for each member)
+    ("m8", activity("u80", None, "order_placed", "2026-03-05 10:00", order="A1-1", value="30", group="g3")),
+    ("m9", activity("u81", None, "order_placed", "2026-03-05 10:00", order="A1-2", value="20", group="g3")),
+    ("m10", activity("u82", None, "order_placed", "2026-03-02 10:00", order="G2-1", value="10", group="g1")),
+    ("m10", activity("u24", "c2", "order_placed", "2026-03-02 10:00", order="G2-1", value="10", group="g1")),
+    ("m10", activity("u33", "c3", "order_placed", "2026-03-02 10:00", order="G2-1", value="10", group="g1")),
 ]
 
 
@@ -305,13 +313,14 @@ def test_group_traits_count_each_event_once_per_group(spark):
     groups = spark.createDataFrame([("g1",), ("g2",), ("g3",), ("g4",)], "group_id string")
     members = spark.createDataFrame([("g1", "c2"), ("g1", "c3"), ("g2", "c1"), ("g4", "c2")],
                                     "group_id string, customer_id string")
-    # g1: last order the household order; orders c2-G1 (both lines, named by the first member), c2-O7
-    #     and the sender's c9-X; spend 60 + 40 + 25 + 5 (the household order once, not per member);
-    #     in the 30 days c2 and c3 ordered (c9 is no member). g2: c1's June order. g3: nothing.
+    # g1: last order the household order; orders c2-G1 (both lines, named by the first member), c2-O7,
+    #     the sender's c9-X and c2-G2 (the unresolved sender's row adds nothing); spend 60 + 40 + 25 +
+    #     5 + 10 (each household order once, not per member); in the 30 days c2 and c3 ordered (c9 is
+    #     no member). g2: c1's June order. g3: its own order A1, one order of 30 + 20, no member.
     # g4 (c2 is in g1 too): c2's own order only; g1's household order is g1's
     expected = spark.createDataFrame(
-        [("g1", utc("2026-03-10 12:00"), 3, 130.0, 2), ("g2", utc("2025-06-01 10:00"), 1, 100.0, 0),
-         ("g3", None, 0, 0.0, 0), ("g4", utc("2026-03-01 09:00"), 1, 25.0, 1)],
+        [("g1", utc("2026-03-10 12:00"), 4, 140.0, 2), ("g2", utc("2025-06-01 10:00"), 1, 100.0, 0),
+         ("g3", utc("2026-03-05 10:00"), 1, 50.0, 0), ("g4", utc("2026-03-01 09:00"), 1, 25.0, 1)],
         "group_id string, household_last_order_date timestamp, household_orders long, "
         "household_lifetime_value double, members_ordered_last_30_days long")
     got = traits.compute_group_traits(activities, groups, members, TraitSettings().group, RUN_DATE)

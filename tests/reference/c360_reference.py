@@ -700,13 +700,14 @@ class GroupTraits:
 def group_traits(rows: Iterable[Activity], members: Mapping[str, frozenset], run_date: dt.date,
                  sort_key) -> dict:
     """group -> GroupTraits for every group with members or events, as of the run date. A group's activities:
-    its own events (group_id = the group), whoever they reached, and its members' events that
-    carry no group_id; each event once (by message_id), named by the customer first by `sort_key`
-    among those the event reached for the group. A member "ordered" in the 30 days ending on D when
-    an order_placed of theirs that is the group's falls in them."""
+    its own events (group_id = the group), whoever they reached, even nobody yet, and its members'
+    events that carry no group_id; each event once (by message_id), named by the customer first by
+    `sort_key` among those the event reached for the group, or by the group itself when it reached
+    nobody. A member "ordered" in the 30 days ending on D when an order_placed of theirs that is the
+    group's falls in them."""
     events = defaultdict(list)  # (group, message_id) -> the rows of the event that are the group's
     for r in as_of(rows, run_date):
-        if r.entity is None:
+        if r.entity is None and not r.group_id:
             continue
         groups = [r.group_id] if r.group_id else [g for g, m in members.items() if r.entity in m]
         for g in groups:
@@ -718,12 +719,13 @@ def group_traits(rows: Iterable[Activity], members: Mapping[str, frozenset], run
         for r in event_rows:
             if r.activity == "order_placed" and first_day <= r.ts.date() and r.entity in members.get(g, ()):
                 active[g].add(r.entity)
-        named = min(event_rows, key=lambda r: sort_key(r.entity))
+        reached = [r for r in event_rows if r.entity is not None]
+        named = min(reached, key=lambda r: sort_key(r.entity)) if reached else event_rows[0]
         if named.activity != "order_placed":
             continue
         now = out[g]
         if named.order_no is not None:
-            orders[g].add((sort_key(named.entity), named.order_no))
+            orders[g].add((sort_key(named.entity) if reached else ("the group", g), named.order_no))
         last = named.ts if now.last_order is None else max(now.last_order, named.ts)
         out[g] = GroupTraits(last, 0, now.spend + (named.order_value or Decimal(0)), 0)
     return {g: GroupTraits(t.last_order, len(orders[g]), t.spend, len(active[g])) for g, t in out.items()}

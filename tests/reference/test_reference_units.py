@@ -377,6 +377,23 @@ def test_group_traits(ref):
         "hh1": R.GroupTraits(dt.datetime(2026, 3, 20, tzinfo=dt.timezone.utc), 2, Decimal("150"), 2)}
 
 
+def test_group_traits_of_events_that_reached_nobody():
+    # acct has no member: its order A1 (two lines, sent by nobody) is its own, named by the group ->
+    # one order, 30 + 20; hh's order G2 from a sender not stitched yet reached its member U2 as well
+    # as its unresolved row: one order, named by U2
+    U2 = frozenset({"U2"})
+
+    def order(message_id, entity, order_id, value, group):
+        return R.Activity(message_id, entity, "order_placed", dt.datetime(2026, 3, 5, tzinfo=dt.timezone.utc),
+                          {"order_id": order_id, "order_value": value}, group)
+
+    rows = [order("a1", None, "A1-1", "30", "acct"), order("a2", None, "A1-2", "20", "acct"),
+            order("g2", None, "G2-1", "10", "hh"), order("g2", U2, "G2-1", "10", "hh")]
+    day = dt.datetime(2026, 3, 5, tzinfo=dt.timezone.utc)
+    assert R.group_traits(rows, {"hh": frozenset({U2})}, dt.date(2026, 3, 31), lambda e: tuple(sorted(e))) == {
+        "acct": R.GroupTraits(day, 1, Decimal("50"), 0), "hh": R.GroupTraits(day, 1, Decimal("10"), 1)}
+
+
 def test_rfm(ref):
     # recency / frequency / monetary worked out by hand (as of 31 Mar, 4 customers):
     #   U1: last order 30 Mar -> 1; orders O1, O3 -> 2; 10.10 + 5.05 + 1 = 16.15
