@@ -10,7 +10,12 @@ incremental run hard:
 - late events (timestamps days before the run date) and events of customers idle for nights;
 - another line of an order placed on an earlier night (the order spans two days);
 - replays of earlier nights' lines (duplicates) and a malformed line (quarantine);
-- group changes: users joining households, group events.
+- group changes: users joining households (some calls stamped a day back), group events, a member
+  leaving by a leave call, memberships lapsing when not reconfirmed (`groups.membership_days: 1`, so
+  a membership can end on a night with no new call for it), re-sent versions of a household's plan
+  (a group transaction updated in place, `activities.transactions`, a version arriving late too),
+  and household bills sent by nobody (group-only events, reaching a household that may have no
+  member left).
 
 For night k the incremental warehouse is copied as it was before night k, night k runs on the copy
 with `--full` (rebuild + rewind), and the two warehouses are compared table by table (chispa, row
@@ -32,7 +37,9 @@ import pytest
 
 from jobs import pipeline
 from jobs.core.config import REPO_ROOT, load_config
+from jobs.activities.settings import ActivitySettings, TransactionKey
 from jobs.core.context import JobContext, RunParams
+from jobs.groups.settings import GroupSettings
 from tests.regression.compare_commits import compare
 
 FIRST_NIGHT = dt.date(2026, 3, 1)
@@ -43,6 +50,11 @@ SEEDS = [int(s) for s in os.environ.get("C360_RANDOM_NIGHTS_SEEDS", "20261202").
 HOUSEHOLDS = ("hh_a", "hh_b", "hh_c")
 # The lens queries the shipped config materializes, so gold/lens_* are compared too.
 LENS = load_config(REPO_ROOT / "conf" / "local.yml").lens
+# Leaving and lapsing (docs/levels.md) and a group transaction (docs/activities.md), which the
+# shipped config leaves off
+LEAVE_TRAIT = "removed"
+GROUPS = GroupSettings(leave_trait=LEAVE_TRAIT, membership_days=1)
+ACTIVITIES = dataclasses.replace(ActivitySettings(), transactions={"plan_changed": TransactionKey(["subscription_id"])})
 
 
 @dataclass
@@ -54,6 +66,7 @@ class World:
     anon_only: list[str] = field(default_factory=list)        # visitors never identified
     anon_of: dict[str, str] = field(default_factory=dict)     # user -> an anonymous id of theirs
     orders: list[tuple[str, str]] = field(default_factory=list)  # (user, order_id)
+    joined: list[tuple[str, str]] = field(default_factory=list)  # (household, user) group calls
     lines: list[str] = field(default_factory=list)            # every line sent so far
     next_id: int = 0
 
@@ -129,13 +142,25 @@ def night_lines(world: World, day: dt.date, index: int) -> list[str]:
         if len(known) >= 2 and rng.random() < 0.7:
             older, newer = rng.sample(known, 2)
             out.append(_message(world, "alias", day, userId=newer, previousId=older))
-        # group changes: someone joins a household, a group event for it
+        # group changes: someone joins a household (a call stamped a day back lapses by the next
+        # night unless reconfirmed), a version of the household's plan (one transaction per
+        # household: a later version replaces it, a late one changes nothing)
         household = rng.choice(HOUSEHOLDS)
         member = rng.choice(known)
-        out.append(_message(world, "group", day, userId=member, groupId=household,
+        out.append(_message(world, "group", day, userId=member, groupId=household, days_back=rng.choice([0, 1]),
                             traits={"name": f"{household} household", "plan": rng.choice(["basic", "plus"])}))
-        out.append(_message(world, "track", day, userId=member, groupId=household, event="Plan Changed",
-                            properties={"plan": "plus"}))
+        world.joined.append((household, member))
+        for days_back in (0, 2):  # tonight's version, and an older one arriving late
+            out.append(_message(world, "track", day, userId=member, groupId=household, event="Plan Changed",
+                                days_back=days_back,
+                                properties={"subscription_id": f"{household}-plan", "plan": rng.choice(["basic", "plus"])}))
+        # an earlier member leaves
+        if len(world.joined) > 1 and rng.random() < 0.7:
+            gone, leaver = world.joined.pop(rng.randrange(len(world.joined) - 1))
+            out.append(_message(world, "group", day, userId=leaver, groupId=gone, traits={LEAVE_TRAIT: True}))
+        # a household bill sent by nobody: every current member's, or the household's alone
+        out.append(_message(world, "track", day, groupId=rng.choice(HOUSEHOLDS), event="Order Placed",
+                            properties={"order_id": f"{world.new_id('B')}-1", "order_value": 42.5}))
     # replays of earlier nights' lines, and one malformed line
     replays = rng.sample(world.lines, min(rng.randint(1, 3), len(world.lines)))
     world.lines += out
@@ -157,7 +182,7 @@ def test_every_incremental_night_equals_a_full_rebuild(spark, make_ctx, tmp_path
     for index in range(NIGHTS):
         day = FIRST_NIGHT + dt.timedelta(days=index)
         raw = write_night(tmp_path / f"input-{index}", night_lines(world, day, index))
-        ctx = make_ctx(day, lens=LENS)
+        ctx = make_ctx(day, lens=LENS, groups=GROUPS, activities=ACTIVITIES)
         if index == 0:
             pipeline.run_nightly(ctx, RunParams(input_dir=raw))
             continue
