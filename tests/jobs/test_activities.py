@@ -137,6 +137,17 @@ def test_segment_ecommerce_order_completed_is_the_order_event(spark, tmp_path):
     attributed = got.withColumn("entity_id", F.col("user_id"))
     assert [tuple(r) for r in rfm_metrics(build_daily(attributed), dt.date(2026, 1, 10)).collect()] == [
         ("u1", 5, 2, 57.5)]
+    # and the default order traits read them too: last order, 2 orders, 5 days since; lifetime value
+    # sums revenue_impact, here the configured `revenue` property (25; b has none), where RFM's
+    # monetary above sums the order value (feature9: total)
+    from jobs.traits.settings import TraitSettings
+    from jobs.traits.stage import compute_traits
+
+    customers = spark.createDataFrame([("u1",)], "customer_id string")
+    traits = compute_traits(attributed, customers, TraitSettings(), dt.date(2026, 1, 10), build_daily(attributed))
+    assert [tuple(r) for r in traits.select("last_order_date", "total_orders", "lifetime_value",
+                                            "days_since_last_order").collect()] == [
+        (dt.datetime(2026, 1, 5, 10, 0), 2, 25.0, 5)]
 
 
 def test_identifier_the_activity_belongs_to(spark):

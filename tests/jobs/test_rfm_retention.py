@@ -45,7 +45,9 @@ def test_cohorts_by_first_order_month_with_empty_months(spark):
     # c1 orders in January (twice) and March -> January cohort, active in months 0 and 2;
     # c2 orders on 31 January late evening and 1 February -> January cohort, active in months 0 and 1;
     # c3 orders in February and on the run date -> February cohort, active in months 0 and 1;
-    # c4's only order is after the run date, c5 only viewed and had an order rejected: no cohort.
+    # c4's only order is after the run date, c5 only viewed and had an order rejected: no cohort;
+    # c6 orders in December and March only -> December cohort, its January and February rows with
+    # 0 active customers (the triangle is whole).
     rows = [
         activity("u1", "c1", "order_placed", "2026-01-05 09:00", order="A-1", value="10"),
         activity("u2", "c1", "order_placed", "2026-01-20 09:00", order="B-1", value="10"),
@@ -57,10 +59,14 @@ def test_cohorts_by_first_order_month_with_empty_months(spark):
         activity("u8", "c4", "order_placed", "2026-03-11 00:00", order="H-1", value="10"),
         activity("u9", "c5", "product_viewed", "2026-01-03 10:00", product="P1"),
         activity("u10", "c5", "order_rejected", "2026-02-03 10:00", order="I-1"),
+        activity("u11", "c6", "order_placed", "2025-12-24 18:00", order="J-1", value="10"),
+        activity("u12", "c6", "order_placed", "2026-03-01 08:00", order="K-1", value="10"),
     ]
     run_date = dt.date(2026, 3, 10)
-    jan, feb = dt.date(2026, 1, 1), dt.date(2026, 2, 1)
+    dec, jan, feb = dt.date(2025, 12, 1), dt.date(2026, 1, 1), dt.date(2026, 2, 1)
     expected = spark.createDataFrame([
+        (dec, 0, 1, 1, 1.0, run_date), (dec, 1, 1, 0, 0.0, run_date), (dec, 2, 1, 0, 0.0, run_date),
+        (dec, 3, 1, 1, 1.0, run_date),
         (jan, 0, 2, 2, 1.0, run_date), (jan, 1, 2, 1, 0.5, run_date), (jan, 2, 2, 1, 0.5, run_date),
         (feb, 0, 1, 1, 1.0, run_date), (feb, 1, 1, 1, 1.0, run_date),
     ], COHORT_DDL)

@@ -424,42 +424,54 @@ def test_stints_changes_exports_rerun_and_order(spark, make_ctx, capsys):
     assert (d3["skipped_no_consent"], d3["skipped_no_email"], d3["export_file"]) == (0, 1, str(churn_dir / "2026-03-05.psv"))
 
 
-MONDAY, TUESDAY, NEXT_MONDAY = dt.date(2026, 3, 2), dt.date(2026, 3, 3), dt.date(2026, 3, 9)
+MONDAY, TUESDAY, WEDNESDAY, NEXT_MONDAY = dt.date(2026, 3, 2), dt.date(2026, 3, 3), dt.date(2026, 3, 4), dt.date(2026, 3, 9)
 # lifetime_value per customer and run date: "big spenders" have at least 3,000
 SPEND = {MONDAY: {"c2": 3000.0, "c5": 5000.0}, TUESDAY: {"c1": 3500.0, "c2": 3000.0, "c5": 100.0}}
 SPEND[NEXT_MONDAY] = SPEND[TUESDAY]
 
 
 def test_weekly_and_static_exports(spark, make_ctx):
-    """A weekly export sends on its weekday only, with every change since its last file; a static
-    segment only ever adds. Membership is kept every run either way."""
+    """A weekly export sends on its weekday only, with every change since its last file (netted: c5
+    leaves on Tuesday and is back on Wednesday, so the next file names c5 in neither column); a
+    static segment only ever adds. Membership is kept every run either way."""
     weekly = segment("spenders_weekly", rule("lifetime_value", "gte", 3000), group="Spend", segment="Weekly",
                      cadence="weekly", weekday="monday")
     static = segment("spenders_static", rule("lifetime_value", "gte", 3000), group="Spend", segment="Ever",
                      static=True)
-    settings = SegmentSettings(definitions=[weekly, static])
+    monthly = segment("spenders_monthly", rule("lifetime_value", "gte", 3000), group="Spend", segment="Monthly",
+                      cadence="monthly", month_day=4)
+    settings = SegmentSettings(definitions=[weekly, static, monthly])
     wh = make_ctx(MONDAY).warehouse
     _write_customers(spark, wh, consent_c3="no")
     _write_identity_map(spark, wh)
+    back = {"c1": 3500.0, "c2": 3000.0, "c5": 4000.0}  # c5 back on Wednesday, still in next Monday
+    spend = {MONDAY: SPEND[MONDAY], TUESDAY: SPEND[TUESDAY], WEDNESDAY: back, NEXT_MONDAY: back}
     files = {}
-    for day in (MONDAY, TUESDAY, NEXT_MONDAY):
-        wh.overwrite(spark.createDataFrame([(c, 1, v, None, None) for c, v in SPEND[day].items()], TRAITS_DDL),
+    for day in (MONDAY, TUESDAY, WEDNESDAY, NEXT_MONDAY):
+        wh.overwrite(spark.createDataFrame([(c, 1, v, None, None) for c, v in spend[day].items()], TRAITS_DDL),
                      tables.TRAITS)
         result = segments.run(make_ctx(day, segments=settings), RUN)
         files[day] = sorted(p.relative_to(wh.local_dir / "exports").as_posix()
                             for p in (wh.local_dir / "exports").rglob(f"{day}.psv"))
-        assert result.metrics["members"] == 2 * sum(v >= 3000 for v in SPEND[day].values())  # both segments
+        assert result.metrics["members"] == 3 * sum(v >= 3000 for v in spend[day].values())  # all three
     assert files == {MONDAY: ["spenders_static/2026-03-02.psv", "spenders_weekly/2026-03-02.psv"],
                      TUESDAY: ["spenders_static/2026-03-03.psv"],
+                     WEDNESDAY: ["spenders_monthly/2026-03-04.psv", "spenders_static/2026-03-04.psv"],
                      NEXT_MONDAY: ["spenders_static/2026-03-09.psv", "spenders_weekly/2026-03-09.psv"]}
     out = wh.local_dir / "exports"
     bob = ["bob@example.com", "bob@work.example.com"]
     assert (out / "spenders_weekly" / "2026-03-02.psv").read_text() == export_file([*bob, "eve@example.com"], [],
                                                                                     "Spend=Weekly")
-    # c5 left and c1 joined on Tuesday: the next Monday's file carries both
+    # c1 joined on Tuesday; c5 left on Tuesday and came back on Wednesday: the next Monday's file
+    # adds c1 only (the receiver still has c5)
     assert (out / "spenders_weekly" / "2026-03-09.psv").read_text() == export_file(
-        ["ann@example.com"], ["eve@example.com"], "Spend=Weekly")
+        ["ann@example.com"], [], "Spend=Weekly")
     assert (out / "spenders_static" / "2026-03-03.psv").read_text() == export_file(["ann@example.com"], [], "Spend=Ever")
+    # the monthly segment's first file, on the 4th: its members then (c1, c2, c5)
+    assert (out / "spenders_monthly" / "2026-03-04.psv").read_text() == export_file(
+        ["ann@example.com", *bob, "eve@example.com"], [], "Spend=Monthly")
+    # c5's return adds nothing to the static segment: it was never removed
+    assert (out / "spenders_static" / "2026-03-04.psv").read_text() == export_file([], [], "Spend=Ever")
     assert (out / "spenders_static" / "2026-03-09.psv").read_text() == export_file([], [], "Spend=Ever")
     # each day's manifest lists the files sent that day with their rows
     assert (out / "2026-03-02.manifest.csv").read_text() == (
@@ -469,7 +481,7 @@ def test_weekly_and_static_exports(spark, make_ctx):
         "file,group,segment,rows,adds,removes\nspenders_static/2026-03-03.psv,Spend,Ever,1,1,0\n")
     assert (out / "2026-03-09.manifest.csv").read_text() == (
         "file,group,segment,rows,adds,removes\n"
-        "spenders_static/2026-03-09.psv,Spend,Ever,0,0,0\nspenders_weekly/2026-03-09.psv,Spend,Weekly,2,1,1\n")
+        "spenders_static/2026-03-09.psv,Spend,Ever,0,0,0\nspenders_weekly/2026-03-09.psv,Spend,Weekly,1,1,0\n")
     runs = {(r["segment"], r["run_date"]): (r["members"], r["export_file"], r["export_adds"])
             for r in wh.read(spark, tables.SEGMENT_RUNS).collect()}
     assert runs[("spenders_weekly", TUESDAY)] == (2, None, None)
@@ -478,7 +490,8 @@ def test_weekly_and_static_exports(spark, make_ctx):
 
 def test_segment_group_one_file_for_every_value(spark, make_ctx):
     """Resonate's segment group: RFM=<rfm_segment>, one file for the group; a customer moving from
-    Champions to At Risk is one row (added to the new value, removed from the old)."""
+    Champions to At Risk is one row (added to the new value, removed from the old). A complete list
+    (--resend) names every id with its value and clears, by its removes, a value nobody has any more."""
     every_rfm = SegmentDefinition("rfm_all", rule("rfm.rfm_segment", "set"),
                                   export=SegmentExport(enabled=True, group="RFM", segment_from="rfm.rfm_segment"))
     settings = SegmentSettings(definitions=[every_rfm])
@@ -486,11 +499,14 @@ def test_segment_group_one_file_for_every_value(spark, make_ctx):
     wh = make_ctx(day1).warehouse
     _write_customers(spark, wh, consent_c3="no")   # c3 is a member but not exported
     _write_identity_map(spark, wh)
+    day3, day4 = dt.date(2026, 4, 3), dt.date(2026, 4, 4)
     scores = {day1: [("c1", "Champions"), ("c2", "At Risk"), ("c3", "Champions"), ("c5", "Lost")],
-              day2: [("c1", "At Risk"), ("c2", "At Risk"), ("c3", "Champions")]}
-    for day in (day1, day2):
+              day2: [("c1", "At Risk"), ("c2", "At Risk"), ("c3", "Champions")],
+              day3: [("c1", "At Risk"), ("c2", "Loyal Customers"), ("c3", "Champions")],
+              day4: [("c1", "Champions"), ("c2", "Loyal Customers"), ("c3", "Champions")]}
+    for day in (day1, day2, day3, day4):
         wh.overwrite(spark.createDataFrame(scores[day], RFM_DDL), tables.RFM)
-        segments.run(make_ctx(day, segments=settings), RUN)
+        segments.run(make_ctx(day, segments=settings), RunParams(resend=("rfm_all",) if day == day4 else ()))
     out = wh.local_dir / "exports"
 
     def file(rows: list[tuple[str, str, str]]) -> str:
@@ -505,6 +521,13 @@ def test_segment_group_one_file_for_every_value(spark, make_ctx):
         ("ann@example.com", "RFM=At Risk", "RFM=Champions"), ("eve@example.com", "", "RFM=Lost")])
     assert (out / "2026-04-02.manifest.csv").read_text() == (
         "file,group,segment,rows,adds,removes\nrfm_all/2026-04-02.psv,RFM,<rfm.rfm_segment>,2,1,2\n")
+    assert (out / "rfm_all" / "2026-04-03.psv").read_text() == file([
+        ("bob@example.com", "RFM=Loyal Customers", "RFM=At Risk"),
+        ("bob@work.example.com", "RFM=Loyal Customers", "RFM=At Risk")])
+    # the complete list: Bob again, unchanged; Ann's At Risk, a value nobody has now, is cleared
+    assert (out / "rfm_all" / "2026-04-04.psv").read_text() == file([
+        ("ann@example.com", "RFM=Champions", "RFM=At Risk"), ("bob@example.com", "RFM=Loyal Customers", ""),
+        ("bob@work.example.com", "RFM=Loyal Customers", "")])
 
 
 def test_full_lists_and_a_resend_on_demand(spark, make_ctx):
@@ -561,19 +584,22 @@ def test_a_household_segment_on_group_traits_exports_its_members(spark, make_ctx
     wh = make_ctx(MONDAY).warehouse
     _write_customers(spark, wh, consent_c3="no")
     _write_identity_map(spark, wh)
-    wh.overwrite(spark.createDataFrame([(g, None, None, None, None, g, {}, None) for g in ("h1", "h2", "h3")],
+    wh.overwrite(spark.createDataFrame([(g, None, None, None, None, g, {}, None) for g in ("h1", "h2", "h3", "h4")],
                                        SPECS[tables.GROUPS].schema), tables.GROUPS)
-    wh.overwrite(group_members(spark, {"h1": ["c1", "c2"], "h2": ["c3", "c4"], "h3": ["c5"]}), tables.GROUP_MEMBERS)
-    wh.overwrite(spark.createDataFrame([("h1", 150.0), ("h2", 500.0), ("h3", 50.0)],
+    wh.overwrite(group_members(spark, {"h1": ["c1", "c2"], "h2": ["c3", "c4"], "h3": ["c5"], "h4": ["c3"]}),
+                 tables.GROUP_MEMBERS)
+    wh.overwrite(spark.createDataFrame([("h1", 150.0), ("h2", 500.0), ("h3", 50.0), ("h4", 300.0)],
                                        "group_id string, household_lifetime_value double"), tables.GROUP_TRAITS)
     result = segments.run(make_ctx(MONDAY, segments=SegmentSettings(definitions=[households])), RUN)
     got, expected = _table(spark, wh, tables.SEGMENT_MEMBERSHIP, MEMBERSHIP_DDL,
-                           [("big_households", "group", "h1", MONDAY, None), ("big_households", "group", "h2", MONDAY, None)])
+                           [("big_households", "group", g, MONDAY, None) for g in ("h1", "h2", "h4")])
     assert_df_equality(got, expected, ignore_row_order=True)
     # h1: Ann and both of Bob's emails; h2: c3 declined and c4 has no email, so h2 sends nothing
+    # (skipped for want of an email: one of its people consented); h4's only person declined
+    # (skipped for want of consent)
     assert (wh.local_dir / "exports" / "big_households" / "2026-03-02.psv").read_text() == export_file(
         ["ann@example.com", "bob@example.com", "bob@work.example.com"], [], "Households=Big spenders")
-    assert (result.metrics["members"], result.metrics["skipped_no_consent"], result.metrics["skipped_no_email"]) == (2, 0, 1)
+    assert (result.metrics["members"], result.metrics["skipped_no_consent"], result.metrics["skipped_no_email"]) == (3, 1, 1)
 
 
 @pytest.mark.parametrize(("name", "message"), [
