@@ -698,22 +698,25 @@ class GroupTraits:
 
 
 def group_traits(rows: Iterable[Activity], members: Mapping[str, frozenset], run_date: dt.date,
-                 sort_key) -> dict:
-    """group -> GroupTraits for every group with members or events, as of the run date. A group's activities:
-    its own events (group_id = the group), whoever they reached, even nobody yet, and its members'
-    events that carry no group_id; each event once (by message_id), named by the customer first by
-    `sort_key` among those the event reached for the group, or by the group itself when it reached
-    nobody. A member "ordered" in the 30 days ending on D when an order_placed of theirs that is the
+                 sort_key, groups: Iterable[str] | None = None) -> dict:
+    """group -> GroupTraits, as of the run date, for every group of `groups` (gold/groups: the groups
+    a group call or an identify named), or without them every group with members or events. A
+    group's activities: its own events (group_id = the group), whoever they reached, even nobody
+    yet, and its members' events that carry no group_id; each event once (by message_id), named by
+    the customer first by `sort_key` among those the event reached for the group, or by the group
+    itself when it reached nobody. A member "ordered" in the 30 days ending on D when an order_placed of theirs that is the
     group's falls in them."""
     events = defaultdict(list)  # (group, message_id) -> the rows of the event that are the group's
     for r in as_of(rows, run_date):
         if r.entity is None and not r.group_id:
             continue
-        groups = [r.group_id] if r.group_id else [g for g, m in members.items() if r.entity in m]
-        for g in groups:
+        groups_of_row = [r.group_id] if r.group_id else [g for g, m in members.items() if r.entity in m]
+        for g in groups_of_row:
             events[(g, r.message_id)].append(r)
     first_day = run_date - dt.timedelta(days=29)
-    out = {g: GroupTraits(None, 0, Decimal(0), 0) for g in {*members, *(g for g, _ in events)}}
+    measured = {*members, *(g for g, _ in events)} if groups is None else set(groups)
+    events = {key: event_rows for key, event_rows in events.items() if key[0] in measured}
+    out = {g: GroupTraits(None, 0, Decimal(0), 0) for g in measured}
     orders, active = defaultdict(set), defaultdict(set)
     for (g, _), event_rows in events.items():
         for r in event_rows:
@@ -1103,7 +1106,10 @@ class Reference:
         return rfm_table(self.activities, self.run_date)
 
     def group_traits(self, sort_key) -> dict:
-        return group_traits(self.activities, self.members, self.run_date, sort_key)
+        """For the groups of gold/groups: those a group call or an identify with a groupId named
+        (docs/levels.md), members or not."""
+        named = {e.group_id for e in self.ingest.events if e.type in ("group", "identify") and e.group_id}
+        return group_traits(self.activities, self.members, self.run_date, sort_key, named)
 
     def lens_rfm(self) -> dict:
         return lens_rfm(self.activities, self.run_date)
