@@ -36,8 +36,8 @@ from pathlib import Path
 import pytest
 
 from jobs import pipeline
-from jobs.core.config import REPO_ROOT, load_config
 from jobs.activities.settings import ActivitySettings, TransactionKey
+from jobs.core.config import REPO_ROOT, load_config
 from jobs.core.context import JobContext, RunParams
 from jobs.groups.settings import GroupSettings
 from tests.regression.compare_commits import compare

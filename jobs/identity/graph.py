@@ -438,8 +438,9 @@ def assign_vertex_ids(
     # Computed once; a hash aggregate finds the shared ids (almost always none), and only their
     # identifiers are ranked (a window over every identifier sorted them all: 8.2 s -> 4.4 s for
     # the 879,408 identifiers of bench scale M).
-    # (kept, so a collision's two joins below do not aggregate every identifier again)
-    shared = keyed.groupBy("vertex_id").count().where(F.col("count") > 1).select("vertex_id").localCheckpoint(eager=True)
+    # Kept, so a collision's two joins below do not aggregate every identifier again.
+    shared = (keyed.groupBy("vertex_id").count().where(F.col("count") > 1).select("vertex_id")
+              .localCheckpoint(eager=True))
     if shared.isEmpty():
         return keyed.select("identifier_type", "identifier_value", "vertex_id")
     sharing = keyed.join(F.broadcast(shared), "vertex_id", "left_semi")

@@ -704,8 +704,8 @@ def group_traits(rows: Iterable[Activity], members: Mapping[str, frozenset], run
     group's activities: its own events (group_id = the group), whoever they reached, even nobody
     yet, and its members' events that carry no group_id; each event once (by message_id), named by
     the customer first by `sort_key` among those the event reached for the group, or by the group
-    itself when it reached nobody. A member "ordered" in the 30 days ending on D when an order_placed of theirs that is the
-    group's falls in them."""
+    itself when it reached nobody. A member "ordered" in the 30 days ending on D when an
+    order_placed of theirs that is the group's falls in them."""
     events = defaultdict(list)  # (group, message_id) -> the rows of the event that are the group's
     for r in as_of(rows, run_date):
         if r.entity is None and not r.group_id:
