@@ -432,8 +432,9 @@ SPEND[NEXT_MONDAY] = SPEND[TUESDAY]
 
 def test_weekly_and_static_exports(spark, make_ctx):
     """A weekly export sends on its weekday only, with every change since its last file (netted: c5
-    leaves on Tuesday and is back on Wednesday, so the next file names c5 in neither column); a
-    static segment only ever adds. Membership is kept every run either way."""
+    leaves on Tuesday and is back on Wednesday, so the next file names c5 in neither column, while
+    c2, gone on Wednesday, is removed); a static segment only ever adds. Membership is kept every
+    run either way."""
     weekly = segment("spenders_weekly", rule("lifetime_value", "gte", 3000), group="Spend", segment="Weekly",
                      cadence="weekly", weekday="monday")
     static = segment("spenders_static", rule("lifetime_value", "gte", 3000), group="Spend", segment="Ever",
@@ -444,7 +445,7 @@ def test_weekly_and_static_exports(spark, make_ctx):
     wh = make_ctx(MONDAY).warehouse
     _write_customers(spark, wh, consent_c3="no")
     _write_identity_map(spark, wh)
-    back = {"c1": 3500.0, "c2": 3000.0, "c5": 4000.0}  # c5 back on Wednesday, still in next Monday
+    back = {"c1": 3500.0, "c2": 100.0, "c5": 4000.0}  # Wednesday on: c5 back, c2 out
     spend = {MONDAY: SPEND[MONDAY], TUESDAY: SPEND[TUESDAY], WEDNESDAY: back, NEXT_MONDAY: back}
     files = {}
     for day in (MONDAY, TUESDAY, WEDNESDAY, NEXT_MONDAY):
@@ -462,15 +463,15 @@ def test_weekly_and_static_exports(spark, make_ctx):
     bob = ["bob@example.com", "bob@work.example.com"]
     assert (out / "spenders_weekly" / "2026-03-02.psv").read_text() == export_file([*bob, "eve@example.com"], [],
                                                                                     "Spend=Weekly")
-    # c1 joined on Tuesday; c5 left on Tuesday and came back on Wednesday: the next Monday's file
-    # adds c1 only (the receiver still has c5)
+    # c1 joined on Tuesday and c2 left on Wednesday; c5 left on Tuesday and came back on Wednesday:
+    # the next Monday's file adds c1 and removes c2 only (the receiver still has c5)
     assert (out / "spenders_weekly" / "2026-03-09.psv").read_text() == export_file(
-        ["ann@example.com"], [], "Spend=Weekly")
+        ["ann@example.com"], bob, "Spend=Weekly")
     assert (out / "spenders_static" / "2026-03-03.psv").read_text() == export_file(["ann@example.com"], [], "Spend=Ever")
-    # the monthly segment's first file, on the 4th: its members then (c1, c2, c5)
+    # the monthly segment's first file, on the 4th: its members then (c1, c5)
     assert (out / "spenders_monthly" / "2026-03-04.psv").read_text() == export_file(
-        ["ann@example.com", *bob, "eve@example.com"], [], "Spend=Monthly")
-    # c5's return adds nothing to the static segment: it was never removed
+        ["ann@example.com", "eve@example.com"], [], "Spend=Monthly")
+    # neither c5's return nor c2's leaving changes the static segment: it never removes
     assert (out / "spenders_static" / "2026-03-04.psv").read_text() == export_file([], [], "Spend=Ever")
     assert (out / "spenders_static" / "2026-03-09.psv").read_text() == export_file([], [], "Spend=Ever")
     # each day's manifest lists the files sent that day with their rows
@@ -481,7 +482,7 @@ def test_weekly_and_static_exports(spark, make_ctx):
         "file,group,segment,rows,adds,removes\nspenders_static/2026-03-03.psv,Spend,Ever,1,1,0\n")
     assert (out / "2026-03-09.manifest.csv").read_text() == (
         "file,group,segment,rows,adds,removes\n"
-        "spenders_static/2026-03-09.psv,Spend,Ever,0,0,0\nspenders_weekly/2026-03-09.psv,Spend,Weekly,1,1,0\n")
+        "spenders_static/2026-03-09.psv,Spend,Ever,0,0,0\nspenders_weekly/2026-03-09.psv,Spend,Weekly,3,1,2\n")
     runs = {(r["segment"], r["run_date"]): (r["members"], r["export_file"], r["export_adds"])
             for r in wh.read(spark, tables.SEGMENT_RUNS).collect()}
     assert runs[("spenders_weekly", TUESDAY)] == (2, None, None)
