@@ -49,13 +49,14 @@ def generated_id(identifier_type: Column, identifier_value: Column, salt: Column
     return F.concat(F.lit(GENERATED_ID_PREFIX), F.substring(digest, 1, GENERATED_ID_HEX_DIGITS))
 
 
-def _as_is(df: DataFrame, _name: str) -> DataFrame:
+def kept_as_is(df: DataFrame, _name: str) -> DataFrame:
+    """The default `keep`: nothing materialised, the frame is planned into each reader."""
     return df
 
 
 def assign_customer_ids(
     clusters: DataFrame, previous: DataFrame, ids_in_use: DataFrame, run_date: dt.date,
-    retired: DataFrame | None = None, keep: Callable[[DataFrame, str], DataFrame] = _as_is,
+    retired: DataFrame | None = None, keep: Callable[[DataFrame, str], DataFrame] = kept_as_is,
 ) -> tuple[DataFrame, DataFrame]:
     """Customer id per cluster, and lineage rows.
 

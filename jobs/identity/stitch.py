@@ -59,12 +59,14 @@ from jobs.identity.evidence import (
     claims_in_e164,
     customer_observations,
     edge_evidence,
-    edges_in_e164,
     endpoints,
     event_observations,
     identifier_evidence,
-    identifiers_in_e164,
+    identifier_sets,
+    merge_evidence,
     resolve_alias_claims,
+    set_phones,
+    sets_in_e164,
     unparseable_phones,
 )
 from jobs.identity.ids import assign_customer_ids
@@ -279,17 +281,15 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         since = wh.read(spark, tables.IDENTITY_IDENTIFIERS).agg(F.max("last_run_date")).first()[0]
     events = read_bronze(spark, wh, tables.BRONZE_EVENTS, run_date, since)
     customers = read_bronze(spark, wh, tables.BRONZE_CUSTOMERS, run_date, since)
-    observed = scratch.keep(observations(events, customers), "observations")
-
-    if incremental and observed.isEmpty():
+    # one row per distinct identifier set, which identifier and edge evidence are aggregated from
+    sets = scratch.keep(identifier_sets(observations(events, customers)), "observations")
+    if incremental and sets.isEmpty():
         return StageResult(metrics={"new_observations": 0}, notes=["no new bronze rows: identity unchanged"])
     clock.done("observations")
     # Phones as received -> E.164, parsed once per distinct value (jobs.identity.phones).
-    raw_identifiers = scratch.keep(identifier_evidence(observed), "raw_identifiers")
-    parsed = scratch.keep(parsed_phones(
-        raw_identifiers.where(F.col("identifier_type") == PHONE).select("identifier_value"),
-        settings.default_phone_region), "phones")
-    unparseable = unparseable_phones(raw_identifiers, parsed)
+    parsed = scratch.keep(parsed_phones(set_phones(sets), settings.default_phone_region), "phones")
+    unparseable = unparseable_phones(parsed)
+    observed = sets_in_e164(sets, parsed)
     clock.done("identifier_evidence")
 
     # The tables as they were before this run rewrites them: their current Delta versions (time
@@ -300,8 +300,8 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     previous_alias_edges = (wh.read_version(spark, tables.IDENTITY_ALIAS_EDGES, alias_edges_version)
                             if alias_edges_version >= 0 else None)
     evidence = (
-        (identifiers_in_e164(raw_identifiers, parsed), tables.IDENTITY_IDENTIFIERS, IDENTIFIER_KEY, "identifier_evidence"),
-        (edges_in_e164(edge_evidence(observed), parsed), tables.IDENTITY_EDGES, EDGE_KEY, "edge_evidence"),
+        (identifier_evidence(observed), tables.IDENTITY_IDENTIFIERS, IDENTIFIER_KEY, "identifier_evidence"),
+        (edge_evidence(observed), tables.IDENTITY_EDGES, EDGE_KEY, "edge_evidence"),
         (claims_in_e164(alias_claims(events), parsed), tables.IDENTITY_ALIASES, ALIAS_CLAIM_KEY, "alias_claims"),
     )
     new_evidence = []
@@ -324,7 +324,7 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     # Alias claims are resolved against every identifier seen so far, every run (a previousId
     # first seen as neither type may show up as a userId on a later night).
     resolved_edges, alias_only, user_merges = resolve_alias_claims(
-        wh.read(spark, tables.IDENTITY_ALIASES), wh.read(spark, tables.IDENTITY_IDENTIFIERS))
+        wh.read(spark, tables.IDENTITY_ALIASES), wh.read(spark, tables.IDENTITY_IDENTIFIERS), keep=scratch.keep)
     alias_graph = scratch.keep(resolved_edges, "alias_graph")
     alias_only = scratch.keep(alias_only, "alias_only")
     user_merges = scratch.keep(user_merges, "user_merges")
@@ -340,12 +340,12 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         identifiers = wh.read(spark, tables.IDENTITY_IDENTIFIERS).unionByName(alias_only)
         scope = scratch.keep(identifiers.join(scope_keys, keys, "inner"), "scope")
         stored_edges = edges_touching(wh.read(spark, tables.IDENTITY_EDGES), scope_keys)
-        scope_edges = aggregate_evidence(stored_edges.unionByName(edges_touching(alias_graph, scope_keys)), EDGE_KEY)
-        scope_edges = scratch.keep(scope_edges, "scope_edges")
+        scope_edges = scratch.keep(merge_evidence(stored_edges, edges_touching(alias_graph, scope_keys), EDGE_KEY),
+                                   "scope_edges")
     else:
         scope_keys = None
         scope = scratch.keep(new_identifiers.unionByName(alias_only), "scope")
-        scope_edges = scratch.keep(aggregate_evidence(new_edges.unionByName(alias_graph), EDGE_KEY), "scope_edges")
+        scope_edges = scratch.keep(merge_evidence(new_edges, alias_graph, EDGE_KEY), "scope_edges")
     clock.done("scope")
 
     labels, removed, cuts, components = label_scope(ctx, scratch, scope, scope_edges, alias_graph)
@@ -418,16 +418,16 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         # Materialized, so the planner sees how small it is and broadcasts it to the scans of
         # bronze/customers and silver/profile_calls instead of shuffling them.
         changed_map = scratch.keep(identity_map.join(changed_ids, "customer_id", "left_semi"), "changed_map")
-        rows = build_customers(changed_map, all_customers, calls, settings, known_phones=parsed)
+        rows = build_customers(changed_map, all_customers, calls, settings, known_phones=parsed, keep=scratch.keep)
         changes = customers_changes(wh.read(spark, tables.SILVER_CUSTOMERS), rows, changed_ids)
         wh.apply_changes(spark, tables.SILVER_CUSTOMERS, changes.localCheckpoint(eager=True))
     else:
-        wh.overwrite(build_customers(identity_map, all_customers, calls, settings, known_phones=parsed),
-                     tables.SILVER_CUSTOMERS)
+        wh.overwrite(build_customers(identity_map, all_customers, calls, settings, known_phones=parsed,
+                                     keep=scratch.keep), tables.SILVER_CUSTOMERS)
     clock.done("customers")
 
     result = StageResult(metrics={
-        "new_observations": observed.count(),
+        "new_observations": sets.agg(F.coalesce(F.sum("observations"), F.lit(0))).first()[0],
         "recomputed_identifiers": scope.count(),
         "removed_identifiers": removed.count(),
         "cut_edges": cuts.count(),

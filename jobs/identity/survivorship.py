@@ -15,12 +15,15 @@ the customer joined with a group call or an identify carrying a groupId (jobs.gr
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.core.tables import CUSTOMER_COLUMNS
 from jobs.groups.stage import membership_evidence
 from jobs.identity.identifiers import EMAIL, PHONE, USER_ID, normalize_email, normalize_id
+from jobs.identity.ids import kept_as_is
 from jobs.identity.phones import with_e164
 from jobs.identity.rules import blocked_rule
 from jobs.identity.profile_calls import IDENTIFY_CALL
@@ -120,13 +123,17 @@ def group_ids(calls: DataFrame, identity_map: DataFrame) -> DataFrame:
 
 def build_customers(
     identity_map: DataFrame, customers: DataFrame, calls: DataFrame, settings: IdentitySettings,
-    known_phones: DataFrame | None = None,
+    known_phones: DataFrame | None = None, keep: Callable[[DataFrame, str], DataFrame] = kept_as_is,
 ) -> DataFrame:
     """silver/customers: CUSTOMER_COLUMNS + group_ids, one row per customer in the identity map,
     from bronze/customers rows and silver/profile_calls rows. `known_phones`: phone values parsed
-    already (jobs.identity.phones.with_e164's `known`)."""
+    already (jobs.identity.phones.with_e164's `known`). keep(df, name) materialises the candidates
+    (stitch passes its scratch space): the phone candidates and the others are read apart, and
+    without it each part joins the master rows and the calls to the identity map again (bench
+    scale M: the plan held those three joins twice)."""
     candidates = with_e164(
-        master_candidates(customers, identity_map).unionByName(trait_candidates(calls, identity_map)),
+        keep(master_candidates(customers, identity_map).unionByName(trait_candidates(calls, identity_map)),
+             "candidates"),
         "value", settings.default_phone_region, where=F.col("column") == "phone_number", known=known_phones,
     )
     chosen = choose_values(candidates, settings)

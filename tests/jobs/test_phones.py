@@ -7,11 +7,16 @@ import pytest
 from chispa import assert_df_equality
 
 from jobs.identity.evidence import (
+    ALIAS_CLAIM_KEY,
     EDGE_KEY,
     EVIDENCE_COLUMNS,
     IDENTIFIER_KEY,
-    edges_in_e164,
-    identifiers_in_e164,
+    claims_in_e164,
+    edge_evidence,
+    identifier_evidence,
+    identifier_sets,
+    set_phones,
+    sets_in_e164,
     unparseable_phones,
 )
 from jobs.identity.phones import e164, parsed_phones, with_e164
@@ -80,45 +85,78 @@ def _ev(first, last, source, run_date):
     return (first, last, "identify", source, "f.jsonl", run_date)
 
 
-def test_two_spellings_of_one_number_become_one_identifier_with_merged_evidence(spark):
-    identifiers = spark.createDataFrame(
+OBSERVATION_DDL = ("source_kind string, source_id string, source_file string, seen_at timestamp, run_date date, "
+                   "ids array<struct<identifier_type: string, identifier_value: string>>")
+
+
+def _observed_in_e164(spark):
+    """Four identify calls: one number in two spellings beside u1, an email seen alone later, and a
+    value that is no number beside u2 and b@x.com."""
+    observations = spark.createDataFrame(
         [
-            ("phone", "(415) 199-6488", *_ev(T2, T2, "m2", D2)),
-            ("phone", "415-199-6488", *_ev(T1, T1, "m1", D1)),
-            ("phone", "call me", *_ev(T1, T1, "m3", D1)),
+            ("identify", "m1", "f.jsonl", T1, D1, [("user_id", "u1"), ("phone", "415-199-6488"), ("email", "a@x.com")]),
+            ("identify", "m2", "f.jsonl", T2, D2, [("user_id", "u1"), ("phone", "(415) 199-6488")]),
+            ("identify", "m3", "f.jsonl", T1, D1, [("user_id", "u2"), ("email", "b@x.com"), ("phone", "call me")]),
+            ("identify", "m4", "f.jsonl", T2, D2, [("email", "a@x.com")]),
+        ],
+        OBSERVATION_DDL,
+    )
+    sets = identifier_sets(observations)
+    parsed = parsed_phones(set_phones(sets), "US")
+    return sets_in_e164(sets, parsed), parsed
+
+
+def test_two_spellings_of_one_number_become_one_identifier_with_merged_evidence(spark):
+    observed, parsed = _observed_in_e164(spark)
+    expected = spark.createDataFrame(
+        [
+            ("phone", "+14151996488", *_ev(T1, T2, "m1", D2)),
+            ("user_id", "u1", *_ev(T1, T2, "m1", D2)),
             ("email", "a@x.com", *_ev(T1, T2, "m1", D2)),
+            # the unparseable value is no identifier; the others of its call are
+            ("user_id", "u2", *_ev(T1, T1, "m3", D1)),
+            ("email", "b@x.com", *_ev(T1, T1, "m3", D1)),
         ],
         f"identifier_type string, identifier_value string, {EVIDENCE_DDL}",
     )
-    parsed = parsed_phones(identifiers.where("identifier_type = 'phone'").select("identifier_value"), "US")
-    expected = spark.createDataFrame(
-        [("phone", "+14151996488", *_ev(T1, T2, "m1", D2)), ("email", "a@x.com", *_ev(T1, T2, "m1", D2))],
-        f"identifier_type string, identifier_value string, {EVIDENCE_DDL}",
-    )
-    assert_df_equality(identifiers_in_e164(identifiers, parsed).select(*IDENTIFIER_KEY, *EVIDENCE_COLUMNS), expected,
+    assert_df_equality(identifier_evidence(observed).select(*IDENTIFIER_KEY, *EVIDENCE_COLUMNS), expected,
                        ignore_row_order=True, ignore_nullable=True)
     bad = spark.createDataFrame([("phone", "call me")], "identifier_type string, identifier_value string")
-    assert_df_equality(unparseable_phones(identifiers, parsed), bad, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(unparseable_phones(parsed), bad, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_edges_are_re_keyed_and_an_edge_to_an_unparseable_phone_is_dropped(spark):
-    edges = spark.createDataFrame(
-        [
-            ("phone", "(415) 199-6488", "user_id", "u1", *_ev(T2, T2, "m2", D2)),
-            ("phone", "4151996488", "user_id", "u1", *_ev(T1, T1, "m1", D1)),
-            ("phone", "call me", "user_id", "u1", *_ev(T1, T1, "m3", D1)),
-            ("email", "a@x.com", "user_id", "u1", *_ev(T1, T1, "m1", D1)),
-        ],
-        f"a_type string, a_value string, b_type string, b_value string, {EVIDENCE_DDL}",
-    )
-    parsed = parsed_phones(
-        edges.where("a_type = 'phone'").select("a_value"), "US")
+    observed, _ = _observed_in_e164(spark)
     expected = spark.createDataFrame(
         [
             ("phone", "+14151996488", "user_id", "u1", *_ev(T1, T2, "m1", D2)),
+            ("email", "a@x.com", "phone", "+14151996488", *_ev(T1, T1, "m1", D1)),
             ("email", "a@x.com", "user_id", "u1", *_ev(T1, T1, "m1", D1)),
+            ("email", "b@x.com", "user_id", "u2", *_ev(T1, T1, "m3", D1)),
         ],
         f"a_type string, a_value string, b_type string, b_value string, {EVIDENCE_DDL}",
     )
-    assert_df_equality(edges_in_e164(edges, parsed).select(*EDGE_KEY, *EVIDENCE_COLUMNS), expected,
+    assert_df_equality(edge_evidence(observed).select(*EDGE_KEY, *EVIDENCE_COLUMNS), expected,
+                       ignore_row_order=True, ignore_nullable=True)
+
+
+def test_alias_claims_are_re_keyed_and_a_claim_of_an_unparseable_phone_is_dropped(spark):
+    claims = spark.createDataFrame(
+        [
+            ("anon-1", "phone", "(415) 199-6488", *_ev(T2, T2, "m2", D2)),
+            ("anon-1", "phone", "4151996488", *_ev(T1, T1, "m1", D1)),
+            ("anon-1", "phone", "call me", *_ev(T1, T1, "m3", D1)),
+            ("anon-1", "user_id", "u1", *_ev(T1, T1, "m1", D1)),
+        ],
+        f"previous_id string, other_type string, other_value string, {EVIDENCE_DDL}",
+    )
+    parsed = parsed_phones(claims.where("other_type = 'phone'").select("other_value"), "US")
+    expected = spark.createDataFrame(
+        [
+            ("anon-1", "phone", "+14151996488", *_ev(T1, T2, "m1", D2)),
+            ("anon-1", "user_id", "u1", *_ev(T1, T1, "m1", D1)),
+        ],
+        f"previous_id string, other_type string, other_value string, {EVIDENCE_DDL}",
+    )
+    assert_df_equality(claims_in_e164(claims, parsed).select(*ALIAS_CLAIM_KEY, *EVIDENCE_COLUMNS), expected,
                        ignore_row_order=True, ignore_nullable=True)
