@@ -258,13 +258,18 @@ def edges_both_ways(edges: DataFrame, other: tuple[str, str] = ("other_type", "o
     return one_way("a", "b").unionByName(one_way("b", "a"))
 
 
+def _phone_lookup(parsed: DataFrame) -> DataFrame:
+    """parsed_phones' rows as `_raw`, `_e164`, to join on a phone as received."""
+    return parsed.select(F.col(RAW).alias("_raw"), F.col(E164).alias("_e164"))
+
+
 def _phones_in_e164(rows: DataFrame, parsed: DataFrame, type_col: str, value_col: str, keys: tuple[str, ...]) -> DataFrame:
     """Evidence rows keyed by `keys` whose identifier (`type_col`, `value_col`) may be a phone as
     received -> phones in E.164 (`parsed`: jobs.identity.phones.parsed_phones of those values), the
     evidence of spellings of one number merged; a row with an unparseable phone is dropped. Only
     rows holding a phone are re-keyed, so the others are not shuffled again."""
     has_phone = F.col(type_col) == PHONE
-    lookup = parsed.select(F.col(RAW).alias("_raw"), F.col(E164).alias("_e164"))
+    lookup = _phone_lookup(parsed)
     mapped = (
         rows.where(has_phone)
         .join(lookup, F.col(value_col) == F.col("_raw"), "left")
@@ -308,7 +313,7 @@ def sets_in_e164(sets: DataFrame, parsed: DataFrame) -> DataFrame:
     one identifier when identifier and edge evidence are aggregated from these sets. Only the sets
     holding a phone are joined to the parsed values."""
     phone = _set_phone()
-    lookup = parsed.select(F.col(RAW).alias("_raw"), F.col(E164).alias("_e164"))
+    lookup = _phone_lookup(parsed)
     columns = sets.columns
     in_e164 = F.transform("ids", lambda x: F.when(
         x.identifier_type == PHONE,
