@@ -195,8 +195,9 @@ def aggregate_evidence(rows: DataFrame, keys: tuple[str, ...]) -> DataFrame:
 def merge_evidence(evidence: DataFrame, extra: DataFrame, keys: tuple[str, ...]) -> DataFrame:
     """Two evidence frames of one row per key each -> one row per key, the same as
     aggregate_evidence of their union; only the keys in both are aggregated. `extra` is the small
-    one (alias edges beside every edge): marked for broadcast when small (broadcast_if_small),
-    the large one is then filtered as it is scanned, not shuffled."""
+    one (alias edges beside every edge), computed already (read from scratch): it is counted and
+    marked for broadcast when small (broadcast_if_small), and the large one is then filtered as it
+    is scanned, not shuffled."""
     extra_keys = broadcast_if_small(extra.select(*keys))
     shared = evidence.join(extra_keys, list(keys), "left_semi")
     return evidence.join(extra_keys, list(keys), "left_anti").unionByName(

@@ -340,8 +340,9 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         identifiers = wh.read(spark, tables.IDENTITY_IDENTIFIERS).unionByName(alias_only)
         scope = scratch.keep(identifiers.join(scope_keys, keys, "inner"), "scope")
         stored_edges = edges_touching(wh.read(spark, tables.IDENTITY_EDGES), scope_keys)
-        scope_edges = scratch.keep(merge_evidence(stored_edges, edges_touching(alias_graph, scope_keys), EDGE_KEY),
-                                   "scope_edges")
+        # read from scratch: merge_evidence counts it (broadcast_if_small) and reads it twice more
+        scope_alias_edges = scratch.keep(edges_touching(alias_graph, scope_keys), "scope_alias_edges")
+        scope_edges = scratch.keep(merge_evidence(stored_edges, scope_alias_edges, EDGE_KEY), "scope_edges")
     else:
         scope_keys = None
         scope = scratch.keep(new_identifiers.unionByName(alias_only), "scope")
