@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import NamedTuple
 
-from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import MapType, StringType
@@ -53,7 +51,7 @@ from jobs.activities.settings import (
     snake_case,
 )
 from jobs.core.context import JobContext, RunParams, StageResult
-from jobs.core.session import broadcast_if_small
+from jobs.core.session import broadcast_if_small, computed
 from jobs.core.steps import StepClock
 from jobs.identity.identifiers import ANONYMOUS_ID, EMAIL, PHONE, USER_ID, normalize_email, normalize_id
 from jobs.identity.phones import DEFAULT_PHONE_REGION, with_e164
@@ -322,8 +320,9 @@ def incremental_changes(
     Every entity whose rows may change is "involved" (`involved`: one row per customer, marked by
     broadcast_if_small); its rows are recomputed as a whole (its
     occurrence numbers depend on all of them) and only rows that come out different are returned.
-    `reuse` is applied to results read several times below (the stage persists them; without it
-    the plan repeats each of them, and the stream scans, once per use).
+    `reuse` is applied to results read several times below (the stage computes them once,
+    jobs.core.session.computed; without it the plan repeats each of them, and the stream scans,
+    once per use).
     """
     new_rows = reuse(attribute(new_events, identity_map, group_members))
     touched = remapped_ids.select("entity_id").union(new_rows.select("entity_id"))
@@ -375,27 +374,6 @@ MERGE_METRICS = {
 }
 
 
-@contextmanager
-def persisting() -> Iterator[Callable[[DataFrame], DataFrame]]:
-    """`reuse(df)` computes df once, now, and keeps it (executor memory, spilling to disk) until
-    the block ends. Eager on purpose: a lazily persisted frame used inside another one's plan is
-    built again by every query that reaches it before it is complete."""
-    held: list[DataFrame] = []
-
-    def reuse(df: DataFrame) -> DataFrame:
-        held.append(df.persist(StorageLevel.MEMORY_AND_DISK))
-        held[-1].count()  # materializes it; only the count reaches the driver
-        return held[-1]
-
-    try:
-        yield reuse
-    finally:
-        # newest first: uncaching a frame another cached frame is built on makes Spark re-plan
-        # that one (seconds each on a busy driver)
-        for df in reversed(held):
-            df.unpersist()
-
-
 def _full_build(spark, wh, bronze, identity_map, members, settings, version, phone_region) -> dict:
     wh.overwrite(build_stream(bronze, identity_map, members, settings, phone_region), tables.ACTIVITY_STREAM)
     wh.ensure_properties(spark, tables.ACTIVITY_STREAM)  # deletion vectors, for the next night's MERGE
@@ -409,23 +387,22 @@ def _merge(spark, wh, stream, new_events, identity_map, members, run_date, versi
     # merge, so a run that fails in between finds the same difference when repeated.
     old_members = wh.read(spark, tables.GROUP_MEMBERS, missing="empty")
     lineage = wh.read(spark, tables.IDENTITY_LINEAGE, missing="empty")
-    with persisting() as reuse:
-        changes = incremental_changes(
-            stream, new_events, identity_map, members,
-            changed_group_ids=changed_groups(old_members, members),
-            remapped_ids=remapped_entities(lineage, run_date),
-            reuse=reuse,
-            transactions=transactions,
-        )
-        # Cut from the stream before the changes commit to it: after a commit Delta recomputes every
-        # cached plan that reads the table (Spark's recacheByPath), which were the frames above,
-        # and that cost more than the MERGE itself (17 of 19 s at bench scale S).
-        rows = changes.rows.localCheckpoint(eager=True)
-        clock.done("changes")
-        # the involved customers' day rows, from their rows after the night (not the stream again)
-        day_rows = (daily.refresh_source(spark, wh, changes.after, changes.involved).localCheckpoint(eager=True)
-                    if daily_in_step else None)
-        clock.done("day_rows")
+    changes = incremental_changes(
+        stream, new_events, identity_map, members,
+        changed_group_ids=changed_groups(old_members, members),
+        remapped_ids=remapped_entities(lineage, run_date),
+        reuse=computed,
+        transactions=transactions,
+    )
+    # Computed before the changes commit to the stream, which they read. (Not persisted: after a
+    # commit Delta recomputes every cached plan that reads the table, Spark's recacheByPath, and
+    # that cost more than the MERGE itself, 17 of 19 s at bench scale S.)
+    rows = changes.rows.localCheckpoint(eager=True)
+    clock.done("changes")
+    # the involved customers' day rows, from their rows after the night (not the stream again)
+    day_rows = (daily.refresh_source(spark, wh, changes.after, changes.involved).localCheckpoint(eager=True)
+                if daily_in_step else None)
+    clock.done("day_rows")
     wh.apply_changes(spark, tables.ACTIVITY_STREAM, rows)
     clock.done("stream_write")
     # a night that changes nothing commits nothing: then every count is 0
@@ -451,30 +428,29 @@ def run(ctx: JobContext, params: RunParams) -> StageResult:
     # silver/activity_daily follows the stream's commits; one that missed any is rebuilt whole
     daily_in_step = daily.stream_version_built_from(spark, wh) == wh.version(spark, tables.ACTIVITY_STREAM)
     clock = StepClock()
-    with persisting() as reuse:
-        history = reuse(groups.build_membership_history(calls, identity_map, ctx.run_date, ctx.config.groups))
-        members = reuse(groups.current_members(history))
-        clock.done("memberships")
-        full = params.rebuild or version < 0
-        if not full:
-            stream = wh.read(spark, tables.ACTIVITY_STREAM)
-            new_events = reuse(to_activity_events(unread_bronze(bronze, stream, ctx.run_date), settings, phone_region))
-            new_count, stream_rows = new_events.count(), stream.count()
-            clock.done("new_events")
-            # a merge that recomputes most of the table costs more than writing it again
-            if new_count > settings.rebuild_above_new_share * stream_rows:
-                full = True
-                notes.append(f"rebuilt: {new_count:,} new activities against {stream_rows:,} rows in the stream")
-        if full:
-            metrics = _full_build(spark, wh, bronze, identity_map, members, settings, version, phone_region)
-            clock.done("stream_write")
-            metrics.update(daily.rebuild_daily(spark, wh))
-            clock.done("daily_write")
-        else:
-            metrics = _merge(spark, wh, stream, new_events, identity_map, members, ctx.run_date, version, daily_in_step,
-                             settings.transactions, clock)
-        metrics.update(groups.write_groups(spark, wh, groups.build_groups(calls, phone_region, ctx.config.groups), history))
-        clock.done("groups_write")
+    history = computed(groups.build_membership_history(calls, identity_map, ctx.run_date, ctx.config.groups))
+    members = computed(groups.current_members(history))
+    clock.done("memberships")
+    full = params.rebuild or version < 0
+    if not full:
+        stream = wh.read(spark, tables.ACTIVITY_STREAM)
+        new_events = computed(to_activity_events(unread_bronze(bronze, stream, ctx.run_date), settings, phone_region))
+        new_count, stream_rows = new_events.count(), stream.count()
+        clock.done("new_events")
+        # a merge that recomputes most of the table costs more than writing it again
+        if new_count > settings.rebuild_above_new_share * stream_rows:
+            full = True
+            notes.append(f"rebuilt: {new_count:,} new activities against {stream_rows:,} rows in the stream")
+    if full:
+        metrics = _full_build(spark, wh, bronze, identity_map, members, settings, version, phone_region)
+        clock.done("stream_write")
+        metrics.update(daily.rebuild_daily(spark, wh))
+        clock.done("daily_write")
+    else:
+        metrics = _merge(spark, wh, stream, new_events, identity_map, members, ctx.run_date, version, daily_in_step,
+                         settings.transactions, clock)
+    metrics.update(groups.write_groups(spark, wh, groups.build_groups(calls, phone_region, ctx.config.groups), history))
+    clock.done("groups_write")
     # files without nulls in entity_id are skipped by their statistics, so this reads little
     unresolved = wh.read(spark, tables.ACTIVITY_STREAM).filter(F.col("entity_id").isNull()).count()
     metrics["unresolved"] = unresolved

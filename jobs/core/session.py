@@ -15,6 +15,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
@@ -37,6 +38,24 @@ def broadcast_if_small(keys: DataFrame) -> DataFrame:
     probed as it is scanned. Without the mark the planner estimates such a set from the plan it came
     from and shuffles the whole table to meet it (the activity stream at bench scale L: 3.2 GB)."""
     return F.broadcast(keys) if keys.count() <= BROADCAST_KEYS_MAX else keys
+
+
+def computed(df: DataFrame) -> DataFrame:
+    """`df` computed once, now, and held as a local checkpoint (executor memory, spilling to disk)
+    until its stage ends (storage_released). A frame used by several later ones is kept so rather
+    than persisted: a persisted frame's whole plan stays inside every plan built on it, and a chain
+    of them made the driver plan (and match against the cache) for seconds per query, longer than
+    the small frames took to compute (bench scale M: 4.4 s to count 66 thousand cached rows). It is
+    cached first and checkpointed from the cache, so the checkpoint's statistics are its real size,
+    and a small one is broadcast by later joins (a checkpoint of the plan itself keeps the plan's
+    estimate: a scan's size however few rows a filter keeps)."""
+    cached = df.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        cached.count()
+        # a new Dataset over the cached one: its plan reads the cache and knows its size
+        return cached.select("*").localCheckpoint(eager=True)
+    finally:
+        cached.unpersist()
 
 
 def literal_row(spark: SparkSession, schema: StructType, values: tuple) -> DataFrame:

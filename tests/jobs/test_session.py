@@ -1,9 +1,11 @@
 import logging
 
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
 from jobs import pipeline
 from jobs.core.context import RunParams, StageResult
+from jobs.core.session import computed, persistent_rdd_ids, release_persisted_since
 
 
 def test_session_writes_and_reads_delta(spark, tmp_path):
@@ -30,3 +32,22 @@ def test_a_stage_runs_its_spark_jobs_in_its_job_group_and_logs_its_summary(spark
     assert caplog.messages == ["2026-02-01 probe: rows=5"]
     spark.range(3).count()  # a job after the stage is in no group of it
     assert sorted(sc.statusTracker().getJobIdsForGroup("c360-probe-2026-02-01")) == sorted(in_group)
+
+
+def test_a_computed_frame_holds_its_rows_under_a_short_plan_with_its_real_size(spark):
+    before = persistent_rdd_ids(spark)
+    # 200 of 200,000 rows survive the filter, which the planner's estimate does not know
+    wide = spark.range(200_000).withColumn("pad", F.repeat(F.lit("x"), 50))
+    kept = wide.filter(F.col("id") % 1_000 == 7)
+    held = computed(kept)
+    size = lambda df: df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()  # noqa: E731
+    plan = held._jdf.queryExecution().optimizedPlan().toString()
+
+    assert_df_equality(held, spark.createDataFrame([(i, "x" * 50) for i in range(7, 200_000, 1_000)], "id long, pad string"),
+                       ignore_row_order=True, ignore_nullable=True)
+    assert "LogicalRDD" in plan and "Range" not in plan and "InMemoryRelation" not in plan, plan
+    assert size(held) < size(kept) / 100, (size(held), size(kept))
+    # only the checkpoint is held (the cache it was copied from is released), until the stage ends
+    assert len(persistent_rdd_ids(spark) - before) == 1
+    release_persisted_since(spark, before)
+    assert persistent_rdd_ids(spark) == before
