@@ -45,10 +45,10 @@ def computed(df: DataFrame) -> DataFrame:
     until its stage ends (storage_released). A frame used by several later ones is kept so rather
     than persisted: a persisted frame's whole plan stays inside every plan built on it, and a chain
     of them made the driver plan (and match against the cache) for seconds per query, longer than
-    the small frames took to compute (bench scale M: 4.4 s to count 66 thousand cached rows). It is
-    cached first and checkpointed from the cache, so the checkpoint's statistics are its real size,
-    and a small one is broadcast by later joins (a checkpoint of the plan itself keeps the plan's
-    estimate: a scan's size however few rows a filter keeps)."""
+    the small frames took to compute (bench scale M: 3 s to count 66 thousand rows already
+    cached). It is cached first and checkpointed from the cache, so the checkpoint's statistics
+    are its real size, and a small one is broadcast by later joins (a checkpoint of the plan itself
+    keeps the plan's estimate: a scan's size however few rows a filter keeps)."""
     cached = df.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         cached.count()

@@ -43,8 +43,8 @@ def test_a_computed_frame_holds_its_rows_under_a_short_plan_with_its_real_size(s
     size = lambda df: df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()  # noqa: E731
     plan = held._jdf.queryExecution().optimizedPlan().toString()
 
-    assert_df_equality(held, spark.createDataFrame([(i, "x" * 50) for i in range(7, 200_000, 1_000)], "id long, pad string"),
-                       ignore_row_order=True, ignore_nullable=True)
+    expected = spark.createDataFrame([(i, "x" * 50) for i in range(7, 200_000, 1_000)], "id long, pad string")
+    assert_df_equality(held, expected, ignore_row_order=True, ignore_nullable=True)
     assert "LogicalRDD" in plan and "Range" not in plan and "InMemoryRelation" not in plan, plan
     assert size(held) < size(kept) / 100, (size(held), size(kept))
     # only the checkpoint is held (the cache it was copied from is released), until the stage ends
