@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from jobs.core import tables
 from jobs.core.catalog import SPECS
 from jobs.core.context import JobContext, RunParams, StageResult
+from jobs.core.session import computed
 from jobs.metrics import ORDER_PLACED, distinct_count_of_lists
 from jobs.rfm import retention
 
@@ -44,13 +45,19 @@ HISTORY_COLUMNS = SPECS[tables.RFM_HISTORY].columns
 
 
 
+def placed_days(activity_daily: DataFrame, run_date: dt.date) -> DataFrame:
+    """The `order_placed` day rows of silver/activity_daily dated on or before D, the columns gold/rfm
+    and gold/cohort_retention read (jobs.rfm.retention): what both start from."""
+    return activity_daily.filter(
+        (F.col("activity") == ORDER_PLACED) & (F.col("activity_date") <= F.lit(run_date))
+    ).select("entity_id", "activity_date", "activity", "order_numbers", "order_value_sum")
+
+
 def rfm_metrics(activity_daily: DataFrame, run_date: dt.date) -> DataFrame:
     """customer_id, recency_days, frequency, monetary for customers with an order placed by D,
-    from silver/activity_daily (jobs.activities.daily): the same values as over the stream's
-    `order_placed` rows, read from one row per customer and day."""
-    placed = activity_daily.filter(
-        (F.col("activity") == ORDER_PLACED) & (F.col("activity_date") <= F.lit(run_date))
-    )
+    from silver/activity_daily (jobs.activities.daily), or its placed_days: the same values as over
+    the stream's `order_placed` rows, read from one row per customer and day."""
+    placed = placed_days(activity_daily, run_date)
     return placed.groupBy(F.col("entity_id").alias("customer_id")).agg(
         F.datediff(F.lit(run_date), F.max("activity_date")).alias("recency_days"),
         distinct_count_of_lists(F.col("order_numbers")).alias("frequency"),
@@ -140,13 +147,15 @@ def segment_sizes(rfm: DataFrame) -> dict[str, int]:
 
 def run(ctx: JobContext, params: RunParams) -> StageResult:
     spark, wh = ctx.spark, ctx.warehouse
-    daily = wh.read(spark, tables.ACTIVITY_DAILY)
-    wh.overwrite(build_rfm(daily, ctx.run_date), tables.RFM)
-    rfm = wh.read(spark, tables.RFM)
+    # read by gold/rfm and by the cohorts: the day rows are scanned once
+    placed = computed(placed_days(wh.read(spark, tables.ACTIVITY_DAILY), ctx.run_date))
+    wh.overwrite(build_rfm(placed, ctx.run_date), tables.RFM)
+    # read by the segment sizes, the history, the migration and the repeat customers
+    rfm = computed(wh.read(spark, tables.RFM))
     counts = segment_sizes(rfm)
     customers = sum(counts.values())
     previous = keep_history(ctx, params, rfm)
-    wh.overwrite(retention.cohort_retention(daily, ctx.run_date), tables.COHORT_RETENTION)
+    wh.overwrite(retention.cohort_retention(placed, ctx.run_date), tables.COHORT_RETENTION)
     repeat = retention.repeat_customers(rfm).first()["repeat_customers"]
     notes = ["segments: " + ", ".join(f"{name} {n:,}" for name, n in counts.items())] if counts else []
     if customers:

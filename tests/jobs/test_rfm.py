@@ -9,6 +9,7 @@ from jobs.core.context import RunParams
 from chispa import assert_df_equality
 
 from jobs.activities.daily import build_daily, rebuild_daily
+from jobs.rfm import retention
 from jobs.rfm import stage as rfm
 
 from jobs.core import tables
@@ -54,6 +55,17 @@ def test_metrics_as_of_the_run_date(spark, activity_stream):
     )
     assert_df_equality(rfm.rfm_metrics(build_daily(activity_stream), RUN_DATE), expected,
                        ignore_row_order=True, ignore_nullable=True)
+
+
+def test_the_placed_day_rows_the_stage_reads_once_answer_as_the_whole_day_rows_do(spark, activity_stream):
+    # the stage scores and builds the cohorts from placed_days (the rejection, the product view
+    # and the orders after the run date left out): the same answers as from every day row
+    day_rows = build_daily(activity_stream)
+    placed = rfm.placed_days(day_rows, RUN_DATE)
+    assert sorted(r["entity_id"] for r in placed.collect()) == ["c1", "c1", "c2", "c5", "c6"]
+    assert_df_equality(rfm.build_rfm(placed, RUN_DATE), rfm.build_rfm(day_rows, RUN_DATE), ignore_row_order=True)
+    assert_df_equality(retention.cohort_retention(placed, RUN_DATE), retention.cohort_retention(day_rows, RUN_DATE),
+                       ignore_row_order=True)
 
 
 def test_scores_share_ties_and_span_one_to_five(spark):
