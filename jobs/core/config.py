@@ -118,10 +118,17 @@ class SparkSettings:
     # A Spark Connect server (sc://host:port, e.g. one `c360 serve` runs): the read-only commands
     # (lens query, segments preview, identity explain) ask it instead of starting Spark.
     remote: str | None = None
+    # How many independent Spark jobs of one stage (writes of different tables: the lens queries,
+    # customer and group traits) run at once (jobs.core.session.concurrently). Each one's planning,
+    # Delta log reads and commit leave the executors idle, which another's tasks then fill; 1: one
+    # after another.
+    concurrent_jobs: int = 3
 
     def validate(self, key: str) -> None:
         if self.shuffle_partitions < 1:
             raise ValueError(f"'{key}.shuffle_partitions' must be at least 1")
+        if self.concurrent_jobs < 1:
+            raise ValueError(f"'{key}.concurrent_jobs' must be at least 1")
         if self.remote is not None:
             connect_address(self.remote, f"{key}.remote")
 

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -26,6 +29,7 @@ from jobs.core.errors import ConfigError
 LOG4J_CONFIG_NAME = "conf/log4j2.properties"
 LOG_FILE_ENV = "C360_LOG_FILE"
 LOG_FILE_PROPERTY = "c360.log.file"
+T = TypeVar("T")
 
 # The most keys (message ids, customer ids) a stage broadcasts to a table scan instead of shuffling
 # the table to meet them: about 100 MB of hashed ids, well inside the default 4 GB driver.
@@ -150,6 +154,27 @@ def job_group(spark: SparkSession, group_id: str, description: str):
     finally:
         for key, value in zip(JOB_GROUP_PROPERTIES, before):
             sc.setLocalProperty(key, value)  # None removes it
+
+
+def concurrently(spark: SparkSession, calls: Sequence[Callable[[], T]], threads: int) -> list[T]:
+    """Every call's result, in the calls' order; `threads` of them run at once, in threads that
+    inherit this one's job group. Independent Spark jobs that each leave the cores idle for a while
+    (planning, Delta log reads and commits on the driver, a small last task) fill that time with each
+    other's tasks. Every call runs to its end; then the first failure, in the calls' order, is raised."""
+    if threads <= 1 or len(calls) <= 1:
+        return [call() for call in calls]
+    from pyspark.util import inheritable_thread_target
+
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="c360")
+    try:
+        # the job group, tags and local properties of this thread, taken now, set in the pool's threads
+        futures = [pool.submit(inheritable_thread_target(spark)(call)) for call in calls]
+        wait(futures)
+    finally:
+        # interrupted (Ctrl-C): the calls not started yet never start; the running ones end with the
+        # session, which the command line stops on its way out
+        pool.shutdown(wait=False, cancel_futures=True)
+    return [f.result() for f in futures]
 
 
 def jar_paths(settings: SparkSettings) -> list[str]:

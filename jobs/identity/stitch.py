@@ -290,7 +290,7 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     parsed = scratch.keep(parsed_phones(set_phones(sets), settings.default_phone_region), "phones")
     unparseable = unparseable_phones(parsed)
     observed = sets_in_e164(sets, parsed)
-    clock.done("identifier_evidence")
+    clock.done("phones")
 
     # The tables as they were before this run rewrites them: their current Delta versions (time
     # travel reads the same files, no copy).

@@ -1,16 +1,17 @@
 """`c360 lens-materialize` (nightly stage): write each configured lens query to gold/lens_<name>.
 
 The queries are `lens.materialize` in the config (model, query file, optional variant). Each table is
-overwritten for the run date, so re-running a date changes nothing. Before the activity stream
+overwritten for the run date, so re-running a date changes nothing. Every query is compiled before
+any is written, then `spark.concurrent_jobs` of them are written at once. Before the activity stream
 exists (a fresh warehouse) the stage does nothing and says so.
 """
 from __future__ import annotations
 
+import functools
 
 from jobs.core import tables
 from jobs.core.context import JobContext, RunParams, StageResult
-
-
+from jobs.core.session import concurrently
 
 
 def run(ctx: JobContext, params: RunParams, names: tuple[str, ...] = ()) -> StageResult:
@@ -33,20 +34,25 @@ def run(ctx: JobContext, params: RunParams, names: tuple[str, ...] = ()) -> Stag
                            notes=[f"{tables.ACTIVITY_STREAM} does not exist yet: no lens query materialized"])
     catalog = warehouse_catalog(settings.catalog, ctx.warehouse.root)
     models: dict = {}
-    rows = 0
-    for item in items:
+    compiled = []
+    for item in items:  # compiled first (pure Python): a model or query error stops the stage before any write
         path = item.model_path()
         if path not in models:
             models[path] = load_model(path, default_dialect=settings.dialect)
-        compiled = compile_for(models[path], load_query(item.query_path(), item.variant), ctx.run_date, catalog,
-                               settings.as_of)
+        compiled.append(compile_for(models[path], load_query(item.query_path(), item.variant), ctx.run_date,
+                                    catalog, settings.as_of))
+
+    def write(item, query) -> int:
         table = tables.lens_table(item.name)
         try:
-            ctx.warehouse.overwrite(run_compiled(ctx.spark, compiled, catalog), table)
+            ctx.warehouse.overwrite(run_compiled(ctx.spark, query, catalog), table)
         except LensError as exc:
             raise LensError(f"lens.materialize {item.name}: {exc}") from None
         except QUERY_ERRORS as exc:
             raise LensError(f"lens.materialize {item.name}: {query_error(exc)}") from None
-        rows += ctx.warehouse.row_count(ctx.spark, table)
+        return ctx.warehouse.row_count(ctx.spark, table)
+
+    rows = sum(concurrently(ctx.spark, [functools.partial(write, item, query) for item, query in zip(items, compiled)],
+                            ctx.config.spark.concurrent_jobs))
     return StageResult(metrics={"queries": len(items), "rows": rows},
                        notes=[f"wrote {', '.join(tables.lens_table(m.name) for m in items)}"])

@@ -30,6 +30,7 @@ from pyspark.sql import functions as F
 
 from jobs.core import tables
 from jobs.core.context import JobContext, RunParams, StageResult
+from jobs.core.session import concurrently
 from jobs.metrics import (
     DERIVED_VALUES,
     ORDER_ACTIVITIES,
@@ -257,20 +258,27 @@ def compute_group_traits(activity_stream: DataFrame, groups: DataFrame, group_me
 def run(ctx: JobContext, params: RunParams) -> StageResult:
     spark, wh, settings = ctx.spark, ctx.warehouse, ctx.config.traits
     stream = wh.read(spark, tables.ACTIVITY_STREAM)  # scanned only for traits the day rows cannot answer
-    daily = wh.read(spark, tables.ACTIVITY_DAILY)
-    customers = wh.read(spark, tables.SILVER_CUSTOMERS)
-    version = wh.version(spark, tables.TRAITS)
-    wh.overwrite(compute_traits(stream, customers, settings, ctx.run_date, daily), tables.TRAITS)
-    rows = wh.operation_metrics_since(spark, tables.TRAITS, version).get("numOutputRows", 0)
-    metrics = {"customers": rows, "traits": len(settings.computed)}
+
+    def customer_traits() -> int:
+        daily = wh.read(spark, tables.ACTIVITY_DAILY)
+        customers = wh.read(spark, tables.SILVER_CUSTOMERS)
+        version = wh.version(spark, tables.TRAITS)
+        wh.overwrite(compute_traits(stream, customers, settings, ctx.run_date, daily), tables.TRAITS)
+        return wh.operation_metrics_since(spark, tables.TRAITS, version).get("numOutputRows", 0)
+
+    def group_traits() -> int:
+        # written even with no group traits (group_id alone), so segments never read earlier runs' columns
+        groups = wh.read(spark, tables.GROUPS, missing="empty")
+        members = wh.read(spark, tables.GROUP_MEMBERS, missing="empty")
+        version = wh.version(spark, tables.GROUP_TRAITS)
+        wh.overwrite(compute_group_traits(stream, groups, members, settings.group, ctx.run_date), tables.GROUP_TRAITS)
+        return wh.operation_metrics_since(spark, tables.GROUP_TRAITS, version).get("numOutputRows", 0)
+
+    # two tables, neither read by the other's write: both at once (spark.concurrent_jobs)
+    rows, group_rows = concurrently(spark, [customer_traits, group_traits], ctx.config.spark.concurrent_jobs)
+    metrics = {"customers": rows, "traits": len(settings.computed), "groups": group_rows,
+               "group_traits": len(settings.group)}
     notes = [f"traits: {', '.join(t.name for t in settings.computed)}"]
-    # written even with no group traits (group_id alone), so segments never read earlier runs' columns
-    groups = wh.read(spark, tables.GROUPS, missing="empty")
-    members = wh.read(spark, tables.GROUP_MEMBERS, missing="empty")
-    version = wh.version(spark, tables.GROUP_TRAITS)
-    wh.overwrite(compute_group_traits(stream, groups, members, settings.group, ctx.run_date), tables.GROUP_TRAITS)
-    metrics.update(groups=wh.operation_metrics_since(spark, tables.GROUP_TRAITS, version).get("numOutputRows", 0),
-                   group_traits=len(settings.group))
     if settings.group:
         notes.append(f"group traits: {', '.join(t.name for t in settings.group)}")
     return StageResult(metrics=metrics, notes=notes)

@@ -30,6 +30,8 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("sparkk: {}\n", r"unknown key 'sparkk' \(did you mean 'spark'\?\)"),
         ("spark:\n  shuffle_partitions: many\n", r"'spark\.shuffle_partitions' must be a whole number, got 'many'"),
         ("spark:\n  shuffle_partitions: 0\n", r"'spark\.shuffle_partitions' must be at least 1"),
+        ("spark:\n  concurrent_jobs: 0\n", r"'spark\.concurrent_jobs' must be at least 1"),
+        ("spark:\n  concurrent_jobs: two\n", r"'spark\.concurrent_jobs' must be a whole number, got 'two'"),
         ("ingest:\n  memory_cache_max_mb: -1\n", r"'ingest\.memory_cache_max_mb' must be 0 or more"),
         ("ingest:\n  late_window_days: -1\n", r"'ingest\.late_window_days' must be 0 or more days, or null"),
         ("spark:\n  remote: localhost:15002\n", r"'spark\.remote' must be a Spark Connect URL such as sc://localhost:15002"),

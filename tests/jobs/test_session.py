@@ -1,11 +1,14 @@
+import functools
 import logging
 
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from jobs import pipeline
 from jobs.core.context import RunParams, StageResult
-from jobs.core.session import computed, persistent_rdd_ids, release_persisted_since
+from jobs.core.session import (computed, concurrently, job_group, persistent_rdd_ids,
+                               release_persisted_since)
 
 
 def test_session_writes_and_reads_delta(spark, tmp_path):
@@ -51,3 +54,26 @@ def test_a_computed_frame_holds_its_rows_under_a_short_plan_with_its_real_size(s
     assert len(persistent_rdd_ids(spark) - before) == 1
     release_persisted_since(spark, before)
     assert persistent_rdd_ids(spark) == before
+
+
+def test_concurrent_calls_keep_their_order_and_the_job_group_and_raise_the_first_failure(spark):
+    sc = spark.sparkContext
+    ran: list[int] = []
+
+    def work(n: int, fail: bool = False) -> tuple:
+        ran.append(n)
+        if fail:
+            raise ValueError(f"item {n}")
+        return spark.range(n).count(), sc.getLocalProperty("spark.jobGroup.id")
+
+    calls = [functools.partial(work, n) for n in (30, 10, 20, 40)]
+    with job_group(spark, "c360-probe-concurrent", "probe"):
+        assert concurrently(spark, calls, 3) == [(n, "c360-probe-concurrent") for n in (30, 10, 20, 40)]
+    ran.clear()
+    failing = [functools.partial(work, 1), functools.partial(work, 2, True), functools.partial(work, 3, True),
+               functools.partial(work, 4)]
+    with pytest.raises(ValueError, match="^item 2$"):
+        concurrently(spark, failing, 2)
+    assert sorted(ran) == [1, 2, 3, 4]  # every call ran before the failure was raised
+    # one thread: the same answers, in this thread (outside any job group)
+    assert concurrently(spark, calls[:2], 1) == [(30, None), (10, None)]

@@ -3,6 +3,7 @@ fan-out/chasm examples give exact numbers. One small warehouse for the whole mod
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -209,8 +210,9 @@ def test_a_quote_in_a_filter_value_is_data_on_spark(spark, catalog):
     assert rows(lens.query(spark, SEED, query, RUN_DATE, catalog)) == {(0,)}
 
 
-def context(spark, warehouse, **lens_settings) -> JobContext:
-    config = Config(warehouse=str(warehouse), spark=TEST_SPARK, lens=LensSettings(**lens_settings))
+def context(spark, warehouse, concurrent_jobs: int = 1, **lens_settings) -> JobContext:
+    config = Config(warehouse=str(warehouse), spark=dataclasses.replace(TEST_SPARK, concurrent_jobs=concurrent_jobs),
+                    lens=LensSettings(**lens_settings))
     return JobContext(config=config, run_date=RUN_DATE, _spark=spark)
 
 
@@ -237,6 +239,27 @@ def test_materialize_writes_gold_tables_and_is_a_no_op_before_the_activity_strea
     assert_same(written, reference(spark, catalog, REFERENCES[0].sql))
     empty = lens_materialize.run(context(spark, tmp_path, materialize=[item]), argparse.Namespace())
     assert empty.metrics == {"queries": 0} and "does not exist yet" in empty.notes[0]
+
+
+def test_materialize_writes_every_saved_query_concurrently_and_names_the_one_that_failed(spark, warehouse, catalog):
+    from jobs.lens_stage import materialize as lens_materialize
+    from lens.errors import LensError
+
+    items = [LensMaterialization(name=r.name, query=r.query_file, variant=r.variant) for r in REFERENCES]
+    result = lens_materialize.run(context(spark, warehouse, materialize=items, concurrent_jobs=3), argparse.Namespace())
+    store = Warehouse(warehouse)
+    for r in REFERENCES:
+        assert_same(store.read(spark, tables.lens_table(r.name)), reference(spark, catalog, r.sql))
+    assert result.metrics == {"queries": len(REFERENCES),
+                              "rows": sum(reference(spark, catalog, r.sql).count() for r in REFERENCES)}
+
+    # customers mapped to a table that does not exist: the queries that read it (by_state the first of them;
+    # rfm and order_outcomes do not) fail, and the first in the config's order is named
+    missing = {**LensSettings().catalog, "icebase.audience.customers_large_data": "silver/no_such_table"}
+    with pytest.raises(LensError, match=r"^lens\.materialize order_outcomes_by_state: catalog table "
+                                        r"icebase\.audience\.customers_large_data -> .*silver/no_such_table is not"):
+        lens_materialize.run(context(spark, warehouse, materialize=items, catalog=missing, concurrent_jobs=3),
+                             argparse.Namespace())
 
 
 def stream_rows(events: list[tuple]) -> list[tuple]:
