@@ -160,7 +160,9 @@ def concurrently(spark: SparkSession, calls: Sequence[Callable[[], T]], threads:
     """Every call's result, in the calls' order; `threads` of them run at once, in threads that
     inherit this one's job group. Independent Spark jobs that each leave the cores idle for a while
     (planning, Delta log reads and commits on the driver, a small last task) fill that time with each
-    other's tasks. Every call runs to its end; then the first failure, in the calls' order, is raised."""
+    other's tasks. A failure does not cancel the calls already running (their Spark jobs would be
+    left half done): every call runs to its end, then the first failure in the calls' order is
+    raised. With one thread the calls run in order here and the first failure stops them."""
     if threads <= 1 or len(calls) <= 1:
         return [call() for call in calls]
     from pyspark.util import inheritable_thread_target

@@ -75,5 +75,9 @@ def test_concurrent_calls_keep_their_order_and_the_job_group_and_raise_the_first
     with pytest.raises(ValueError, match="^item 2$"):
         concurrently(spark, failing, 2)
     assert sorted(ran) == [1, 2, 3, 4]  # every call ran before the failure was raised
-    # one thread: the same answers, in this thread (outside any job group)
+    # one thread: the same answers, in this thread (outside any job group); the first failure stops the rest
     assert concurrently(spark, calls[:2], 1) == [(30, None), (10, None)]
+    ran.clear()
+    with pytest.raises(ValueError, match="^item 2$"):
+        concurrently(spark, failing, 1)
+    assert ran == [1, 2]
