@@ -5,6 +5,7 @@ import datetime as dt
 import logging
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -29,6 +30,8 @@ QUERY_ERRORS = (AnalysisException, ParseException, ArithmeticException, NumberFo
 # stderr of the moment -- the terminal, under the CLI. These loggers write to fd 2 instead (the
 # JVM's log file under the CLI, see jobs.core.console).
 QUERY_CONTEXT_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
+# Queries run from several threads at once (lens-materialize): one of them sets the handlers up.
+_QUERY_LOGGERS_LOCK = threading.Lock()
 
 
 def view_name(location: str) -> str:
@@ -112,12 +115,13 @@ class _FileDescriptor2:
 def keep_query_errors_off_the_terminal() -> None:
     from pyspark.logger import PySparkLogger
 
-    for name in QUERY_CONTEXT_LOGGERS:
-        logger = PySparkLogger.getLogger(name)
-        if not any(isinstance(getattr(h, "stream", None), _FileDescriptor2) for h in logger.handlers):
-            for handler in list(logger.handlers):
-                logger.removeHandler(handler)
-            logger.addHandler(logging.StreamHandler(_FileDescriptor2()))
+    with _QUERY_LOGGERS_LOCK:
+        for name in QUERY_CONTEXT_LOGGERS:
+            logger = PySparkLogger.getLogger(name)
+            if not any(isinstance(getattr(h, "stream", None), _FileDescriptor2) for h in logger.handlers):
+                for handler in list(logger.handlers):
+                    logger.removeHandler(handler)
+                logger.addHandler(logging.StreamHandler(_FileDescriptor2()))
 
 
 def spark_error_message(exc: BaseException) -> str:

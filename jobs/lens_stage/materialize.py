@@ -17,8 +17,7 @@ from jobs.core.session import concurrently
 def run(ctx: JobContext, params: RunParams, names: tuple[str, ...] = ()) -> StageResult:
     """Every lens.materialize query (or only `names`) to gold/lens_<name>."""
     from lens.errors import LensError
-    from lens.execute import (QUERY_ERRORS, compile_for, keep_query_errors_off_the_terminal, query_error, run_compiled,
-                              warehouse_catalog)
+    from lens.execute import QUERY_ERRORS, compile_for, query_error, run_compiled, warehouse_catalog
     from lens.model import load_model
     from lens.query_format import load_query
 
@@ -53,7 +52,6 @@ def run(ctx: JobContext, params: RunParams, names: tuple[str, ...] = ()) -> Stag
             raise LensError(f"lens.materialize {item.name}: {query_error(exc)}") from None
         return ctx.warehouse.row_count(ctx.spark, table)
 
-    keep_query_errors_off_the_terminal()  # here, once: run_compiled's own call then finds it done in every thread
     rows = sum(concurrently(ctx.spark, [functools.partial(write, item, query) for item, query in zip(items, compiled)],
                             ctx.config.spark.concurrent_jobs))
     return StageResult(metrics={"queries": len(items), "rows": rows},
