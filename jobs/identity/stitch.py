@@ -56,7 +56,6 @@ from jobs.identity.evidence import (
     IDENTIFIER_KEY,
     aggregate_evidence,
     alias_claims,
-    claims_in_e164,
     customer_observations,
     edge_evidence,
     endpoints,
@@ -302,7 +301,7 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     evidence = (
         (identifier_evidence(observed), tables.IDENTITY_IDENTIFIERS, IDENTIFIER_KEY, "identifier_evidence"),
         (edge_evidence(observed), tables.IDENTITY_EDGES, EDGE_KEY, "edge_evidence"),
-        (claims_in_e164(alias_claims(events), parsed), tables.IDENTITY_ALIASES, ALIAS_CLAIM_KEY, "alias_claims"),
+        (alias_claims(observed), tables.IDENTITY_ALIASES, ALIAS_CLAIM_KEY, "alias_claims"),
     )
     new_evidence = []
     for rows, table, keys_of, step in evidence:

@@ -11,7 +11,7 @@ from jobs.identity.evidence import (
     EDGE_KEY,
     EVIDENCE_COLUMNS,
     IDENTIFIER_KEY,
-    claims_in_e164,
+    alias_claims,
     edge_evidence,
     identifier_evidence,
     identifier_sets,
@@ -86,7 +86,7 @@ def _ev(first, last, source, run_date):
 
 
 OBSERVATION_DDL = ("source_kind string, source_id string, source_file string, seen_at timestamp, run_date date, "
-                   "ids array<struct<identifier_type: string, identifier_value: string>>")
+                   "ids array<struct<identifier_type: string, identifier_value: string>>, previous_id string")
 
 
 def _observed_in_e164(spark):
@@ -94,10 +94,10 @@ def _observed_in_e164(spark):
     value that is no number beside u2 and b@x.com."""
     observations = spark.createDataFrame(
         [
-            ("identify", "m1", "f.jsonl", T1, D1, [("user_id", "u1"), ("phone", "415-199-6488"), ("email", "a@x.com")]),
-            ("identify", "m2", "f.jsonl", T2, D2, [("user_id", "u1"), ("phone", "(415) 199-6488")]),
-            ("identify", "m3", "f.jsonl", T1, D1, [("user_id", "u2"), ("email", "b@x.com"), ("phone", "call me")]),
-            ("identify", "m4", "f.jsonl", T2, D2, [("email", "a@x.com")]),
+            ("identify", "m1", "f.jsonl", T1, D1, [("user_id", "u1"), ("phone", "415-199-6488"), ("email", "a@x.com")], None),
+            ("identify", "m2", "f.jsonl", T2, D2, [("user_id", "u1"), ("phone", "(415) 199-6488")], None),
+            ("identify", "m3", "f.jsonl", T1, D1, [("user_id", "u2"), ("email", "b@x.com"), ("phone", "call me")], None),
+            ("identify", "m4", "f.jsonl", T2, D2, [("email", "a@x.com")], None),
         ],
         OBSERVATION_DDL,
     )
@@ -141,22 +141,26 @@ def test_edges_are_re_keyed_and_an_edge_to_an_unparseable_phone_is_dropped(spark
 
 
 def test_alias_claims_are_re_keyed_and_a_claim_of_an_unparseable_phone_is_dropped(spark):
-    claims = spark.createDataFrame(
+    """Alias calls' claims come from their identifier sets, phones in E.164: two spellings of one
+    number are one claim with merged evidence, a value that is no number is no claim; an identify
+    call carrying the same identifiers claims nothing."""
+    observations = spark.createDataFrame(
         [
-            ("anon-1", "phone", "(415) 199-6488", *_ev(T2, T2, "m2", D2)),
-            ("anon-1", "phone", "4151996488", *_ev(T1, T1, "m1", D1)),
-            ("anon-1", "phone", "call me", *_ev(T1, T1, "m3", D1)),
-            ("anon-1", "user_id", "u1", *_ev(T1, T1, "m1", D1)),
+            ("alias", "m1", "f.jsonl", T1, D1, [("user_id", "u1"), ("phone", "4151996488")], "anon-1"),
+            ("alias", "m2", "f.jsonl", T2, D2, [("phone", "(415) 199-6488")], "anon-1"),
+            ("alias", "m3", "f.jsonl", T1, D1, [("phone", "call me")], "anon-1"),
+            ("identify", "m0", "f.jsonl", T1, D1, [("user_id", "u1"), ("phone", "4151996488")], None),
         ],
-        f"previous_id string, other_type string, other_value string, {EVIDENCE_DDL}",
+        OBSERVATION_DDL,
     )
-    parsed = parsed_phones(claims.where("other_type = 'phone'").select("other_value"), "US")
+    sets = identifier_sets(observations)
+    observed = sets_in_e164(sets, parsed_phones(set_phones(sets), "US"))
     expected = spark.createDataFrame(
         [
-            ("anon-1", "phone", "+14151996488", *_ev(T1, T2, "m1", D2)),
-            ("anon-1", "user_id", "u1", *_ev(T1, T1, "m1", D1)),
+            ("anon-1", "phone", "+14151996488", T1, T2, "alias", "m1", "f.jsonl", D2),
+            ("anon-1", "user_id", "u1", T1, T1, "alias", "m1", "f.jsonl", D1),
         ],
         f"previous_id string, other_type string, other_value string, {EVIDENCE_DDL}",
     )
-    assert_df_equality(claims_in_e164(claims, parsed).select(*ALIAS_CLAIM_KEY, *EVIDENCE_COLUMNS), expected,
+    assert_df_equality(alias_claims(observed).select(*ALIAS_CLAIM_KEY, *EVIDENCE_COLUMNS), expected,
                        ignore_row_order=True, ignore_nullable=True)
