@@ -90,10 +90,10 @@ def alias_claims(sets: DataFrame) -> DataFrame:
     """Alias calls -> one row per (previous_id, identifier of the call) + EVIDENCE_COLUMNS.
 
     `sets`: identifier_sets rows, phones in E.164 (sets_in_e164); those with a previous_id are the
-    alias calls'. Reading the claims from the sets, not from bronze, saves a scan of every event
-    (bench scale M: 8.7 s of a full stitch, for about a thousand calls); the evidence is the same,
-    being min/max over the calls either way, and a claim of an unparseable phone is gone with the
-    phone."""
+    alias calls'. Read from the sets, the claims cost no second scan of bronze/events; the evidence
+    is the same, being min/max over the calls either way, and a claim of an unparseable phone is
+    gone with the phone. (Bench scale M: the step took 5.4-6.3 s against 6.0-8.0 s, since it still
+    reads every set: bench/results/stitch-M.md.)"""
     calls = sets.where(F.col("previous_id").isNotNull())
     rows = calls.select("previous_id", F.explode("ids").alias("id"), *EVIDENCE_COLUMNS).select(
         "previous_id",

@@ -119,13 +119,18 @@ def _strategy(settings: IdentitySettings, column: str) -> str:
     return settings.survivorship.get(column, settings.survivorship_default)
 
 
+def _uses_most_frequent(settings: IdentitySettings) -> bool:
+    """Whether some column is chosen by most_frequent (which counts the rows of each value)."""
+    return MOST_FREQUENT in (settings.survivorship_default, *settings.survivorship.values())
+
+
 def choose_values(candidates: DataFrame, settings: IdentitySettings) -> DataFrame:
     """(customer_id, *ATTRIBUTE_COLUMNS): per customer, one surviving value per column (null when
     it has none), from candidate_cells. Placeholder emails and phones the identity rules block never
     survive. The general path: most_frequent counts each value's rows, which needs one row per value."""
     placeholder = _placeholder(settings, F.col("column"), F.col("value"))
     present = candidates.where(F.col("value").isNotNull() & (F.col("value") != "") & ~placeholder)
-    if MOST_FREQUENT in (settings.survivorship_default, *settings.survivorship.values()):
+    if _uses_most_frequent(settings):
         counted = present.join(
             present.groupBy("customer_id", "column", "value").agg(F.count("*").alias("rows")),
             ["customer_id", "column", "value"], "inner",
@@ -181,7 +186,7 @@ def build_customers(
         keep(master_rows(customers, identity_map).unionByName(trait_rows(calls, identity_map)), "candidates"),
         "phone_number", settings.default_phone_region, where=F.col("phone_number").isNotNull(), known=known_phones,
     )
-    if MOST_FREQUENT in (settings.survivorship_default, *settings.survivorship.values()):
+    if _uses_most_frequent(settings):
         chosen = choose_values(candidate_cells(rows), settings)
     else:
         chosen = choose_from_rows(rows, settings)
