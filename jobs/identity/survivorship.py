@@ -53,8 +53,8 @@ def _master_value(column: str) -> Column:
 
 
 SOURCE_COLUMNS = ("customer_id", "source_rank", "seen_at", "source_id")
-# The attributes an identify call can carry, as (silver/customers column, silver/profile_calls column).
-TRAIT_ATTRIBUTES = (("customer_name", "customer_name"), ("email", "email"), ("phone_number", "phone"))
+# The attributes an identify call can carry: silver/customers column -> silver/profile_calls column.
+TRAIT_ATTRIBUTES = {"customer_name": "customer_name", "email": "email", "phone_number": "phone"}
 
 
 def master_rows(customers: DataFrame, identity_map: DataFrame) -> DataFrame:
@@ -76,14 +76,14 @@ def master_rows(customers: DataFrame, identity_map: DataFrame) -> DataFrame:
 def trait_rows(calls: DataFrame, identity_map: DataFrame) -> DataFrame:
     """Candidate rows (SOURCE_COLUMNS + ATTRIBUTE_COLUMNS) from identify calls: name, email and
     phone traits, the other columns null."""
-    traits = dict(TRAIT_ATTRIBUTES)
     return (
         calls.where(F.col("type") == IDENTIFY_CALL)
         .transform(lambda df: resolve_customer_id(df, identity_map))
         .where(F.col("customer_id").isNotNull())
         .select("customer_id", F.lit(TRAIT_RANK).alias("source_rank"), F.col("timestamp").alias("seen_at"),
                 F.col("message_id").alias("source_id"),
-                *[(F.col(traits[c]) if c in traits else F.lit(None).cast("string")).alias(c) for c in ATTRIBUTE_COLUMNS])
+                *[(F.col(TRAIT_ATTRIBUTES[c]) if c in TRAIT_ATTRIBUTES else F.lit(None).cast("string")).alias(c)
+                  for c in ATTRIBUTE_COLUMNS])
     )
 
 
