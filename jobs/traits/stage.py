@@ -37,7 +37,6 @@ from jobs.metrics import (
     ORDER_NO,
     ORDER_VALUE_SLOT,
     as_of,
-    distinct_count_of_lists,
     exact_avg,
     exact_sum,
     numeric,
@@ -123,7 +122,8 @@ DAILY_VALUES = {"revenue_impact": "revenue", ORDER_VALUE_SLOT: "order_value"}
 def daily_aggregate(trait: TraitDefinition, run_date: dt.date) -> Column | None:
     """The trait's aggregate over one customer's silver/activity_daily rows (columns `activity`,
     `activity_date`, ...), equal to `aggregate` over the stream; None when the day rows do not hold
-    what it needs (a value at the last activity, an average, a distinct count of another value)."""
+    what it needs (a value at the last activity, an average, a distinct count of another value) and
+    for the distinct order counts, which day_order_counts answers."""
     when = _matches(trait, run_date)
     kind = trait.kind
     if kind in ("last", "first") and trait.of is None:
@@ -132,12 +132,43 @@ def daily_aggregate(trait: TraitDefinition, run_date: dt.date) -> Column | None:
         return F.datediff(F.lit(run_date), F.max(F.when(when, F.col("_date"))))
     if kind == "count":
         return F.sum(F.when(when, F.col("activities")))
-    if kind == "count_distinct" and trait.of == ORDER_NO and trait.activity in ORDER_ACTIVITIES:
-        return distinct_count_of_lists(F.when(when, F.col("order_numbers")))
     if kind in ("sum", "min", "max") and trait.of in DAILY_VALUES:
         column = F.col(f"{DAILY_VALUES[trait.of]}_{kind}")
         return {"sum": lambda c: F.sum(c).cast("double"), "min": F.min, "max": F.max}[kind](F.when(when, column))
     return None
+
+
+def counts_orders(trait: TraitDefinition) -> bool:
+    """Whether the trait counts the distinct order numbers of one order activity, which
+    silver/activity_daily holds per day (order_numbers): day_order_counts answers it."""
+    return trait.kind == "count_distinct" and trait.of == ORDER_NO and trait.activity in ORDER_ACTIVITIES
+
+
+def answered_by_days(trait: TraitDefinition, run_date: dt.date) -> bool:
+    """Whether the customer's day rows answer the trait (daily_aggregate or day_order_counts)."""
+    return counts_orders(trait) or daily_aggregate(trait, run_date) is not None
+
+
+def day_order_counts(days: DataFrame, traits: list[TraitDefinition], run_date: dt.date) -> DataFrame:
+    """customer_id + one column per trait of `traits` (each counts_orders), from day rows (with
+    `_date`): how many distinct order numbers of its activity the customer has on days in its window.
+
+    An order's lines may fall on several days, so a count is the size of the union of those days'
+    lists. The union is taken by exploding the lists into one row per customer and order number,
+    which records for every trait whether any of the number's days matched it; the matches are then
+    counted per customer. Both steps are hash aggregations of plain columns. (A distinct count of
+    collected lists, jobs.metrics.distinct_count_of_lists, is an object aggregation that Spark turns
+    into a sort of every day row once a task sees more than 128 customers: with the six default
+    order counts in it, the traits' aggregation at bench scale L took 19 s warm, against 5.6 s
+    without them and 4.7 s for this.)"""
+    numbers = (
+        days.filter(F.col("activity").isin(*sorted({t.activity for t in traits})))
+        .select("entity_id", "activity", "_date", F.explode("order_numbers").alias("_order_no"))
+    )
+    matched = numbers.groupBy("entity_id", "_order_no").agg(
+        *[F.max(_matches(t, run_date)).alias(t.name) for t in traits])
+    return matched.groupBy(F.col("entity_id").alias("customer_id")).agg(
+        *[F.count_if(F.col(t.name)).alias(t.name) for t in traits])
 
 
 def _per_customer(rows: DataFrame, date: Column, aggregates: list[Column]) -> DataFrame:
@@ -186,15 +217,18 @@ def compute_traits(
     from them and only the others read the stream (the default traits never do)."""
     aggregated = [t for t in settings.computed if t.kind != "percentage"]
     sequences = [t for t in aggregated if t.kind == SEQUENCE_KIND]
+    order_counts = [t for t in aggregated if counts_orders(t)] if activity_daily is not None else []
     from_daily = {t.name: daily_aggregate(t, run_date) for t in aggregated} if activity_daily is not None else {}
     from_daily = {name: column for name, column in from_daily.items() if column is not None}
-    from_stream = [t for t in aggregated if t.name not in from_daily and t not in sequences]
+    from_stream = [t for t in aggregated if t.name not in from_daily and t not in sequences and t not in order_counts]
     people = customers.select("customer_id").distinct()
+    if from_daily or order_counts:
+        days = activity_daily.filter(F.col("activity_date") <= F.lit(run_date)).withColumn("_date", F.col("activity_date"))
     if from_daily:
-        days = activity_daily.filter(F.col("activity_date") <= F.lit(run_date))
-        per_customer = _per_customer(days, F.col("activity_date"),
-                                     [column.alias(name) for name, column in from_daily.items()])
+        per_customer = _per_customer(days, F.col("_date"), [column.alias(name) for name, column in from_daily.items()])
         people = people.join(per_customer, on="customer_id", how="left")
+    if order_counts:
+        people = people.join(day_order_counts(days, order_counts, run_date), on="customer_id", how="left")
     if from_stream:
         per_customer = _per_customer(as_of(activity_stream, run_date), F.to_date("activity_ts"),
                                      [aggregate(t, run_date).alias(t.name) for t in from_stream])
