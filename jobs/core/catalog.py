@@ -394,6 +394,7 @@ SPECS: dict[str, TableSpec] = {spec.name: spec for spec in (
             ("export_removes", LongType()),
             ("skipped_no_consent", LongType()),
             ("skipped_no_email", LongType()),
+            ("skipped_no_value", LongType()),     # a segment group's member whose value the file cannot carry
         ),
         keys=("run_date", "segment"),
         made_by="segments",

@@ -169,6 +169,20 @@ class Warehouse:
             spark.sql(f"ALTER TABLE delta.`{self.path(spec.name)}` SET TBLPROPERTIES ({assignments})")
         return sorted(missing)
 
+    def add_missing_columns(self, spark: SparkSession, spec: TableSpec | str) -> list[str]:
+        """Give an existing table the columns its spec has and it lacks (a table written by an
+        earlier c360), at its end and null in the rows already there; returns their names. One
+        ALTER TABLE commit when any is missing, none otherwise."""
+        spec = _as_spec(spec)
+        if spec.schema is None or not self.exists(spark, spec.name):
+            return []
+        present = set(spark.read.format("delta").load(self.path(spec.name)).columns)
+        missing = [f for f in spec.schema.fields if f.name not in present]
+        if missing:
+            columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+            spark.sql(f"ALTER TABLE delta.`{self.path(spec.name)}` ADD COLUMNS ({columns})")
+        return [f.name for f in missing]
+
     def delta(self, spark: SparkSession, table: str) -> DeltaTable:
         return DeltaTable.forPath(spark, self.path(table))
 

@@ -99,6 +99,11 @@ def segment_values(inputs: Inputs, exported: list[SegmentDefinition]) -> DataFra
     return reduce(DataFrame.unionByName, parts) if parts else None
 
 
+def exportable_value(value: Column) -> Column:
+    """Whether a segment group's value can be part of a label (null for a null value)."""
+    return (value != "") & ~value.rlike(UNEXPORTABLE_VALUE)
+
+
 def with_labels(eligible: DataFrame, labels: DataFrame, values: DataFrame | None) -> DataFrame:
     """(segment, label, id_type, id): each eligible (segment, member_id, id_type, id) with its label:
     the segment's, or for a segment group <group>=<the member's value>. A member whose value is
@@ -110,7 +115,7 @@ def with_labels(eligible: DataFrame, labels: DataFrame, values: DataFrame | None
     return (
         rows.join(values, on=["segment", "member_id"], how="left")
         .withColumn("label", F.when(~F.col("by_value"), F.col("label"))
-                    .when((F.col("value") != "") & ~F.col("value").rlike(UNEXPORTABLE_VALUE), valued))
+                    .when(exportable_value(F.col("value")), valued))
         .filter(F.col("label").isNotNull())
         .select("segment", "label", "id_type", "id").distinct()
     )
@@ -243,7 +248,7 @@ def run_exports(spark: SparkSession, wh: tables.Warehouse, inputs: Inputs, setti
     whose file is the complete list today (full_list_names).
 
     Returns the file per segment, what each file carries (data rows, adds, removes) per segment, and
-    (segment, metric, n) rows counting members skipped for want of consent or of a usable email.
+    (segment, metric, n) rows counting the members its file leaves out (skipped_members).
     """
     # the segments that send a file today (export.cadence, or a resend); the others keep their log
     # as it is, so their next file carries every change since the last one sent
@@ -258,10 +263,11 @@ def run_exports(spark: SparkSession, wh: tables.Warehouse, inputs: Inputs, setti
         [(d.name, d.export.label, d.export.static, d.export.segment_from is not None, d.name in full_lists)
          for d in exported],
         "segment string, label string, static boolean, by_value boolean, full_list boolean")
+    values = segment_values(inputs, exported)
     eligible = with_labels(
         candidates.filter(F.col("consented") & F.col("usable")).select(
             "segment", "member_id", F.lit(HEMSHA2).alias("id_type"), sha256_email(F.col("email")).alias("id")),
-        labels, segment_values(inputs, exported))
+        labels, values)
     changes = export_changes(eligible, previously_exported(wh.read(spark, tables.SEGMENT_EXPORTS), run_date),
                              labels, run_date)
     replace_from(wh, changes, tables.SEGMENT_EXPORTS, run_date)
@@ -278,12 +284,29 @@ def run_exports(spark: SparkSession, wh: tables.Warehouse, inputs: Inputs, setti
         files[definition.name] = export_path(wh, definition.name, definition.export, run_date, sequence)
         write_single_file(export_rows(in_files.filter(F.col("segment") == definition.name)), files[definition.name],
                           definition.export.delimiter)
-    # per member: without consent, or consenting with no usable email among theirs (a household:
-    # none of its people consented, or none who did has a usable email)
+    return files, file_counts, skipped_members(candidates, labels, values)
+
+
+SKIPPED_METRICS = ("skipped_no_consent", "skipped_no_email", "skipped_no_value")
+
+
+def skipped_members(candidates: DataFrame, labels: DataFrame, values: DataFrame | None) -> DataFrame:
+    """(segment, metric, n): the members of each exported segment left out of its file, by the first
+    reason that applies: without consent; consenting with no usable email among theirs (a
+    household: none of its people consented, or none who did has a usable email); for a segment
+    group, a value that is missing, empty or holds a character the file cannot carry (with_labels)."""
     per_member = candidates.groupBy("segment", "member_id").agg(
         F.bool_or("consented").alias("consented"), F.bool_or(F.col("consented") & F.col("usable")).alias("usable"))
-    skipped = per_member.groupBy("segment").agg(
+    by_value = labels.select("segment", "by_value")
+    if values is None:
+        valued = per_member.join(by_value, on="segment", how="inner").withColumn("valued", ~F.col("by_value"))
+    else:
+        valued = (per_member.join(by_value, on="segment", how="inner")
+                  .join(values, on=["segment", "member_id"], how="left")
+                  .withColumn("valued", ~F.col("by_value") | F.coalesce(exportable_value(F.col("value")), F.lit(False))))
+    counts = valued.groupBy("segment").agg(
         F.count_if(~F.col("consented")).alias("skipped_no_consent"),
         F.count_if(F.col("consented") & ~F.col("usable")).alias("skipped_no_email"),
-    ).unpivot("segment", ["skipped_no_consent", "skipped_no_email"], "metric", "n")
-    return files, file_counts, skipped
+        F.count_if(F.col("consented") & F.col("usable") & ~F.col("valued")).alias("skipped_no_value"),
+    )
+    return counts.unpivot("segment", list(SKIPPED_METRICS), "metric", "n")

@@ -98,7 +98,8 @@ def materialize(ctx: JobContext, full: bool, resend: tuple[str, ...] = ()) -> St
     if not settings.definitions:
         return StageResult(metrics={"segments": 0}, notes=["no segments.definitions configured"])
     for table in STATE_TABLES:
-        wh.create(spark, table)
+        # a table from before a column was added to its spec (gold/segment_runs.skipped_no_value) gains it
+        wh.create(spark, table) or wh.add_missing_columns(spark, table)
     last = last_applied(spark, wh)
     if last is not None and run_date < last and not full:
         raise InputError(
@@ -133,15 +134,18 @@ def summarize(rows: list[dict], full_lists: Collection[str] = ()) -> StageResult
     metrics = {"segments": len(rows), "members": total("members"), "adds": total("adds"), "removes": total("removes"),
                "export_files": sum(1 for r in rows if r["export_file"]), "export_adds": total("export_adds"),
                "export_removes": total("export_removes"), "skipped_no_consent": total("skipped_no_consent"),
-               "skipped_no_email": total("skipped_no_email")}
+               "skipped_no_email": total("skipped_no_email"), "skipped_no_value": total("skipped_no_value")}
     notes = []
     for r in rows:
         line = f"{r['segment']} ({r['level']}): {r['members']:,} members, +{r['adds']:,} -{r['removes']:,}"
         if r["export_file"]:
             sent = (f"the complete list, {r['export_adds']:,} ids ({r['export_removes']:,} no longer in it)"
                     if r["segment"] in full_lists else f"+{r['export_adds']:,} -{r['export_removes']:,}")
+            no_value = (f", {r['skipped_no_value']:,} whose segment value the file cannot carry"
+                        if r["skipped_no_value"] else "")
             line += (f"; export {r['export_file']}: {sent} "
-                     f"(skipped: {r['skipped_no_consent']:,} without consent, {r['skipped_no_email']:,} without a usable email)")
+                     f"(skipped: {r['skipped_no_consent']:,} without consent, {r['skipped_no_email']:,} without a usable email"
+                     f"{no_value})")
         notes.append(line)
     return StageResult(metrics=metrics, notes=notes)
 

@@ -531,6 +531,37 @@ def test_segment_group_one_file_for_every_value(spark, make_ctx):
         ("bob@work.example.com", "RFM=Loyal Customers", "")])
 
 
+def test_a_segment_group_value_the_file_cannot_carry_is_counted_as_skipped(spark, make_ctx):
+    """A member whose segment group value holds the file's delimiter, a quote or a comma (or is
+    empty) has no label and stays out of the file: counted in skipped_no_value, so the members
+    sent and skipped add up. A gold/segment_runs written before the column existed gains it."""
+    every_rfm = SegmentDefinition("rfm_all", rule("rfm.rfm_segment", "set"),
+                                  export=SegmentExport(enabled=True, group="RFM", segment_from="rfm.rfm_segment"))
+    day = dt.date(2026, 4, 1)
+    wh = make_ctx(day).warehouse
+    _write_customers(spark, wh, consent_c3="no")   # c3: no consent, whatever her value
+    _write_identity_map(spark, wh)
+    wh.overwrite(spark.createDataFrame(
+        [("c1", "Champions"), ("c2", "At|Risk"), ("c3", "Say \"hi\""), ("c4", "Lost"), ("c5", "Lost, Found"),
+         ("c6", " ")], RFM_DDL), tables.RFM)
+    # the segment_runs table an earlier c360 wrote: every column but skipped_no_value
+    old_runs = SPECS[tables.SEGMENT_RUNS].schema
+    wh.overwrite(spark.createDataFrame([], StructType([f for f in old_runs.fields if f.name != "skipped_no_value"])),
+                 tables.SEGMENT_RUNS)
+    result = segments.run(make_ctx(day, segments=SegmentSettings(definitions=[every_rfm])), RUN)
+    # members c1..c6; c3 declined; c4 has no email; c2, c5 and c6 have no value a label can carry
+    assert {k: result.metrics[k] for k in ("members", "skipped_no_consent", "skipped_no_email", "skipped_no_value",
+                                           "export_adds")} == {"members": 6, "skipped_no_consent": 1,
+                                                               "skipped_no_email": 1, "skipped_no_value": 3,
+                                                               "export_adds": 1}
+    assert (wh.local_dir / "exports" / "rfm_all" / "2026-04-01.psv").read_text() == export_file(
+        ["ann@example.com"], [], "RFM=Champions")
+    assert "3 whose segment value the file cannot carry" in result.notes[0]
+    runs = wh.read(spark, tables.SEGMENT_RUNS).collect()
+    assert [(r["segment"], r["skipped_no_consent"], r["skipped_no_email"], r["skipped_no_value"]) for r in runs] == [
+        ("rfm_all", 1, 1, 3)]
+
+
 def test_full_lists_and_a_resend_on_demand(spark, make_ctx):
     """Resonate's "re-send a complete list of IDs to be processed like a new segment": a full_list
     export sends every id each time (Add only); `--resend NAME` does it once for a differential one,
