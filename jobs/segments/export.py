@@ -297,14 +297,12 @@ def skipped_members(candidates: DataFrame, labels: DataFrame, values: DataFrame 
     group, a value that is missing, empty or holds a character the file cannot carry (with_labels)."""
     per_member = candidates.groupBy("segment", "member_id").agg(
         F.bool_or("consented").alias("consented"), F.bool_or(F.col("consented") & F.col("usable")).alias("usable"))
-    by_value = labels.select("segment", "by_value")
-    if values is None:
-        valued = per_member.join(by_value, on="segment", how="inner").withColumn("valued", ~F.col("by_value"))
-    else:
-        valued = (per_member.join(by_value, on="segment", how="inner")
-                  .join(values, on=["segment", "member_id"], how="left")
-                  .withColumn("valued", ~F.col("by_value") | F.coalesce(exportable_value(F.col("value")), F.lit(False))))
-    counts = valued.groupBy("segment").agg(
+    valued = per_member.join(labels.select("segment", "by_value"), on="segment", how="inner")
+    exportable = F.lit(False)  # no segment group: by_value is false for every segment
+    if values is not None:
+        valued = valued.join(values, on=["segment", "member_id"], how="left")
+        exportable = F.coalesce(exportable_value(F.col("value")), F.lit(False))
+    counts = valued.withColumn("valued", ~F.col("by_value") | exportable).groupBy("segment").agg(
         F.count_if(~F.col("consented")).alias("skipped_no_consent"),
         F.count_if(F.col("consented") & ~F.col("usable")).alias("skipped_no_email"),
         F.count_if(F.col("consented") & F.col("usable") & ~F.col("valued")).alias("skipped_no_value"),

@@ -122,8 +122,8 @@ DAILY_VALUES = {"revenue_impact": "revenue", ORDER_VALUE_SLOT: "order_value"}
 def daily_aggregate(trait: TraitDefinition, run_date: dt.date) -> Column | None:
     """The trait's aggregate over one customer's silver/activity_daily rows (columns `activity`,
     `activity_date`, ...), equal to `aggregate` over the stream; None when the day rows do not hold
-    what it needs (a value at the last activity, an average, a distinct count of another value) and
-    for the distinct order counts, which day_order_counts answers."""
+    what it needs (a value at the last activity, an average, a distinct count of another value),
+    and for the distinct order counts, which day_order_counts answers from them."""
     when = _matches(trait, run_date)
     kind = trait.kind
     if kind in ("last", "first") and trait.of is None:
@@ -158,9 +158,9 @@ def day_order_counts(days: DataFrame, traits: list[TraitDefinition], run_date: d
     which records for every trait whether any of the number's days matched it; the matches are then
     counted per customer. Both steps are hash aggregations of plain columns. (A distinct count of
     collected lists, jobs.metrics.distinct_count_of_lists, is an object aggregation that Spark turns
-    into a sort of every day row once a task sees more than 128 customers: with the six default
-    order counts in it, the traits' aggregation at bench scale L took 19 s warm, against 5.6 s
-    without them and 4.7 s for this.)"""
+    into a sort of every day row once a task sees more than 128 customers. At bench scale L the
+    customer traits took 22.7 s warm with the six default order counts counted that way, 12.7 s
+    this way, with equal rows.)"""
     numbers = (
         days.filter(F.col("activity").isin(*sorted({t.activity for t in traits})))
         .select("entity_id", "activity", "_date", F.explode("order_numbers").alias("_order_no"))
