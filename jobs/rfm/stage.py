@@ -82,9 +82,10 @@ def quintile_scores(metrics: DataFrame) -> DataFrame:
     partitioned by metric: recency and frequency take few distinct values; monetary at most one per
     customer. It is exact (no sampling, unlike approxQuantile or percentile_approx), deterministic,
     and integer arithmetic decides the bucket boundaries. Each metric's scores are then joined to
-    the customers by value (the few recency and frequency values are broadcast), rather than the
-    customers exploded into a row per score and pivoted back, which shuffled three rows per
-    customer twice.
+    the customers by value (recency's and frequency's few values are small enough for adaptive
+    execution to broadcast), rather than the customers exploded into a row per score and pivoted
+    back, which shuffled three rows per customer twice. A customer with a null metric keeps its
+    row, with that score null.
     """
     def goodness(metric: str, sign: int) -> Column:
         return (F.col(metric) * F.lit(sign)).cast("double")
@@ -113,7 +114,7 @@ def quintile_scores(metrics: DataFrame) -> DataFrame:
     for score, (metric, sign) in SCORED_METRICS.items():
         scores = value_scores.filter(F.col("score_name") == score).select(
             F.col("goodness").alias("_value"), F.col("score").alias(score))
-        scored = (scored.join(scores, goodness(metric, sign) == F.col("_value"), how="inner").drop("_value"))
+        scored = scored.join(scores, goodness(metric, sign) == F.col("_value"), how="left").drop("_value")
     return scored.select("customer_id", *METRIC_COLUMNS, *SCORED_METRICS)
 
 

@@ -165,10 +165,10 @@ def day_order_counts(days: DataFrame, traits: list[TraitDefinition], run_date: d
         days.filter(F.col("activity").isin(*sorted({t.activity for t in traits})))
         .select("entity_id", "activity", "_date", F.explode("order_numbers").alias("_order_no"))
     )
-    matched = numbers.groupBy("entity_id", "_order_no").agg(
+    # keyed by customer_id from the start: a trait may be named entity_id, never customer_id
+    matched = numbers.groupBy(F.col("entity_id").alias("customer_id"), "_order_no").agg(
         *[F.max(_matches(t, run_date)).alias(t.name) for t in traits])
-    return matched.groupBy(F.col("entity_id").alias("customer_id")).agg(
-        *[F.count_if(F.col(t.name)).alias(t.name) for t in traits])
+    return matched.groupBy("customer_id").agg(*[F.count_if(F.col(t.name)).alias(t.name) for t in traits])
 
 
 def _per_customer(rows: DataFrame, date: Column, aggregates: list[Column]) -> DataFrame:

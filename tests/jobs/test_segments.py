@@ -533,8 +533,9 @@ def test_segment_group_one_file_for_every_value(spark, make_ctx):
 
 def test_a_segment_group_value_the_file_cannot_carry_is_counted_as_skipped(spark, make_ctx):
     """A member whose segment group value holds the file's delimiter, a quote or a comma (or is
-    empty) has no label and stays out of the file: counted in skipped_no_value, so the members
-    sent and skipped add up. A gold/segment_runs written before the column existed gains it."""
+    empty) has no label and stays out of the file: counted in skipped_no_value, so every member
+    left out of the file is counted under one reason. A gold/segment_runs written before the
+    column existed gains it."""
     every_rfm = SegmentDefinition("rfm_all", rule("rfm.rfm_segment", "set"),
                                   export=SegmentExport(enabled=True, group="RFM", segment_from="rfm.rfm_segment"))
     day = dt.date(2026, 4, 1)
