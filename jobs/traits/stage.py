@@ -150,8 +150,8 @@ def answered_by_days(trait: TraitDefinition, run_date: dt.date) -> bool:
 
 
 def day_order_counts(days: DataFrame, traits: list[TraitDefinition], run_date: dt.date) -> DataFrame:
-    """customer_id + one column per trait of `traits` (each counts_orders), from day rows (with
-    `_date`): how many distinct order numbers of its activity the customer has on days in its window.
+    """customer_id + one column per trait of `traits` (each counts_orders), from day rows: how many
+    distinct order numbers of its activity the customer has on days in its window.
 
     An order's lines may fall on several days, so a count is the size of the union of those days'
     lists. The union is taken by exploding the lists into one row per customer and order number,
@@ -163,7 +163,8 @@ def day_order_counts(days: DataFrame, traits: list[TraitDefinition], run_date: d
     this way, with equal rows.)"""
     numbers = (
         days.filter(F.col("activity").isin(*sorted({t.activity for t in traits})))
-        .select("entity_id", "activity", "_date", F.explode("order_numbers").alias("_order_no"))
+        .select("entity_id", "activity", F.col("activity_date").alias("_date"),
+                F.explode("order_numbers").alias("_order_no"))
     )
     # keyed by customer_id from the start: a trait may be named entity_id, never customer_id
     matched = numbers.groupBy(F.col("entity_id").alias("customer_id"), "_order_no").agg(
@@ -222,10 +223,10 @@ def compute_traits(
     from_daily = {name: column for name, column in from_daily.items() if column is not None}
     from_stream = [t for t in aggregated if t.name not in from_daily and t not in sequences and t not in order_counts]
     people = customers.select("customer_id").distinct()
-    if from_daily or order_counts:
-        days = activity_daily.filter(F.col("activity_date") <= F.lit(run_date)).withColumn("_date", F.col("activity_date"))
+    days = activity_daily.filter(F.col("activity_date") <= F.lit(run_date)) if activity_daily is not None else None
     if from_daily:
-        per_customer = _per_customer(days, F.col("_date"), [column.alias(name) for name, column in from_daily.items()])
+        per_customer = _per_customer(days, F.col("activity_date"),
+                                     [column.alias(name) for name, column in from_daily.items()])
         people = people.join(per_customer, on="customer_id", how="left")
     if order_counts:
         people = people.join(day_order_counts(days, order_counts, run_date), on="customer_id", how="left")
