@@ -222,6 +222,38 @@ def test_the_archive_reads_lens_files_and_conf_from_inside_the_zip(tmp_path):
 
 
 @pytest.mark.slow
+def test_what_the_driver_jvm_prints_past_log4j_lands_in_the_log_not_on_the_terminal(tmp_path):
+    """Under spark-submit the driver JVM's System.err is the terminal. Some of Spark's shutdown paths
+    print there directly, not through log4j (Scala's default reporter prints a failed RPC callback's
+    stack trace; seen on the two-worker cluster under load). Once c360 routes the logs, such output
+    goes to the run's log file; c360's own lines still reach the terminal."""
+    log_file = tmp_path / "_logs" / "probe.log"
+    app = tmp_path / "probe.py"
+    app.write_text(textwrap.dedent(f"""
+        import os, sys
+        from jobs.core.session import LOG_FILE_ENV, build_spark
+        from jobs.core.config import load_config
+        os.environ[LOG_FILE_ENV] = {str(log_file)!r}
+        spark = build_spark(load_config().spark)
+        spark._jvm.java.lang.Throwable("c360 probe: printed past log4j").printStackTrace()
+        spark._jvm.java.lang.System.err.flush()
+        print("probe done")
+        spark.stop()
+    """))
+    log_file.parent.mkdir()
+    cmd = readme_submit("local[1]", build(tmp_path / "c360.zip"), app=[])
+    cmd[cmd.index("jobs/cli.py")] = str(app)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
+                          env={**os.environ, **SPARK_ENV})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.splitlines() == ["probe done"], proc.stdout[-3000:]
+    assert_terminal_free_of_spark(proc)
+    logged = log_file.read_text()
+    assert "java.lang.Throwable: c360 probe: printed past log4j" in logged, logged[-3000:]
+    assert "Running Spark version" in logged, logged[-3000:]
+
+
+@pytest.mark.slow
 def test_readme_spark_submit_with_a_bad_config_exits_2_with_one_line(tmp_path):
     config = tmp_path / "bad.yml"
     config.write_text("spark:\n  master: null\n  mastr: local[2]\n")

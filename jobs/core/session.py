@@ -215,6 +215,10 @@ def route_driver_logs(log_file: str | Path, config: Path | None = None) -> None:
         context.setConfigLocation(jvm.java.net.URI(config.resolve().as_uri()))  # loads it now
     else:
         context.reconfigure()
+    # What the driver JVM prints past log4j goes there too: Scala's default reporter prints a failed
+    # RPC callback's stack trace to System.err (seen while executors disconnect at a busy shutdown).
+    # Only System.err: spark-submit copies this Python process's output to the JVM's System.out.
+    jvm.java.lang.System.setErr(jvm.java.io.PrintStream(jvm.java.io.FileOutputStream(str(log_file), True), True))
 
 
 def build_spark(settings: SparkSettings, *, extra_conf: dict[str, str] | None = None) -> SparkSession:
