@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,12 +258,24 @@ def bench_size(spark, label: str, seed: int, pairs: int, partitions: list[int], 
             "method": method.name, "seconds": method.seconds, "median_seconds": statistics.median(method.seconds),
             "median_ratio_vs_scipy": round(statistics.median(ratios), 2), "rounds": method.rounds,
             "agree": all(method.agree) if method.agree else None, "notes": sorted(method.notes),
+            "measured": measured_on(),
         })
     vertices = int(reference[0].size)
     components = int(np.unique(reference[1]).size)
     return {"edges": label, "edge_rows": pq.ParquetFile(path).metadata.num_rows, "vertices": vertices,
             "components": components, "largest_component": int(np.bincount(np.unique(reference[1], return_inverse=True)[1]).max()),
             "pairs": pairs, "methods": rows}
+
+
+def measured_on() -> str:
+    """The date and the code a row was measured with (rows of earlier invocations stay in the
+    report, so each says which code it timed)."""
+    try:
+        commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip()
+    except OSError:
+        commit = ""
+    return f"{dt.date.today()} at {commit or 'an unknown commit'}"
 
 
 def write_report(sizes: list[dict], meta: dict) -> tuple[Path, Path]:
@@ -284,12 +297,13 @@ def write_report(sizes: list[dict], meta: dict) -> tuple[Path, Path]:
     for size in sizes:
         lines += [f"## {size['edges']} edges ({size['edge_rows']:,} rows, {size['vertices']:,} vertices, "
                   f"{size['components']:,} components, largest {size['largest_component']:,})", "",
-                  "| method | seconds (per pair) | median s | median ratio vs scipy (paired) | rounds | agrees with scipy |",
-                  "|---|---|---|---|---|---|"]
+                  "| method | seconds (per pair) | median s | median ratio vs scipy (paired) | rounds | agrees with scipy | measured |",
+                  "|---|---|---|---|---|---|---|"]
         for row in size["methods"]:
             lines.append(f"| {row['method']} | {', '.join(f'{s:.2f}' for s in row['seconds'])} | {row['median_seconds']:.2f} | "
                          f"{row['median_ratio_vs_scipy']:.2f} | {', '.join(map(str, row['rounds'])) or '-'} | "
-                         f"{'-' if row['agree'] is None else 'yes' if row['agree'] else 'NO'} |")
+                         f"{'-' if row['agree'] is None else 'yes' if row['agree'] else 'NO'} | "
+                         f"{row.get('measured', 'before 2026-12-07, code not recorded')} |")
         lines.append("")
         for row in size["methods"]:
             for note in row["notes"]:
@@ -311,8 +325,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="distributed path: edges per bucket to try (default: the identity default)")
     args = parser.parse_args(argv)
     from jobs.core.config import SparkSettings
-    from jobs.core.session import build_spark
+    from jobs.core.console import divert_jvm_output
+    from jobs.core.session import LOG_FILE_ENV, build_spark
 
+    # Spark's log lines go to bench/work/_logs/b1.log, as the other benches' and c360's do.
+    os.environ[LOG_FILE_ENV] = str(divert_jvm_output(WORK / "_logs" / "b1.log"))
     for label in args.edges:  # all data exists before anything is timed
         build_edges(label, args.seed)
     spark = build_spark(SparkSettings(master="local[2]", app_name="c360-b1", shuffle_partitions=args.partitions[0],

@@ -2,19 +2,25 @@
 
 `connected_components` labels every vertex with the minimum id of its component.
 
-Distributed path: rounds of local contraction. A round hashes every vertex to one of P buckets and
-sends each edge to the buckets of both its endpoints, so a bucket holds the whole neighbourhood of
-each of its vertices; P is chosen from the number of edges so a bucket holds about
+Distributed path: rounds of local contraction. A round sends every edge to one of P buckets (by a
+hash of its first endpoint); P is chosen from the number of edges so a bucket holds about
 `partition_edges` edges. Inside each bucket (`mapInArrow`, numpy + scipy) the connected components
-of the bucket's edges are computed exactly, and every vertex gets its bucket's label: the minimum of
-its local component. A vertex whose edges all stay inside its bucket ("interior") is done for the
-round: it points to that label. The others ("boundary") carry one label per bucket they appear in;
-one shuffle by vertex takes the least of them as the vertex's pointer and turns every other label
-into an edge (label, least label). Those edges, deduplicated, are the next round's graph: it is
-connected exactly as the round's graph was (every local component and every vertex's labels are
-tied to one label), and much smaller, because a bucket collapses whole pieces of a component (long
-chains, hubs and their leaves) in one step where label propagation moves one hop. As the graph
-shrinks P drops, and a round with one bucket finishes everything left.
+of the bucket's edges are computed exactly, and every vertex the bucket saw gets its bucket's label:
+the minimum of its local component. A vertex can appear in several buckets (its edges went to
+different ones); one shuffle by vertex takes the least of its labels as the vertex's pointer and
+turns every other label into an edge (label, least label). Those edges are the next round's graph:
+it is connected exactly as the round's graph was (every local component and every vertex's labels
+are tied to one label), and much smaller, because a bucket collapses whole pieces of a component
+(long chains, hubs and their leaves) in one step where label propagation moves one hop. As the
+graph shrinks P drops, and a round with one bucket finishes everything left: there every vertex
+has one label, its pointer, and nothing is shuffled by vertex.
+
+Each edge goes to one bucket, not to both its endpoints' buckets as before (which gave a bucket
+every edge of its vertices, so a vertex whose neighbours all hashed to its bucket needed no
+resolving: few of them once P > 1). On B1's 10M-edge graph with 4M edges a bucket, the first round
+now shuffles 10M rows into 3 buckets and leaves 3.6M edges for a second, last round; sending each
+edge to both ends shuffled about 18M rows into 6 buckets, left 6.7M edges and needed three rounds
+(70 s against 20-23 s for the whole call, bench/results/b1.md).
 
 At the end each round's pointers are resolved against the next round's labels, last round first
 (a join per round, broadcast once the later round is small).
@@ -186,27 +192,26 @@ def _distributed_labels(
         started = time.perf_counter()
         buckets = bucket_count(remaining, partition_edges)
         where = f"{run_dir}/round-{len(rounds):04d}"
-        interior = Observation(f"cc_interior_{uuid.uuid4().hex}")
-        local = _checkpoint(
-            spark,
-            _local_minima(work, _bucket_keys(spark, buckets)).observe(
-                interior, F.count(F.when(~F.col("boundary"), 1)).alias("rows")),
-            f"{where}/local", checkpoint_mode,
-        )
-        counted = Observation(f"cc_resolved_{uuid.uuid4().hex}")
-        resolved = _checkpoint(
-            spark,
-            _resolve_boundary(local.where(F.col("boundary")).select("v", "label"),
-                              int(spark.conf.get("spark.sql.shuffle.partitions"))).observe(
-                counted, F.count(F.when(F.col("edge"), 1)).alias("edges"),
-                F.count(F.when(~F.col("edge"), 1)).alias("pointers")),
-            f"{where}/resolved", checkpoint_mode,
-        )
-        pointers = local.where(~F.col("boundary")).select("v", F.col("label").alias("L")).unionByName(
-            resolved.where(~F.col("edge")).select(F.col("x").alias("v"), F.col("y").alias("L")))
-        rounds.append(_Round(pointers, int(interior.get["rows"]) + int(counted.get["pointers"])))
-        work = resolved.where(F.col("edge")).select(F.col("x").alias("a"), F.col("y").alias("b"))
-        remaining = int(counted.get["edges"])
+        local = _local_minima(work, _bucket_keys(spark, buckets))
+        if buckets == 1:  # every vertex has one label: its pointer; nothing is left
+            seen = Observation(f"cc_vertices_{uuid.uuid4().hex}")
+            pointers = _checkpoint(spark, local.select("v", F.col("label").alias("L")).observe(
+                seen, F.count(F.lit(1)).alias("rows")), f"{where}/pointers", checkpoint_mode)
+            rounds.append(_Round(pointers, int(seen.get["rows"])))
+            remaining = 0
+        else:
+            counted = Observation(f"cc_resolved_{uuid.uuid4().hex}")
+            resolved = _checkpoint(
+                spark,
+                _resolve_labels(local, int(spark.conf.get("spark.sql.shuffle.partitions"))).observe(
+                    counted, F.count(F.when(F.col("edge"), 1)).alias("edges"),
+                    F.count(F.when(~F.col("edge"), 1)).alias("pointers")),
+                f"{where}/resolved", checkpoint_mode,
+            )
+            pointers = resolved.where(~F.col("edge")).select(F.col("x").alias("v"), F.col("y").alias("L"))
+            rounds.append(_Round(pointers, int(counted.get["pointers"])))
+            work = resolved.where(F.col("edge")).select(F.col("x").alias("a"), F.col("y").alias("b"))
+            remaining = int(counted.get["edges"])
         stats.buckets.append(buckets)
         stats.active_edges.append(remaining)
         stats.round_seconds.append(round(time.perf_counter() - started, 2))
@@ -229,11 +234,9 @@ def _distributed_labels(
 
 
 def bucket_count(edges: int, partition_edges: int) -> int:
-    """Buckets of a round over `edges` edges: one when they fit one bucket; else enough that a
-    bucket's share of the edges, each sent to both its endpoints' buckets, is about partition_edges.
-    Not rounded up to a multiple of the cores: more buckets cut more edges, and B1 at 10M measured
-    6 buckets on 2 cores slower than 5 (132–142 s against 93–112 s)."""
-    return 1 if edges <= partition_edges else math.ceil(2 * edges / partition_edges)
+    """Buckets of a round over `edges` edges, each edge in one bucket: enough that a bucket holds
+    about `partition_edges`. Not rounded up to a multiple of the cores: more buckets cut more edges."""
+    return max(1, math.ceil(edges / partition_edges))
 
 
 def _bucket_keys(spark: SparkSession, buckets: int) -> list[int]:
@@ -251,61 +254,52 @@ def _bucket_keys(spark: SparkSession, buckets: int) -> list[int]:
 
 
 def _local_minima(work: DataFrame, keys: list[int]) -> DataFrame:
-    """Edges (a, b) -> (v, label, boundary): every vertex of every bucket with the minimum of its
-    local component there, and whether it also appears in another bucket."""
+    """Edges (a, b) -> (v, label): every vertex of every bucket with the minimum of its local
+    component there. An edge goes to the bucket of its `a`."""
     buckets = len(keys)
     key_of = F.array(*[F.lit(k) for k in keys])
-
-    def bucket(column: str) -> Column:
-        return F.element_at(key_of, (F.pmod(F.xxhash64(column), F.lit(buckets)) + 1).cast("int"))
-
-    routed = work.select("a", "b", bucket("a").alias("ka"), bucket("b").alias("kb")).select(
-        F.explode(F.array_distinct(F.array("ka", "kb"))).alias("bucket"), "a", "b",
-        (F.col("ka") != F.col("kb")).alias("crossing"))
+    routed = work.select(F.element_at(key_of, (F.pmod(F.xxhash64("a"), F.lit(buckets)) + 1).cast("int"))
+                         .alias("bucket"), "a", "b")
     # One bucket: no shuffle, the single task reads the edges where they are.
     routed = routed.coalesce(1) if buckets == 1 else routed.repartition(buckets, "bucket")
-    return routed.mapInArrow(_bucket_components, "v long, label long, boundary boolean")
+    return routed.mapInArrow(_bucket_components, "v long, label long")
 
 
 def _bucket_components(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """mapInArrow: (bucket, a, b, crossing) rows -> (v, label, boundary) per bucket in the task.
-    An edge is `crossing` when its endpoints hash to different buckets; a vertex on such an edge
-    also appears in another bucket."""
-    bucket, a, b, crossing = _columns(batches, 4)
+    """mapInArrow: (bucket, a, b) rows -> (v, label) for every vertex of every bucket in the task."""
+    bucket, a, b = _columns(batches, 3)
     if bucket.size == 0:
         return
     if bucket.min() != bucket.max():  # more than one bucket in this task: one at a time
         order = np.argsort(bucket, kind="stable")
-        bucket, a, b, crossing = bucket[order], a[order], b[order], crossing[order]
+        bucket, a, b = bucket[order], a[order], b[order]
     cuts = np.flatnonzero(np.diff(bucket)) + 1
     for start, end in zip(np.r_[0, cuts], np.r_[cuts, bucket.size]):
-        src, dst, cross = a[start:end], b[start:end], crossing[start:end]
-        ids, component, inverse = _components(src, dst)
-        boundary = np.zeros(ids.size, dtype=bool)
-        boundary[inverse[: src.size][cross]] = True
-        boundary[inverse[src.size:][cross]] = True
-        yield from _batches(["v", "label", "boundary"], ids, component, boundary)
+        ids, component, _ = _components(a[start:end], b[start:end])
+        yield from _batches(["v", "label"], ids, component)
 
 
-def _resolve_boundary(rows: DataFrame, partitions: int) -> DataFrame:
-    """(v, label) rows of boundary vertices -> (x, y, edge): per vertex one pointer row (v, least
-    label, edge false) and the next round's edges (other label, least label, edge true), deduplicated."""
+def _resolve_labels(rows: DataFrame, partitions: int) -> DataFrame:
+    """(v, label) rows, one per bucket a vertex appeared in -> (x, y, edge): per vertex one pointer
+    row (v, least label, edge false) and the next round's edges (other label, least label, edge true),
+    deduplicated within a task."""
     return rows.repartition(partitions, "v").mapInArrow(_least_labels, "x long, y long, edge boolean")
 
 
 def _least_labels(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """mapInArrow for _resolve_boundary: all rows of a vertex are in the same task. Hash grouping
-    (pandas), not sorting: measured 2.5x faster than a lexsort on 6M rows."""
+    """mapInArrow for _resolve_labels: all rows of a vertex are in the same task. The vertices are
+    numbered by hashing (pandas' factorize), not sorted, and the least label found per number."""
     v, label = _columns(batches, 2)
     if v.size == 0:
         return
-    rows = pd.DataFrame({"v": v, "label": label})
-    least = rows.groupby("v", sort=False)["label"].transform("min").to_numpy()
-    first = ~rows["v"].duplicated().to_numpy()
-    yield from _batches(["x", "y", "edge"], v[first], least[first], np.zeros(int(first.sum()), dtype=bool))
-    other = label != least
+    codes, ids = pd.factorize(v, sort=False)
+    least = np.full(ids.size, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(least, codes, label)
+    yield from _batches(["x", "y", "edge"], np.asarray(ids, dtype=np.int64), least, np.zeros(ids.size, dtype=bool))
+    mine = least[codes]
+    other = label != mine
     if other.any():
-        pairs = pd.DataFrame({"x": label[other], "y": least[other]}).drop_duplicates()
+        pairs = pd.DataFrame({"x": label[other], "y": mine[other]}).drop_duplicates()
         yield from _batches(["x", "y", "edge"], pairs["x"].to_numpy(), pairs["y"].to_numpy(),
                             np.ones(len(pairs), dtype=bool))
 

@@ -84,8 +84,8 @@ def test_long_chain_and_random_graph(spark, tmp_path, threshold):
     if threshold == DISTRIBUTED:
         assert stats.path == "distributed"
         # A bucket collapses whole stretches of the chain: 12,000 edges in 2,000-edge buckets
-        # (12 buckets in the first round) need a handful of rounds, not thousands of hops.
-        assert stats.buckets[0] == bucket_count(len(edges), 2_000) == 12
+        # (6 buckets in the first round) need a handful of rounds, not thousands of hops.
+        assert stats.buckets[0] == bucket_count(len(edges), 2_000) == 6
         assert 1 < stats.rounds <= 6 and len(stats.active_edges) == len(stats.buckets) == stats.rounds
         assert stats.active_edges[-1] == 0 and stats.buckets[-1] < stats.buckets[0]
     else:
@@ -150,7 +150,7 @@ def test_one_bucket_finishes_in_one_round(spark, tmp_path):
 
 
 def test_bucket_count():
-    assert [bucket_count(n, 100) for n in (0, 1, 100, 101, 150, 1_000)] == [1, 1, 1, 3, 3, 20]
+    assert [bucket_count(n, 100) for n in (0, 1, 100, 101, 150, 1_000)] == [1, 1, 1, 2, 2, 10]
 
 
 @st.composite
