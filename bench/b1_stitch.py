@@ -270,12 +270,17 @@ def bench_size(spark, label: str, seed: int, pairs: int, partitions: list[int], 
 def measured_on() -> str:
     """The date and the code a row was measured with (rows of earlier invocations stay in the
     report, so each says which code it timed)."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).resolve().parent)
+
     try:
-        commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip()
+        commit = git("rev-parse", "--short", "HEAD").stdout.strip()
+        # changed code, not the results this bench writes, makes the row's code "changed"
+        changed = git("diff", "--quiet", "HEAD", "--", ".", ":(exclude)bench/results").returncode != 0
     except OSError:
-        commit = ""
-    return f"{dt.date.today()} at {commit or 'an unknown commit'}"
+        commit, changed = "", False
+    return f"{dt.date.today()} at {commit or 'an unknown commit'}{' with changes' if changed else ''}"
 
 
 def write_report(sizes: list[dict], meta: dict) -> tuple[Path, Path]:
