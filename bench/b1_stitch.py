@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.harness import RESULTS, WORK, memory_meta, timed
+from bench.harness import RESULTS, WORK, bench_session, memory_meta, timed
 
 SEED = 20260701
 CHAIN_HOPS = 10_000
@@ -329,16 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partition-edges", type=int, nargs="+", default=None,
                         help="distributed path: edges per bucket to try (default: the identity default)")
     args = parser.parse_args(argv)
-    from jobs.core.config import SparkSettings
-    from jobs.core.console import divert_jvm_output
-    from jobs.core.session import LOG_FILE_ENV, build_spark
-
-    # Spark's log lines go to bench/work/_logs/b1.log, as the other benches' and c360's do.
-    os.environ[LOG_FILE_ENV] = str(divert_jvm_output(WORK / "_logs" / "b1.log"))
     for label in args.edges:  # all data exists before anything is timed
         build_edges(label, args.seed)
-    spark = build_spark(SparkSettings(master="local[2]", app_name="c360-b1", shuffle_partitions=args.partitions[0],
-                                      driver_memory="8g", conf={"spark.ui.enabled": "false"}))
+    spark = bench_session("c360-b1", "b1.log", shuffle_partitions=args.partitions[0])
     sizes = []
     for i, label in enumerate(args.edges):
         pairs = args.pairs[min(i, len(args.pairs) - 1)] if args.pairs else (3 if label == "1M" else 2)

@@ -17,6 +17,20 @@ RESULTS = Path(__file__).resolve().parent / "results"
 WORK = Path(__file__).resolve().parent / "work"
 
 
+def bench_session(app_name: str, log_name: str, shuffle_partitions: int = 4):
+    """A bench's SparkSession (local[2], 8 GB driver, no UI); Spark's log lines go to
+    bench/work/_logs/<log_name>, as c360's go to _logs/, not to the terminal."""
+    import os
+
+    from jobs.core.config import SparkSettings
+    from jobs.core.console import divert_jvm_output
+    from jobs.core.session import LOG_FILE_ENV, build_spark
+
+    os.environ[LOG_FILE_ENV] = str(divert_jvm_output(WORK / "_logs" / log_name))
+    return build_spark(SparkSettings(master="local[2]", app_name=app_name, shuffle_partitions=shuffle_partitions,
+                                     driver_memory="8g", conf={"spark.ui.enabled": "false"}))
+
+
 @dataclass
 class Comparison:
     id: str

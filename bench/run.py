@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.harness import WORK, Comparison, memory_meta, paired, timed, write_results
+from bench.harness import WORK, Comparison, bench_session, memory_meta, paired, timed, write_results
 from jobs.core.steps import STEP_NOTE
 
 # benchmarks.md: customers per scale; ~20 events per customer.
@@ -46,16 +46,8 @@ def scale_of(data: Path) -> str:
 
 
 def bench_spark():
-    """The bench's session; Spark's log lines go to bench/work/_logs/bench.log, as c360's go to _logs/."""
-    from jobs.core.config import SparkSettings
-    from jobs.core.console import divert_jvm_output
-    from jobs.core.session import LOG_FILE_ENV, build_spark
-
-    os.environ[LOG_FILE_ENV] = str(divert_jvm_output(WORK / "_logs" / "bench.log"))
-
-    settings = SparkSettings(master="local[2]", app_name="c360-bench", shuffle_partitions=4, driver_memory="8g",
-                             conf={"spark.ui.enabled": "false"})
-    return build_spark(settings)
+    """The bench's session; Spark's log lines go to bench/work/_logs/bench.log."""
+    return bench_session("c360-bench", "bench.log")
 
 
 def bare_read(spark, events_dir: Path) -> int:
