@@ -3,6 +3,7 @@ with the executors' log lines in the driver's log file; a bad config ends in one
 against a real standalone Spark cluster (a master and two workers on loopback, separate JVMs) with
 the cluster-style config: no master in config, jars shipped with --jars, the code with --py-files.
 There the whole nightly (all 7 stages; the lens models and queries read from the --py-files zip;
+identity's connected components computed on the executors, in several rounds of small buckets;
 Spark's log lines in <warehouse>/_logs/, none on the terminal) runs for two dates (the second
 incremental) into a warehouse given as a file:// URI, from the repo folder as README says (its paths
 are relative), and every table and export equals a local-mode run of the same input. Executors write
@@ -166,20 +167,29 @@ def test_readme_spark_submit_runs_a_stage_with_the_local_master(tmp_path):
     assert sorted(bronze.column("message_id").to_pylist()) == sorted(f"m{i}" for i in range(20))
 
 
+# The cluster runs identity's connected components on its executors, in buckets this small, so the
+# test graph (a few hundred edges) takes several rounds of Python workers on both worker JVMs.
+CLUSTER_TEST_BUCKET_EDGES = 16
+
+
 def cluster_config_for_tests(path: Path) -> Path:
-    """conf/cluster.yml as is (lens.materialize and all), sized for 2 cores."""
+    """conf/cluster.yml (lens.materialize and all), sized for 2 cores, with the components computed
+    on the executors (local_threshold 0) in small buckets."""
     data = yaml.safe_load((REPO_ROOT / "conf" / "cluster.yml").read_text())
     data["spark"]["shuffle_partitions"] = 2
     data["spark"].setdefault("conf", {})["spark.databricks.delta.snapshotPartitions"] = 1
+    data["identity"].update(local_threshold=0, partition_edges=CLUSTER_TEST_BUCKET_EDGES)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
 
 def what_the_tables_follow(config) -> dict:
     """A config's settings but those of where and how Spark runs: the warehouse, `spark:`, and
-    identity.local_threshold (whether components are finished on the driver, not what they are)."""
+    identity.local_threshold and partition_edges (where and in what pieces the components are
+    computed, not what they are)."""
     data = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("warehouse", "spark", "source")}
     data["identity"].pop("local_threshold")
+    data["identity"].pop("partition_edges")
     return data
 
 
@@ -286,6 +296,7 @@ def test_the_whole_nightly_on_a_two_worker_cluster_equals_local_mode(standalone_
         "conf/cluster.yml and conf/local.yml (two_nights) differ in more than where and how Spark runs"
     archive = build(tmp_path / "dist" / "c360.zip")
     on_cluster = tmp_path / "cluster-warehouse"
+    rounds = []
     for run_date, raw in nights:
         cmd = readme_submit(standalone_cluster, archive, config=str(config), input=raw.as_uri(), run_date=run_date,
                             extra=("--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.executor.memory=768m")
@@ -302,7 +313,11 @@ def test_the_whole_nightly_on_a_two_worker_cluster_equals_local_mode(standalone_
         assert report["warehouse"] == f"file:{on_cluster}" and set(report["stages"]) == {
             "ingest", "stitch", "activities", "rfm", "traits", "segments", "lens-materialize"}, report
         assert "Running Spark version" in (on_cluster / "_logs" / f"nightly-{run_date}.log").read_text()
-    assert report["stages"]["stitch"]["metrics"]["mode"] == "incremental", report["stages"]["stitch"]
+        stitched = report["stages"]["stitch"]["metrics"]
+        assert stitched["components_path"] == "distributed", stitched
+        rounds.append(stitched["components_rounds"])
+    assert stitched["mode"] == "incremental", stitched
+    assert rounds[0] > 1, f"the first night's components took {rounds[0]} round(s) on the executors"
     assert not (REPO_ROOT / "file:").exists(), "a file:// warehouse was taken for a relative folder"
 
     locally = two_nights.after_both

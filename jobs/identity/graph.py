@@ -20,7 +20,7 @@ every edge of its vertices, so a vertex whose neighbours all hashed to its bucke
 resolving: few of them once P > 1). On B1's 10M-edge graph with 4M edges a bucket, the first round
 now shuffles 10M rows into 3 buckets and leaves 3.6M edges for a second, last round; sending each
 edge to both ends shuffled about 18M rows into 6 buckets, left 6.7M edges and needed three rounds
-(70 s against 20-23 s for the whole call, bench/results/b1.md).
+(70 s against 20-29 s for the whole call, bench/results/b1.md).
 
 At the end each round's pointers are resolved against the next round's labels, last round first
 (a join per round, broadcast once the later round is small).
