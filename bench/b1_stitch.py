@@ -245,6 +245,7 @@ def bench_size(spark, label: str, seed: int, pairs: int, partitions: list[int], 
                   f" rounds={method.rounds[-1] if method.rounds else '-'}", flush=True)
     shutil.rmtree(checkpoints, ignore_errors=True)
     rows = []
+    measured = measured_on()
     graphframes = next((m for m in methods if m.name.startswith("GraphFrames")), None)
     for method in methods:
         ratios = [a / b for a, b in zip(method.seconds, scipy.seconds)]
@@ -258,7 +259,7 @@ def bench_size(spark, label: str, seed: int, pairs: int, partitions: list[int], 
             "method": method.name, "seconds": method.seconds, "median_seconds": statistics.median(method.seconds),
             "median_ratio_vs_scipy": round(statistics.median(ratios), 2), "rounds": method.rounds,
             "agree": all(method.agree) if method.agree else None, "notes": sorted(method.notes),
-            "measured": measured_on(),
+            "measured": measured,
         })
     vertices = int(reference[0].size)
     components = int(np.unique(reference[1]).size)
