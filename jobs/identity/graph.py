@@ -414,6 +414,14 @@ def stable_vertex_id(key: Column, salt: int = 0) -> Column:
     return F.xxhash64(key) if salt == 0 else F.xxhash64(F.lit(salt), key)
 
 
+def vertex_ids_unsalted(vertices: DataFrame) -> bool:
+    """Whether every vertex id of assign_vertex_ids' result is its identifier's unsalted
+    stable_vertex_id (no collision was resolved), so an identifier's id can be computed from its
+    key instead of looked up."""
+    salted = F.col("vertex_id") != stable_vertex_id(identifier_key("identifier_type", "identifier_value"))
+    return vertices.where(salted).isEmpty()
+
+
 def assign_vertex_ids(
     identifiers: DataFrame, *, hash_fn: Callable[[Column, int], Column] = stable_vertex_id
 ) -> DataFrame:

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.core import tables
@@ -191,6 +191,22 @@ def with_vertex_ids(edges: DataFrame, vertices: DataFrame) -> DataFrame:
     )
 
 
+def with_hashed_vertex_ids(edges: DataFrame, removed: DataFrame) -> DataFrame:
+    """with_vertex_ids for a full build whose vertex ids are all unsalted hashes
+    (graph.vertex_ids_unsalted): every end of its edges is a vertex unless a rule removed it, so the
+    edges of removed identifiers are dropped and the ends' ids computed, not joined. (Two shuffled
+    joins of every edge with every vertex fewer: bench scale M, 1.2 million edges.)"""
+    def gone(end: str) -> DataFrame:
+        return broadcast_if_small(removed.select(F.col("identifier_type").alias(f"{end}_type"),
+                                                 F.col("identifier_value").alias(f"{end}_value")))
+
+    def vertex_id(end: str) -> Column:
+        return graph.stable_vertex_id(graph.identifier_key(f"{end}_type", f"{end}_value")).alias(f"{end}_vertex")
+
+    kept = edges.join(gone("a"), ["a_type", "a_value"], "left_anti").join(gone("b"), ["b_type", "b_value"], "left_anti")
+    return kept.select(vertex_id("a"), vertex_id("b"), *EDGE_KEY, "first_seen")
+
+
 def alias_persons(scratch: Scratch, edges: DataFrame, settings: IdentitySettings) -> DataFrame:
     """`identifier_value, person` for every user id joined to another by alias edges (among
     `edges`): person = the smallest user id of its alias-connected set, so it names no other set."""
@@ -215,17 +231,28 @@ def alias_persons(scratch: Scratch, edges: DataFrame, settings: IdentitySettings
     return scratch.keep(labelled.join(persons, "component", "inner").select("identifier_value", "person"), "persons")
 
 
-def label_scope(ctx: JobContext, scratch: Scratch, scope: DataFrame, scope_edges: DataFrame, all_edges: DataFrame):
+def label_scope(ctx: JobContext, scratch: Scratch, scope: DataFrame, scope_edges: DataFrame, all_edges: DataFrame,
+                *, whole_graph: bool = False):
     """(labels, removed, cuts, stats) for a closed scope; labels = identifier_type, identifier_value,
     first_seen, component, cluster; stats: the main connected components run (graph.ComponentsStats).
-    `all_edges`: edges holding every alias edge (they make persons)."""
+    `all_edges`: edges holding every alias edge (they make persons). `whole_graph`: the scope is
+    every identifier and `scope_edges` every edge (a full build), so every edge's ends are in it."""
     settings: IdentitySettings = ctx.config.identity
     keys = list(IDENTIFIER_KEY)
     persons = alias_persons(scratch, all_edges, settings)
-    removed = scratch.keep(removed_identifiers(scope, scope_edges, settings, persons), "removed")
+    removed = scratch.keep(
+        removed_identifiers(scope, scope_edges, settings, persons, every_end_judged=whole_graph), "removed")
     active = scope.join(removed, keys, "left_anti")
     vertices = scratch.keep(graph.assign_vertex_ids(active), "vertices")
-    kept_edges = scratch.keep(with_vertex_ids(scope_edges, vertices), "kept_edges")
+    hashed = whole_graph and graph.vertex_ids_unsalted(vertices)
+    if hashed:
+        kept_edges = scratch.keep(with_hashed_vertex_ids(scope_edges, removed), "kept_edges")
+        # each identifier's vertex id computed, not joined; `active` holds one row per identifier
+        # on a full build (identifier evidence and the alias-only ones, one row per key each)
+        members = active.select(*keys, "first_seen", graph.stable_vertex_id(graph.identifier_key(*keys)).alias("vertex_id"))
+    else:
+        kept_edges = scratch.keep(with_vertex_ids(scope_edges, vertices), "kept_edges")
+        members = vertices.join(scope.select(*keys, "first_seen"), keys, "inner")
     labelled, stats = graph.connected_components(
         kept_edges.select(F.col("a_vertex").alias("src"), F.col("b_vertex").alias("dst")),
         vertices.select(F.col("vertex_id").alias("id")),
@@ -238,12 +265,7 @@ def label_scope(ctx: JobContext, scratch: Scratch, scope: DataFrame, scope_edges
     clusters, cuts = enforce_limits(vertices, kept_edges, components, settings, persons)
     cuts = scratch.keep(cuts, "cuts")
     labels = scratch.keep(
-        vertices.join(components, "vertex_id", "inner")
-        .join(clusters, "vertex_id", "inner")
-        .join(scope.select(*keys, "first_seen"), keys, "inner")
-        .select(*keys, "first_seen", "component", "cluster"),
-        "labels",
-    )
+        members.join(clusters, "vertex_id", "inner").select(*keys, "first_seen", "component", "cluster"), "labels")
     return labels, removed, cuts, stats
 
 
@@ -348,7 +370,8 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         scope_edges = scratch.keep(merge_evidence(new_edges, alias_graph, EDGE_KEY), "scope_edges")
     clock.done("scope")
 
-    labels, removed, cuts, components = label_scope(ctx, scratch, scope, scope_edges, alias_graph)
+    labels, removed, cuts, components = label_scope(ctx, scratch, scope, scope_edges, alias_graph,
+                                                    whole_graph=not incremental)
     clock.done("rules_and_components")
     # The labels before this run (none on the first): the scope's previous ids, and every id ever used.
     map_before = previous_map if previous_map is not None else wh.read(spark, tables.IDENTITY_MAP, missing="empty")

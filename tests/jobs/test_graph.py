@@ -17,6 +17,7 @@ from jobs.identity.graph import (
     connected_components,
     local_components,
     stable_vertex_id,
+    vertex_ids_unsalted,
 )
 
 DISTRIBUTED = 0
@@ -245,6 +246,16 @@ def test_assign_vertex_ids_without_collisions_uses_the_plain_hash(spark):
         stable_vertex_id(F.concat_ws(":", "identifier_type", "identifier_value")).alias("vertex_id"),
     )
     assert sorted(got.collect()) == sorted(expected.collect())
+
+
+def test_vertex_ids_unsalted_tells_plain_hashes_from_a_resolved_collision(spark):
+    df = spark.createDataFrame(identifier_rows(20), "identifier_type string, identifier_value string")
+    plain = assign_vertex_ids(df)
+    assert vertex_ids_unsalted(plain)
+    key = F.concat_ws(":", "identifier_type", "identifier_value")
+    one_salted = plain.withColumn("vertex_id", F.when(F.col("identifier_value") == "+15550000003",
+                                                      stable_vertex_id(key, 1)).otherwise(F.col("vertex_id")))
+    assert not vertex_ids_unsalted(one_salted)
 
 
 def tiny_hash(key, salt):

@@ -11,8 +11,10 @@ from jobs.identity.rules import (
     RULE_BLOCKED_PATTERN,
     RULE_BLOCKED_VALUE,
     blocked_rule,
+    RULE_HUB_CAP,
     constrained_clusters,
     rank_column,
+    removed_identifiers,
 )
 from jobs.identity.settings import IdentitySettings
 
@@ -72,6 +74,45 @@ def test_blocked_values_and_patterns(spark):
     )
     assert_df_equality(df.withColumn("rule", blocked_rule(settings)), expected, ignore_row_order=True,
                        ignore_nullable=True)
+
+
+EDGE_SCHEMA = "a_type string, a_value string, b_type string, b_value string"
+KEY_SCHEMA = "identifier_type string, identifier_value string"
+
+
+def _hub_case(spark):
+    """Identifiers, edges (one row per pair, either end first) and persons, cap 2: shared@x.com is
+    linked to four user ids of three persons (u1 and u1old are one) - a hub; pair@x.com to three
+    user ids of two persons - more links than the cap, yet no hub; a9 to two user ids; the blocked
+    test@test.com to three."""
+    edges = [("email", "shared@x.com", "user_id", u) for u in ("u1", "u2", "u3")]
+    edges += [("email", "pair@x.com", "user_id", u) for u in ("u1", "u1old", "u2")]
+    edges += [("user_id", "u1old", "email", "shared@x.com"), ("user_id", "u1", "user_id", "u1old")]
+    edges += [("anonymous_id", "a9", "user_id", "u1"), ("anonymous_id", "a9", "user_id", "u2")]
+    edges += [("email", "test@test.com", "user_id", u) for u in ("u1", "u2", "u3")]
+    keys = sorted({(t, v) for a_t, a_v, b_t, b_v in edges for t, v in ((a_t, a_v), (b_t, b_v))})
+    persons = [("u1", "u1"), ("u1old", "u1")]
+    return (spark.createDataFrame(keys, KEY_SCHEMA), spark.createDataFrame(edges, EDGE_SCHEMA),
+            spark.createDataFrame(persons, "identifier_value string, person string"))
+
+
+@pytest.mark.parametrize("every_end_judged", [False, True])
+def test_the_hub_cap_counts_persons_not_links(spark, every_end_judged):
+    identifiers, edges, persons = _hub_case(spark)
+    settings = IdentitySettings(max_linked_user_ids=2)
+    got = removed_identifiers(identifiers, edges, settings, persons, every_end_judged=every_end_judged)
+    expected = spark.createDataFrame([
+        ("email", "shared@x.com", RULE_HUB_CAP, "linked to 3 user ids (cap 2)"),
+        ("email", "test@test.com", RULE_BLOCKED_VALUE, None),
+    ], "identifier_type string, identifier_value string, rule string, detail string")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_the_hub_cap_judges_only_the_identifiers_given(spark):
+    identifiers, edges, persons = _hub_case(spark)
+    settings = IdentitySettings(max_linked_user_ids=2)
+    some = identifiers.where("identifier_value != 'shared@x.com'")
+    assert removed_identifiers(some, edges, settings, persons).where(f"rule = '{RULE_HUB_CAP}'").isEmpty()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -454,3 +454,25 @@ def test_previous_id_later_seen_as_a_user_id_becomes_a_merge_of_two_user_ids(spa
                        ignore_nullable=True)
     assert_df_equality(login_alias_runs[f"full:{tables.IDENTITY_MAP}"], login_alias_runs[f"next:{tables.IDENTITY_MAP}"],
                        ignore_row_order=True)
+
+
+def test_a_full_build_computes_the_edges_vertex_ids_as_the_lookup_gives_them(spark):
+    """with_hashed_vertex_ids (a full build without hash collisions) = with_vertex_ids: the edges of
+    a removed identifier are dropped and both ends get the vertex ids assign_vertex_ids gave."""
+    from jobs.identity import graph
+
+    seen = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    edge_rows = [("anonymous_id", "a1", "user_id", "u1"), ("email", "e@x.com", "user_id", "u1"),
+                 ("anonymous_id", "a2", "email", "e@x.com"), ("email", "hub@x.com", "user_id", "u1"),
+                 ("anonymous_id", "a2", "email", "hub@x.com")]
+    edges = spark.createDataFrame(
+        [(*e, seen, seen, "track", f"m{i}", EVENTS_FILE, DAY) for i, e in enumerate(edge_rows)],
+        SPECS[tables.IDENTITY_EDGES].schema)
+    removed = spark.createDataFrame([("email", "hub@x.com")], "identifier_type string, identifier_value string")
+    ends = {(t, v) for a_t, a_v, b_t, b_v in edge_rows for t, v in ((a_t, a_v), (b_t, b_v))}
+    vertices = graph.assign_vertex_ids(spark.createDataFrame(sorted(ends), "identifier_type string, identifier_value string")
+                                       .join(removed, ["identifier_type", "identifier_value"], "left_anti"))
+    assert graph.vertex_ids_unsalted(vertices)
+    got = stitch.with_hashed_vertex_ids(edges, removed)
+    assert got.count() == 3
+    assert_df_equality(got, stitch.with_vertex_ids(edges, vertices), ignore_row_order=True, ignore_nullable=True)
