@@ -414,12 +414,16 @@ def stable_vertex_id(key: Column, salt: int = 0) -> Column:
     return F.xxhash64(key) if salt == 0 else F.xxhash64(F.lit(salt), key)
 
 
+def unsalted_vertex_id(identifier_type: Column | str, identifier_value: Column | str) -> Column:
+    """The id assign_vertex_ids gives an identifier unless a hash collision made it salt it."""
+    return stable_vertex_id(identifier_key(identifier_type, identifier_value))
+
+
 def vertex_ids_unsalted(vertices: DataFrame) -> bool:
-    """Whether every vertex id of assign_vertex_ids' result is its identifier's unsalted
-    stable_vertex_id (no collision was resolved), so an identifier's id can be computed from its
-    key instead of looked up."""
-    salted = F.col("vertex_id") != stable_vertex_id(identifier_key("identifier_type", "identifier_value"))
-    return vertices.where(salted).isEmpty()
+    """Whether every vertex id of assign_vertex_ids' result is its identifier's unsalted_vertex_id
+    (no collision was resolved), so an identifier's id can be computed from its key instead of
+    looked up."""
+    return vertices.where(F.col("vertex_id") != unsalted_vertex_id("identifier_type", "identifier_value")).isEmpty()
 
 
 def assign_vertex_ids(

@@ -201,7 +201,7 @@ def with_hashed_vertex_ids(edges: DataFrame, removed: DataFrame) -> DataFrame:
                                                  F.col("identifier_value").alias(f"{end}_value")))
 
     def vertex_id(end: str) -> Column:
-        return graph.stable_vertex_id(graph.identifier_key(f"{end}_type", f"{end}_value")).alias(f"{end}_vertex")
+        return graph.unsalted_vertex_id(f"{end}_type", f"{end}_value").alias(f"{end}_vertex")
 
     kept = edges.join(gone("a"), ["a_type", "a_value"], "left_anti").join(gone("b"), ["b_type", "b_value"], "left_anti")
     return kept.select(vertex_id("a"), vertex_id("b"), *EDGE_KEY, "first_seen")
@@ -244,12 +244,11 @@ def label_scope(ctx: JobContext, scratch: Scratch, scope: DataFrame, scope_edges
         removed_identifiers(scope, scope_edges, settings, persons, every_end_judged=whole_graph), "removed")
     active = scope.join(removed, keys, "left_anti")
     vertices = scratch.keep(graph.assign_vertex_ids(active), "vertices")
-    hashed = whole_graph and graph.vertex_ids_unsalted(vertices)
-    if hashed:
+    if whole_graph and graph.vertex_ids_unsalted(vertices):
         kept_edges = scratch.keep(with_hashed_vertex_ids(scope_edges, removed), "kept_edges")
         # each identifier's vertex id computed, not joined; `active` holds one row per identifier
         # on a full build (identifier evidence and the alias-only ones, one row per key each)
-        members = active.select(*keys, "first_seen", graph.stable_vertex_id(graph.identifier_key(*keys)).alias("vertex_id"))
+        members = active.select(*keys, "first_seen", graph.unsalted_vertex_id(*keys).alias("vertex_id"))
     else:
         kept_edges = scratch.keep(with_vertex_ids(scope_edges, vertices), "kept_edges")
         members = vertices.join(scope.select(*keys, "first_seen"), keys, "inner")

@@ -10,8 +10,8 @@ from jobs.core.errors import ConfigError
 from jobs.identity.rules import (
     RULE_BLOCKED_PATTERN,
     RULE_BLOCKED_VALUE,
-    blocked_rule,
     RULE_HUB_CAP,
+    blocked_rule,
     constrained_clusters,
     rank_column,
     removed_identifiers,
