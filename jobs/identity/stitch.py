@@ -38,6 +38,7 @@ component's evidence, an incremental run and `--full` give the same partition an
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -68,7 +69,7 @@ from jobs.identity.evidence import (
     sets_in_e164,
     unparseable_phones,
 )
-from jobs.identity.ids import assign_customer_ids
+from jobs.identity.ids import assign_customer_ids, kept_as_is
 from jobs.identity.rules import (
     CUT_SCHEMA,
     PERSONS_SCHEMA,
@@ -161,22 +162,34 @@ def changed_rows(now: DataFrame, before: DataFrame) -> DataFrame:
 # ----------------------------------------------------------------------------------------------
 
 
-def scope_of(touched: DataFrame, identity_map: DataFrame) -> DataFrame:
-    """Identifier keys to recompute: the touched ones plus all members of their components."""
+def scope_of(touched: DataFrame, identity_map: DataFrame,
+             keep: Callable[[DataFrame, str], DataFrame] = kept_as_is) -> DataFrame:
+    """Identifier keys to recompute: the touched ones plus all members of their components.
+    `keep(df, name)` materialises the touched keys and their components (Scratch.keep), so each is
+    counted and, when small (a night's), broadcast to the scan of the map instead of the map being
+    shuffled to meet it, twice."""
     keys = list(IDENTIFIER_KEY)
-    components = identity_map.join(touched, keys, "left_semi").select("component").distinct()
-    members = identity_map.join(components, "component", "left_semi").select(*keys)
-    return touched.select(*keys).unionByName(members).distinct()
+    touched = keep(touched.select(*keys).distinct(), "touched")
+    components = keep(identity_map.join(broadcast_if_small(touched), keys, "left_semi").select("component").distinct(),
+                      "touched_components")
+    members = identity_map.join(broadcast_if_small(components), "component", "left_semi").select(*keys)
+    return touched.unionByName(members).distinct()
 
 
 def edges_touching(edges: DataFrame, keys: DataFrame) -> DataFrame:
-    """Edges with at least one end among `keys` (identifier_type, identifier_value)."""
-    as_a = keys.select(F.col("identifier_type").alias("a_type"), F.col("identifier_value").alias("a_value"))
-    as_b = keys.select(F.col("identifier_type").alias("b_type"), F.col("identifier_value").alias("b_value"))
+    """Edges with at least one end among `keys` (identifier_type, identifier_value; one row per
+    key). One scan of the edges, each end looked up in the keys (broadcast when they are small, as
+    an incremental scope's are), where two semi-joins scanned the edges twice and deduplicated
+    their union by a shuffle."""
+    def end_in_keys(end: str) -> DataFrame:
+        return keys.select(F.col("identifier_type").alias(f"{end}_type"), F.col("identifier_value").alias(f"{end}_value"),
+                           F.lit(True).alias(f"_{end}_in_keys"))
+
     return (
-        edges.join(as_a, ["a_type", "a_value"], "left_semi")
-        .unionByName(edges.join(as_b, ["b_type", "b_value"], "left_semi"))
-        .dropDuplicates(list(EDGE_KEY))
+        edges.join(end_in_keys("a"), ["a_type", "a_value"], "left")
+        .join(end_in_keys("b"), ["b_type", "b_value"], "left")
+        .where(F.col("_a_in_keys") | F.col("_b_in_keys"))
+        .select(*edges.columns)
     )
 
 
@@ -309,7 +322,8 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
     # Phones as received -> E.164, parsed once per distinct value (jobs.identity.phones).
     parsed = scratch.keep(parsed_phones(set_phones(sets), settings.default_phone_region), "phones")
     unparseable = unparseable_phones(parsed)
-    observed = sets_in_e164(sets, parsed)
+    # read by identifier evidence, edge evidence and the alias claims: joined to the phones once
+    observed = scratch.keep(sets_in_e164(sets, parsed), "observed")
     clock.done("phones")
 
     # The tables as they were before this run rewrites them: their current Delta versions (time
@@ -356,10 +370,11 @@ def _stitch(ctx: JobContext, scratch: Scratch, incremental: bool) -> StageResult
         # every alias edge that appeared, disappeared or changed its evidence.
         before = previous_alias_edges if previous_alias_edges is not None else alias_graph.limit(0)
         touched = new_identifiers.select(*keys).unionByName(endpoints(changed_rows(alias_graph, before)))
-        scope_keys = scratch.keep(scope_of(touched, previous_map), "scope_keys")
+        scope_keys = scratch.keep(scope_of(touched, previous_map, keep=scratch.keep), "scope_keys")
         identifiers = wh.read(spark, tables.IDENTITY_IDENTIFIERS).unionByName(alias_only)
         scope = scratch.keep(identifiers.join(scope_keys, keys, "inner"), "scope")
-        stored_edges = edges_touching(wh.read(spark, tables.IDENTITY_EDGES), scope_keys)
+        # kept: merge_evidence reads it twice (the edges beside an alias edge, and the others)
+        stored_edges = scratch.keep(edges_touching(wh.read(spark, tables.IDENTITY_EDGES), scope_keys), "stored_edges")
         # read from scratch: merge_evidence counts it (broadcast_if_small) and reads it twice more
         scope_alias_edges = scratch.keep(edges_touching(alias_graph, scope_keys), "scope_alias_edges")
         scope_edges = scratch.keep(merge_evidence(stored_edges, scope_alias_edges, EDGE_KEY), "scope_edges")

@@ -456,18 +456,23 @@ def test_previous_id_later_seen_as_a_user_id_becomes_a_merge_of_two_user_ids(spa
                        ignore_row_order=True)
 
 
+def edge_evidence_rows(spark, ends: list[tuple[str, str, str, str]]):
+    """silver/identity_edges rows of the given (a_type, a_value, b_type, b_value) ends, one
+    observation each."""
+    seen = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    return spark.createDataFrame([(*e, seen, seen, "track", f"m{i}", EVENTS_FILE, DAY) for i, e in enumerate(ends)],
+                                 SPECS[tables.IDENTITY_EDGES].schema)
+
+
 def test_a_full_build_computes_the_edges_vertex_ids_as_the_lookup_gives_them(spark):
     """with_hashed_vertex_ids (a full build without hash collisions) = with_vertex_ids: the edges of
     a removed identifier are dropped and both ends get the vertex ids assign_vertex_ids gave."""
     from jobs.identity import graph
 
-    seen = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     edge_rows = [("anonymous_id", "a1", "user_id", "u1"), ("email", "e@x.com", "user_id", "u1"),
                  ("anonymous_id", "a2", "email", "e@x.com"), ("email", "hub@x.com", "user_id", "u1"),
                  ("anonymous_id", "a2", "email", "hub@x.com")]
-    edges = spark.createDataFrame(
-        [(*e, seen, seen, "track", f"m{i}", EVENTS_FILE, DAY) for i, e in enumerate(edge_rows)],
-        SPECS[tables.IDENTITY_EDGES].schema)
+    edges = edge_evidence_rows(spark, edge_rows)
     removed = spark.createDataFrame([("email", "hub@x.com")], "identifier_type string, identifier_value string")
     ends = {(t, v) for a_t, a_v, b_t, b_v in edge_rows for t, v in ((a_t, a_v), (b_t, b_v))}
     vertices = graph.assign_vertex_ids(spark.createDataFrame(sorted(ends), "identifier_type string, identifier_value string")
@@ -476,3 +481,42 @@ def test_a_full_build_computes_the_edges_vertex_ids_as_the_lookup_gives_them(spa
     got = stitch.with_hashed_vertex_ids(edges, removed)
     assert got.count() == 3
     assert_df_equality(got, stitch.with_vertex_ids(edges, vertices), ignore_row_order=True, ignore_nullable=True)
+
+
+KEY_SCHEMA = "identifier_type string, identifier_value string"
+
+
+def test_edges_touching_keeps_each_edge_with_an_end_among_the_keys_once(spark):
+    """An incremental scope's stored edges: every edge with its a end or its b end (or both) among
+    the keys, each once; edges with neither end among them are left out."""
+    edge_rows = [("anonymous_id", "a1", "user_id", "u1"), ("email", "e@x.com", "user_id", "u1"),
+                 ("anonymous_id", "a2", "email", "e@x.com"), ("anonymous_id", "a2", "user_id", "u1"),
+                 ("anonymous_id", "a9", "user_id", "u9")]
+    edges = edge_evidence_rows(spark, edge_rows)
+    key_rows = [("user_id", "u1"), ("anonymous_id", "a2")]
+    keys = spark.createDataFrame(key_rows, KEY_SCHEMA)
+    expected = [e for e in edge_rows if e[:2] in key_rows or e[2:] in key_rows]
+    assert len(expected) == 4
+    got = stitch.edges_touching(edges, keys)
+    assert sorted(tuple(r) for r in got.select("a_type", "a_value", "b_type", "b_value").collect()) == sorted(expected)
+    assert got.columns == edges.columns
+
+
+@pytest.mark.parametrize("materialised", [False, True], ids=["planned", "kept"])
+def test_scope_is_the_touched_keys_and_every_member_of_their_components(spark, materialised):
+    """scope_of: the touched identifiers (a new one too, in no component yet) and all members of
+    the components any of them belongs to, each once; other components stay out. The same when its
+    intermediate sets are materialised (stitch passes Scratch.keep)."""
+    map_rows = [("user_id", "u1", "c1", 1), ("anonymous_id", "a1", "c1", 1), ("email", "e@x.com", "c1", 1),
+                ("user_id", "u2", "c2", 2), ("anonymous_id", "a2", "c2", 2),
+                ("user_id", "u3", "c3", 3), ("anonymous_id", "a3", "c3", 3)]
+    identity_map = spark.createDataFrame(map_rows, "identifier_type string, identifier_value string, "
+                                                   "customer_id string, component long")
+    touched_rows = [("anonymous_id", "a1"), ("anonymous_id", "a1"), ("anonymous_id", "new"), ("user_id", "u3")]
+    touched = spark.createDataFrame(touched_rows, KEY_SCHEMA)
+    components = {c for t, v, _, c in map_rows if (t, v) in touched_rows}
+    expected = sorted(set(touched_rows) | {(t, v) for t, v, _, c in map_rows if c in components})
+    keep = (lambda df, name: df.localCheckpoint(eager=True)) if materialised else stitch.kept_as_is
+    got = stitch.scope_of(touched, identity_map, keep=keep)
+    assert sorted(tuple(r) for r in got.collect()) == expected
+    assert len(expected) == 6
