@@ -456,6 +456,9 @@ def test_previous_id_later_seen_as_a_user_id_becomes_a_merge_of_two_user_ids(spa
                        ignore_row_order=True)
 
 
+KEY_SCHEMA = "identifier_type string, identifier_value string"
+
+
 def edge_evidence_rows(spark, ends: list[tuple[str, str, str, str]]):
     """silver/identity_edges rows of the given (a_type, a_value, b_type, b_value) ends, one
     observation each."""
@@ -473,17 +476,14 @@ def test_a_full_build_computes_the_edges_vertex_ids_as_the_lookup_gives_them(spa
                  ("anonymous_id", "a2", "email", "e@x.com"), ("email", "hub@x.com", "user_id", "u1"),
                  ("anonymous_id", "a2", "email", "hub@x.com")]
     edges = edge_evidence_rows(spark, edge_rows)
-    removed = spark.createDataFrame([("email", "hub@x.com")], "identifier_type string, identifier_value string")
+    removed = spark.createDataFrame([("email", "hub@x.com")], KEY_SCHEMA)
     ends = {(t, v) for a_t, a_v, b_t, b_v in edge_rows for t, v in ((a_t, a_v), (b_t, b_v))}
-    vertices = graph.assign_vertex_ids(spark.createDataFrame(sorted(ends), "identifier_type string, identifier_value string")
+    vertices = graph.assign_vertex_ids(spark.createDataFrame(sorted(ends), KEY_SCHEMA)
                                        .join(removed, ["identifier_type", "identifier_value"], "left_anti"))
     assert graph.vertex_ids_unsalted(vertices)
     got = stitch.with_hashed_vertex_ids(edges, removed)
     assert got.count() == 3
     assert_df_equality(got, stitch.with_vertex_ids(edges, vertices), ignore_row_order=True, ignore_nullable=True)
-
-
-KEY_SCHEMA = "identifier_type string, identifier_value string"
 
 
 def test_edges_touching_keeps_each_edge_with_an_end_among_the_keys_once(spark):
