@@ -18,6 +18,7 @@ from pyspark.sql.types import StringType
 
 from jobs.core import tables
 from jobs.core.errors import ConfigError
+from jobs.core.session import computed
 from jobs.identity.identifiers import EMAIL, normalize_email, sha256_email
 from jobs.segments.conditions import CUSTOMER_SOURCES, Inputs
 from jobs.segments.evaluate import set_changes
@@ -257,8 +258,10 @@ def run_exports(spark: SparkSession, wh: tables.Warehouse, inputs: Inputs, setti
     full_lists = full_list_names(settings, run_date, resend)
     members = wh.read(spark, tables.SEGMENT_MEMBERSHIP).filter(
         F.col("exited_on").isNull() & F.col("segment").isin(*[d.name for d in exported]))
-    candidates = export_candidates(members, inputs, settings.consent_values).withColumn(
-        "usable", F.coalesce(F.col("email").rlike(USABLE_EMAIL), F.lit(False)))
+    # read twice: by today's export log and by the counts of the members the files leave out
+    # (skipped_members, counted with the run's); computed once, not joined to the identity map twice
+    candidates = computed(export_candidates(members, inputs, settings.consent_values).withColumn(
+        "usable", F.coalesce(F.col("email").rlike(USABLE_EMAIL), F.lit(False))))
     labels = spark.createDataFrame(
         [(d.name, d.export.label, d.export.static, d.export.segment_from is not None, d.name in full_lists)
          for d in exported],
