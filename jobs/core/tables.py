@@ -58,6 +58,8 @@ INSERT, UPDATE, DELETE = "insert", "update", "delete"
 # The most rows (whole rows of the activity stream or its day rows, up to ~1 KB each) of a MERGE
 # source broadcast to the scan of the target: about 0.5 GB on the default 4 GB driver.
 MERGE_SOURCE_BROADCAST_MAX = 500_000
+# How many of a table's newest commits _commit_metrics reads first: more than one run writes to a table.
+RECENT_COMMITS = 16
 MERGE_COUNTS = {INSERT: "numTargetRowsInserted", UPDATE: "numTargetRowsUpdated", DELETE: "numTargetRowsDeleted"}
 # What `Warehouse.read` does with a table that does not exist: raise the InputError that names the
 # command writing it, or read it as empty with its spec's schema.
@@ -192,6 +194,13 @@ class Warehouse:
             writer = writer.partitionBy(*partition_by)
         writer.save(self.path(table))
 
+    def overwrite_counted(self, spark: SparkSession, df: DataFrame, table: str) -> int:
+        """overwrite(df, table); returns the rows written, as the commit recorded them (the table is
+        not read again to count them)."""
+        version = self.version(spark, table)
+        self.overwrite(df, table)
+        return self.operation_metrics_since(spark, table, version).get("numOutputRows", 0)
+
     def append(self, df: DataFrame, table: str, *, partition_by: list[str] | None = None,
                options: dict[str, str] | None = None) -> None:
         """Append rows. Table properties belong to the table's spec (`create`), not to a write;
@@ -254,12 +263,18 @@ class Warehouse:
         return self.delta(spark, table).history(1).first()["version"]
 
     def _commit_metrics(self, spark: SparkSession, table: str, version: int) -> list[tuple[str, dict[str, int]]]:
-        """(operation, row counts) of each commit after `version`, as Delta recorded them."""
-        history = self.delta(spark, table).history().filter(f"version > {version}")
-        history = history.select("operation", "operationMetrics")
+        """(operation, row counts) of each commit after `version`, as Delta recorded them.
+
+        Delta's history reads one commit file per entry, so only the newest RECENT_COMMITS are read
+        (a table written every night for years has a file per night); all of them only when the
+        commits after `version` are more than that."""
+        delta = self.delta(spark, table)
+        history = delta.history(RECENT_COMMITS).select("version", "operation", "operationMetrics").collect()
+        if len(history) == RECENT_COMMITS and min(row["version"] for row in history) > version + 1:
+            history = delta.history().select("version", "operation", "operationMetrics").collect()
         return [  # one row per commit of this run: a handful
             (row["operation"], {k: int(v) for k, v in (row["operationMetrics"] or {}).items() if str(v).isdigit()})
-            for row in history.collect()
+            for row in history if row["version"] > version
         ]
 
     def operation_metrics_since(self, spark: SparkSession, table: str, version: int) -> dict[str, int]:

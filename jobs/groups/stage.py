@@ -184,9 +184,7 @@ def write_groups(spark: SparkSession, wh, groups: DataFrame, history: DataFrame)
     counts = {}
     for name, df, table in (("groups", groups, tables.GROUPS), ("group_members", current_members(history), tables.GROUP_MEMBERS),
                             ("membership_stints", history, tables.GROUP_MEMBERSHIP_HISTORY)):
-        version = wh.version(spark, table)
-        wh.overwrite(df.select(*SPECS[table].columns), table)
-        counts[name] = wh.operation_metrics_since(spark, table, version).get("numOutputRows", 0)
+        counts[name] = wh.overwrite_counted(spark, df.select(*SPECS[table].columns), table)
     return counts
 
 

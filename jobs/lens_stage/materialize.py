@@ -45,12 +45,12 @@ def run(ctx: JobContext, params: RunParams, names: tuple[str, ...] = ()) -> Stag
     def write(item, query) -> int:
         table = tables.lens_table(item.name)
         try:
-            ctx.warehouse.overwrite(run_compiled(ctx.spark, query, catalog), table)
+            # the rows as the commit recorded them: the table is not read back to count them
+            return ctx.warehouse.overwrite_counted(ctx.spark, run_compiled(ctx.spark, query, catalog), table)
         except LensError as exc:
             raise LensError(f"lens.materialize {item.name}: {exc}") from None
         except QUERY_ERRORS as exc:
             raise LensError(f"lens.materialize {item.name}: {query_error(exc)}") from None
-        return ctx.warehouse.row_count(ctx.spark, table)
 
     rows = sum(concurrently(ctx.spark, [functools.partial(write, item, query) for item, query in zip(items, compiled)],
                             ctx.config.spark.concurrent_jobs))

@@ -297,17 +297,14 @@ def run(ctx: JobContext, params: RunParams) -> StageResult:
     def customer_traits() -> int:
         daily = wh.read(spark, tables.ACTIVITY_DAILY)
         customers = wh.read(spark, tables.SILVER_CUSTOMERS)
-        version = wh.version(spark, tables.TRAITS)
-        wh.overwrite(compute_traits(stream, customers, settings, ctx.run_date, daily), tables.TRAITS)
-        return wh.operation_metrics_since(spark, tables.TRAITS, version).get("numOutputRows", 0)
+        return wh.overwrite_counted(spark, compute_traits(stream, customers, settings, ctx.run_date, daily), tables.TRAITS)
 
     def group_traits() -> int:
         # written even with no group traits (group_id alone), so segments never read earlier runs' columns
         groups = wh.read(spark, tables.GROUPS, missing="empty")
         members = wh.read(spark, tables.GROUP_MEMBERS, missing="empty")
-        version = wh.version(spark, tables.GROUP_TRAITS)
-        wh.overwrite(compute_group_traits(stream, groups, members, settings.group, ctx.run_date), tables.GROUP_TRAITS)
-        return wh.operation_metrics_since(spark, tables.GROUP_TRAITS, version).get("numOutputRows", 0)
+        return wh.overwrite_counted(spark, compute_group_traits(stream, groups, members, settings.group, ctx.run_date),
+                                    tables.GROUP_TRAITS)
 
     # two tables, neither read by the other's write: both at once (spark.concurrent_jobs)
     rows, group_rows = concurrently(spark, [customer_traits, group_traits], ctx.config.spark.concurrent_jobs)

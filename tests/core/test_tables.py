@@ -265,3 +265,29 @@ def test_apply_changes_appends_inserts_merges_updates_and_deletes_and_counts_the
     wh.apply_changes(spark, KEYED, changes.limit(0))
     assert wh.version(spark, KEYED.name) == version
     assert wh.change_counts_since(spark, KEYED.name, version) == {"insert": 0, "update": 0, "delete": 0}
+
+
+def test_commit_metrics_add_up_every_commit_after_a_version_beyond_the_recent_ones(spark, warehouse_dir, monkeypatch):
+    # two recent commits are read first: counts since an older version read the whole history
+    monkeypatch.setattr(tables, "RECENT_COMMITS", 2)
+    wh = Warehouse(warehouse_dir)
+    wh.create(spark, KEYED)  # version 0
+    for i in range(1, 6):  # versions 1..5 append i rows each
+        wh.append(spark.createDataFrame([(f"{i}-{j}", j, "x") for j in range(i)], KEYED.schema), KEYED.name)
+
+    assert wh.operation_metrics_since(spark, KEYED.name, 0)["numOutputRows"] == 1 + 2 + 3 + 4 + 5
+    assert wh.operation_metrics_since(spark, KEYED.name, 2)["numOutputRows"] == 3 + 4 + 5
+    assert wh.operation_metrics_since(spark, KEYED.name, 3)["numOutputRows"] == 4 + 5  # the recent two
+    assert wh.operation_metrics_since(spark, KEYED.name, 5) == {}
+    assert wh.change_counts_since(spark, KEYED.name, 1) == {"insert": 2 + 3 + 4 + 5, "update": 0, "delete": 0}
+
+
+def test_overwrite_counted_returns_the_rows_it_wrote(spark, warehouse_dir):
+    wh = Warehouse(warehouse_dir)
+    rows = spark.createDataFrame([("a", 1, "x"), ("b", 2, "y"), ("c", 3, "z")], KEYED.schema)
+
+    assert wh.overwrite_counted(spark, rows, KEYED.name) == 3  # a new table
+    assert wh.overwrite_counted(spark, rows.limit(2), KEYED.name) == 2
+    assert_df_equality(wh.read(spark, KEYED.name), rows.limit(2), ignore_row_order=True)
+    assert wh.overwrite_counted(spark, rows.limit(0), KEYED.name) == 0
+    assert wh.read(spark, KEYED.name).count() == 0
