@@ -81,13 +81,11 @@ def _stamp(spark, wh: tables.Warehouse, stream_version: int) -> None:
 
 def rebuild_daily(spark, wh: tables.Warehouse) -> dict:
     """Write silver/activity_daily from the whole stream."""
-    version = wh.version(spark, tables.ACTIVITY_DAILY)
     stream_version = wh.version(spark, tables.ACTIVITY_STREAM)
-    wh.overwrite(build_daily(wh.read(spark, tables.ACTIVITY_STREAM)), tables.ACTIVITY_DAILY)
+    written = wh.overwrite_counted(spark, build_daily(wh.read(spark, tables.ACTIVITY_STREAM)), tables.ACTIVITY_DAILY)
     wh.ensure_properties(spark, tables.ACTIVITY_DAILY)
     _stamp(spark, wh, stream_version)
-    written = wh.operation_metrics_since(spark, tables.ACTIVITY_DAILY, version)
-    return {"daily": "rebuilt", "daily_rows": written.get("numOutputRows", 0)}
+    return {"daily": "rebuilt", "daily_rows": written}
 
 
 def refresh_source(spark, wh: tables.Warehouse, rows: DataFrame, entity_ids: DataFrame) -> DataFrame:

@@ -374,11 +374,11 @@ MERGE_METRICS = {
 }
 
 
-def _full_build(spark, wh, bronze, identity_map, members, settings, version, phone_region) -> dict:
-    wh.overwrite(build_stream(bronze, identity_map, members, settings, phone_region), tables.ACTIVITY_STREAM)
+def _full_build(spark, wh, bronze, identity_map, members, settings, phone_region) -> dict:
+    written = wh.overwrite_counted(spark, build_stream(bronze, identity_map, members, settings, phone_region),
+                                   tables.ACTIVITY_STREAM)
     wh.ensure_properties(spark, tables.ACTIVITY_STREAM)  # deletion vectors, for the next night's MERGE
-    written = wh.operation_metrics_since(spark, tables.ACTIVITY_STREAM, version)
-    return {"mode": "full", "activities": written.get("numOutputRows", 0)}
+    return {"mode": "full", "activities": written}
 
 
 def _merge(spark, wh, stream, new_events, identity_map, members, run_date, version, daily_in_step: bool,
@@ -442,7 +442,7 @@ def run(ctx: JobContext, params: RunParams) -> StageResult:
             full = True
             notes.append(f"rebuilt: {new_count:,} new activities against {stream_rows:,} rows in the stream")
     if full:
-        metrics = _full_build(spark, wh, bronze, identity_map, members, settings, version, phone_region)
+        metrics = _full_build(spark, wh, bronze, identity_map, members, settings, phone_region)
         clock.done("stream_write")
         metrics.update(daily.rebuild_daily(spark, wh))
         clock.done("daily_write")
