@@ -58,7 +58,8 @@ INSERT, UPDATE, DELETE = "insert", "update", "delete"
 # The most rows (whole rows of the activity stream or its day rows, up to ~1 KB each) of a MERGE
 # source broadcast to the scan of the target: about 0.5 GB on the default 4 GB driver.
 MERGE_SOURCE_BROADCAST_MAX = 500_000
-# How many of a table's newest commits _commit_metrics reads first: more than one run writes to a table.
+# How many of a table's newest commits _commit_metrics reads first: more than one run ever commits to
+# one table (a MERGE and an append, a property), so the whole history is read only for a table changed since.
 RECENT_COMMITS = 16
 MERGE_COUNTS = {INSERT: "numTargetRowsInserted", UPDATE: "numTargetRowsUpdated", DELETE: "numTargetRowsDeleted"}
 # What `Warehouse.read` does with a table that does not exist: raise the InputError that names the
