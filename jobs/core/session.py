@@ -77,6 +77,7 @@ def literal_rows(spark: SparkSession, schema: StructType, rows: list[tuple]) -> 
 
 
 # Settings every c360 session needs; config can override any of them via spark.conf.
+LISTING_PARALLELISM = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
 BASE_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -229,6 +230,10 @@ def build_spark(settings: SparkSettings, *, extra_conf: dict[str, str] | None = 
         builder = builder.master(settings.master)
     conf = dict(BASE_CONF)
     conf["spark.sql.shuffle.partitions"] = str(settings.shuffle_partitions)
+    # Delta's VACUUM lists a table's files in this many tasks, whatever the table's size: Spark's
+    # default of 10,000 made `c360 maintain` spend 30-40 s on each table of a one-event warehouse
+    # (121 s for three; 33 s with 4). The shuffle's width suits a listing on any machine.
+    conf[LISTING_PARALLELISM] = str(settings.shuffle_partitions)
     log_file = os.environ.get(LOG_FILE_ENV)
     log4j_config = packaged_file(LOG4J_CONFIG_NAME)
     if under_spark_submit():

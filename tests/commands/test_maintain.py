@@ -63,6 +63,22 @@ def test_maintain_compacts_zorders_and_keeps_rows_and_readable_versions(spark, m
     assert [r.operationParameters["zOrderBy"] for r in optimize] == ['["customer_id"]']
 
 
+def test_vacuum_lists_files_in_as_many_tasks_as_the_shuffle_has_partitions(spark, make_ctx):
+    """Not Spark's default of 10,000 tasks, which made `c360 maintain` take 30-40 s a table however
+    small (jobs.core.session.LISTING_PARALLELISM)."""
+    ctx = make_ctx()
+    ctx.warehouse.append(spark.createDataFrame(_map_rows(0, 3), SPECS[tables.IDENTITY_MAP].schema), tables.IDENTITY_MAP)
+    tracker, group = spark.sparkContext.statusTracker(), "test-maintain-vacuum"
+    spark.sparkContext.setJobGroup(group, "c360 maintain, its tasks counted")
+    try:
+        maintain(ctx)
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    stages = [stage for job in tracker.getJobIdsForGroup(group) for stage in tracker.getJobInfo(job).stageIds]
+    tasks = [tracker.getStageInfo(stage).numTasks for stage in stages if tracker.getStageInfo(stage)]
+    assert tasks and max(tasks) <= int(spark.conf.get("spark.sql.shuffle.partitions")), tasks
+
+
 def test_a_retention_shorter_than_seven_days_is_refused_naming_the_key(tmp_path):
     with pytest.raises(ValueError, match=r"'maintain.vacuum_retain_hours' must be at least 168"):
         MaintainSettings(vacuum_retain_hours=24).validate("maintain")
