@@ -50,12 +50,13 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs.core.session import persistent_rdd_ids, release_persisted_since, session_conf
-from jobs.identity.settings import DEFAULT_LOCAL_THRESHOLD, DEFAULT_MAX_ROUNDS, DEFAULT_PARTITION_EDGES
+from jobs.identity.settings import (
+    CHECKPOINT_MODES,
+    DEFAULT_LOCAL_THRESHOLD,
+    DEFAULT_MAX_ROUNDS,
+    DEFAULT_PARTITION_EDGES,
+)
 
-# How rounds are materialised: "local" = Dataset.localCheckpoint (executor storage; measured ~1.6x
-# faster end to end on the 1M-edge bench graph) or "parquet" = written under checkpoint_dir and
-# read back (survives executor loss: prefer it on clusters with preemptible executors).
-CHECKPOINT_MODES = ("local", "parquet")
 
 # Rows a Python worker hands back to Spark at a time (bounds the Arrow batches of a round).
 ARROW_BATCH_ROWS = 1 << 20

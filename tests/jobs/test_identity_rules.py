@@ -49,6 +49,7 @@ def test_rank_column_follows_the_priority(spark):
         ({"survivorship": {"shoe_size": "oldest"}}, "'identity.survivorship.shoe_size' is not a customer column"),
         ({"default_phone_region": "XX"}, "'identity.default_phone_region' must be an ISO 3166 region code"),
         ({"alias_previous_type": "user_id"}, "unknown key 'identity.alias_previous_type'"),
+        ({"checkpoints": "disk"}, "'identity.checkpoints' must be one of local, parquet, not 'disk'"),
     ],
 )
 def test_bad_identity_config_names_file_and_key(data, message):

@@ -226,13 +226,16 @@ def test_full_rebuild_equals_incremental(runs):
     assert_df_equality(runs[f"full:{tables.IDENTITY_MAP}"], runs[f"next:{tables.IDENTITY_MAP}"], ignore_row_order=True)
 
 
-def test_distributed_components_stitch_the_same_as_the_driver(spark, tmp_path_factory, runs):
+def test_distributed_components_and_parquet_checkpoints_stitch_the_same_as_the_driver(spark, tmp_path_factory, runs):
     """The same two nights with every connected-components run forced onto the distributed path,
-    in two-edge buckets (several buckets and rounds even on these few edges): every table equal."""
-    out, _ = _two_nights(spark, tmp_path_factory.mktemp("stitch_distributed") / "warehouse",
-                         local_threshold=0, partition_edges=2)
+    in two-edge buckets (several buckets and rounds even on these few edges), and every intermediate
+    result and round kept as Parquet files (identity.checkpoints, the cluster config's choice)
+    instead of local checkpoints: every table equal, and the files gone after each run."""
+    root = tmp_path_factory.mktemp("stitch_distributed") / "warehouse"
+    out, _ = _two_nights(spark, root, local_threshold=0, partition_edges=2, checkpoints="parquet")
     assert out["next:result"].metrics["components_path"] == "distributed"
     assert out["next:result"].metrics["components_rounds"] > 0
+    assert list((root / "_checkpoints").iterdir()) == []
     for label in ("day", "next"):
         for table in SNAPSHOT_TABLES:
             assert_df_equality(out[f"{label}:{table}"], runs[f"{label}:{table}"], ignore_row_order=True)
