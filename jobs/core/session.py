@@ -76,8 +76,9 @@ def literal_rows(spark: SparkSession, schema: StructType, rows: list[tuple]) -> 
     return spark.range(1).select(F.inline(F.array(*structs))).select(*schema.fieldNames())
 
 
-# Settings every c360 session needs; config can override any of them via spark.conf.
+# The tasks a parallel file listing takes (build_spark sets it).
 LISTING_PARALLELISM = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
+# Settings every c360 session needs; config can override any of them via spark.conf.
 BASE_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",

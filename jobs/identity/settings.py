@@ -86,9 +86,7 @@ class IdentitySettings:
     max_rounds: int = DEFAULT_MAX_ROUNDS
     # Distributed path: edges a contraction round gives one bucket (one Python worker) at most.
     partition_edges: int = DEFAULT_PARTITION_EDGES
-    # How stitch keeps its intermediate results and the graph's rounds (CHECKPOINT_MODES): "local"
-    # in executor storage, spilling to disk; "parquet" as files under the warehouse's _checkpoints,
-    # which survive the loss of an executor (preemptible clusters).
+    # How stitch keeps its intermediate results and the graph's rounds (one of CHECKPOINT_MODES).
     checkpoints: str = "local"
     # `c360 identity explain` collects one customer's evidence to the driver up to this size.
     explain_max_identifiers: int = 50_000

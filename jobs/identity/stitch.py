@@ -103,7 +103,7 @@ class Scratch:
     deleted at the end of the run. A night's stitch keeps about 35 of them; on a small night each
     Parquet copy cost about 0.3 s to write and read back, a local one about 0.1 s."""
 
-    def __init__(self, spark: SparkSession, root: str, mode: str = "local"):
+    def __init__(self, spark: SparkSession, root: str, mode: str):
         self.spark, self.root, self.mode = spark, root, mode
 
     def keep(self, df: DataFrame, name: str) -> DataFrame:
