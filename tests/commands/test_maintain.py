@@ -14,6 +14,7 @@ from jobs.core import tables
 from jobs.core.catalog import SPECS
 from jobs.core.config import MaintainSettings, load_config
 from jobs.core.errors import ConfigError
+from jobs.core.session import job_group
 from tests.jobs.test_cli import c360, one_event_input
 
 
@@ -69,11 +70,8 @@ def test_vacuum_lists_files_in_as_many_tasks_as_the_shuffle_has_partitions(spark
     ctx = make_ctx()
     ctx.warehouse.append(spark.createDataFrame(_map_rows(0, 3), SPECS[tables.IDENTITY_MAP].schema), tables.IDENTITY_MAP)
     tracker, group = spark.sparkContext.statusTracker(), "test-maintain-vacuum"
-    spark.sparkContext.setJobGroup(group, "c360 maintain, its tasks counted")
-    try:
+    with job_group(spark, group, "c360 maintain, its tasks counted"):
         maintain(ctx)
-    finally:
-        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
     stages = [stage for job in tracker.getJobIdsForGroup(group) for stage in tracker.getJobInfo(job).stageIds]
     tasks = [tracker.getStageInfo(stage).numTasks for stage in stages if tracker.getStageInfo(stage)]
     assert tasks and max(tasks) <= int(spark.conf.get("spark.sql.shuffle.partitions")), tasks
