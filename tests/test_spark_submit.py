@@ -185,11 +185,12 @@ def cluster_config_for_tests(path: Path) -> Path:
 
 def what_the_tables_follow(config) -> dict:
     """A config's settings but those of where and how Spark runs: the warehouse, `spark:`, and
-    identity.local_threshold and partition_edges (where and in what pieces the components are
-    computed, not what they are)."""
+    identity.local_threshold, partition_edges and checkpoints (where and in what pieces the
+    components are computed and where stitch keeps its intermediate results, not what they are)."""
     data = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("warehouse", "spark", "source")}
     data["identity"].pop("local_threshold")
     data["identity"].pop("partition_edges")
+    data["identity"].pop("checkpoints")
     return data
 
 
