@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,13 +53,39 @@ def computed(df: DataFrame) -> DataFrame:
     cached). It is cached first and checkpointed from the cache, so the checkpoint's statistics
     are its real size, and a small one is broadcast by later joins (a checkpoint of the plan itself
     keeps the plan's estimate: a scan's size however few rows a filter keeps)."""
-    cached = df.persist(StorageLevel.MEMORY_AND_DISK)
+    with cached(df) as rows:
+        return checkpointed(rows)
+
+
+@contextmanager
+def cached(df: DataFrame) -> Iterator[DataFrame]:
+    """`df` persisted and computed (counted) for the block, unpersisted after it."""
+    rows = df.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        cached.count()
-        # a new Dataset over the cached one: its plan reads the cache and knows its size
-        return cached.select("*").localCheckpoint(eager=True)
+        rows.count()
+        yield rows
     finally:
-        cached.unpersist()
+        rows.unpersist()
+
+
+def checkpointed(rows: DataFrame) -> DataFrame:
+    """A local checkpoint of a frame `cached` holds: a new Dataset over the cached one, so its plan
+    reads the cache and knows its real size."""
+    return rows.select("*").localCheckpoint(eager=True)
+
+
+def cached_bytes(rows: DataFrame) -> int:
+    """The size of a frame `cached` holds, as Spark measured it while caching (compressed columns)."""
+    return int(rows.select("*")._jdf.queryExecution().optimizedPlan().stats().sizeInBytes())
+
+
+def storage_memory_bytes(spark: SparkSession) -> int:
+    """The memory Spark's executors have for cached blocks, summed: the driver's in local mode, the
+    executors' (not the driver's) on a cluster."""
+    infos = list(spark.sparkContext._jsc.sc().statusTracker().getExecutorInfos())
+    driver_host = spark.sparkContext.getConf().get("spark.driver.host", "")
+    executors = [i for i in infos if i.host() != driver_host] if len(infos) > 1 else infos
+    return sum(i.totalOnHeapStorageMemory() for i in executors)
 
 
 def literal_row(spark: SparkSession, schema: StructType, values: tuple) -> DataFrame:

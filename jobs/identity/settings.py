@@ -34,7 +34,9 @@ DEFAULT_MAX_ROUNDS = 200
 # hands to scipy at once (about 0.6 GB at 4M edges; bench B1). More per bucket, fewer rounds.
 DEFAULT_PARTITION_EDGES = 4_000_000
 # How stitch materialises intermediate results and graph rounds: "local" = Dataset.localCheckpoint
-# (executor storage, spilling to disk; measured ~1.6x faster end to end on the 1M-edge bench graph)
+# (executor storage, spilling to disk; measured ~1.6x faster end to end on the 1M-edge bench graph;
+# a night whose intermediate results outgrow a share of that storage writes them as files,
+# jobs.identity.stitch.Scratch)
 # or "parquet" = written under the checkpoint folder and read back (survives executor loss: prefer
 # it on clusters with preemptible executors).
 CHECKPOINT_MODES = ("local", "parquet")

@@ -241,6 +241,33 @@ def test_distributed_components_and_parquet_checkpoints_stitch_the_same_as_the_d
             assert_df_equality(out[f"{label}:{table}"], runs[f"{label}:{table}"], ignore_row_order=True)
 
 
+def test_scratch_keeps_frames_locally_within_its_budget_and_writes_the_rest_as_files(spark, tmp_path):
+    """identity.checkpoints local: a frame that fits the budget stays in executor storage (no
+    file); the first that would overflow it is written as Parquet under the scratch root (as at
+    bench scale L, where keeping every frame locally spilled the block manager), and so is every
+    later one, however small; all read back whole, and delete() removes the files."""
+    from jobs.core.session import cached, cached_bytes
+
+    first = spark.createDataFrame([(i, f"id-{i}") for i in range(50)], "n long, id string")
+    second = spark.createDataFrame([(i, f"other-{i}") for i in range(50, 80)], "n long, id string")
+    with cached(first) as rows:
+        first_bytes = cached_bytes(rows)
+    root = tmp_path / "scratch"
+    scratch = stitch.Scratch(spark, str(root), "local")
+    assert scratch.local_budget > 0
+    scratch.local_budget = first_bytes  # room for the first frame and nothing more
+    kept_first = scratch.keep(first, "first")
+    kept_second = scratch.keep(second, "second")
+    kept_third = scratch.keep(first.where("n = 0"), "third")
+    assert (scratch.local_bytes, scratch.written) == (first_bytes, ["second", "third"])
+    assert sorted(p.name for p in root.iterdir()) == ["second", "third"]
+    assert_df_equality(kept_first, first, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(kept_second, second, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(kept_third, first.where("n = 0"), ignore_row_order=True, ignore_nullable=True)
+    scratch.delete()
+    assert not root.exists()
+
+
 def test_identity_map_has_each_surviving_identifier_once(runs):
     identity_map = runs[f"next:{tables.IDENTITY_MAP}"]
     assert identity_map.count() == identity_map.select("identifier_type", "identifier_value").distinct().count()
