@@ -80,12 +80,10 @@ def cached_bytes(rows: DataFrame) -> int:
 
 
 def storage_memory_bytes(spark: SparkSession) -> int:
-    """The memory Spark's executors have for cached blocks, summed: the driver's in local mode, the
-    executors' (not the driver's) on a cluster."""
-    infos = list(spark.sparkContext._jsc.sc().statusTracker().getExecutorInfos())
-    driver_host = spark.sparkContext.getConf().get("spark.driver.host", "")
-    executors = [i for i in infos if i.host() != driver_host] if len(infos) > 1 else infos
-    return sum(i.totalOnHeapStorageMemory() for i in executors)
+    """The memory Spark has for cached blocks, summed over the driver and the executors (local
+    mode: the driver's alone; on a cluster the driver's share is small, and telling it apart needs
+    executor ids, which Spark's status tracker does not give)."""
+    return sum(i.totalOnHeapStorageMemory() for i in spark.sparkContext._jsc.sc().statusTracker().getExecutorInfos())
 
 
 def literal_row(spark: SparkSession, schema: StructType, values: tuple) -> DataFrame:
