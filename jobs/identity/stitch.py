@@ -96,7 +96,7 @@ PROFILE_CALLS_SPEC = SPECS[tables.PROFILE_CALLS]
 # ----------------------------------------------------------------------------------------------
 
 
-# The share of the executors' storage memory stitch's local checkpoints may fill, measured as
+# The share of Spark's storage memory (jobs.core.session.storage_memory_bytes) stitch's local checkpoints may fill, measured as
 # Spark's cached size of each frame (compressed columns; the checkpoint's rows take more). The
 # scratch frames stay until the stage ends, so at bench scale L (4 GB driver) keeping them all
 # filled the block manager and spilled to disk: a full stitch's steps after the phones took 525 s
@@ -107,8 +107,8 @@ LOCAL_SCRATCH_SHARE = 0.25
 class Scratch:
     """Per-run scratch space: materialises intermediate results so each is computed once and lineage
     stays short. `mode` is identity.checkpoints: "parquet" writes them as Parquet files under
-    `root`, deleted at the end of the run; "local" keeps them in executor storage
-    (jobs.core.session.computed: released when the stage ends) while they fit in
+    `root`, deleted at the end of the run; "local" keeps them in executor storage as local
+    checkpoints (jobs.core.session.checkpointed: released when the stage ends) while they fit in
     LOCAL_SCRATCH_SHARE of it. The first that does not is written as files, and so is every later
     one, straight from its plan: a night that big has more such frames coming, and caching a large
     frame to learn its size before writing it costs a second pass over it. A night's stitch keeps
